@@ -1,0 +1,226 @@
+"""The one training loop every head uses: AdamW/Adam, warm-up, clipping, seeded, tqdm, best-by-metric, resume.
+
+A head provides ``model(batch) -> outputs`` and ``criterion(outputs, batch) -> {"loss": scalar, ...}``; an
+``evaluate(model) -> {metric: value}`` callable scores it on validation data with the benchmark's own metric.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 32  # samples per optimisation step
+    lr: float = 1e-3  # peak learning rate (after warm-up)
+    weight_decay: float = 0.01  # decoupled for AdamW, L2 for Adam
+    optimizer: str = "adamw"  # "adamw" | "adam"
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
+    schedule: str = "constant"  # after warm-up: "constant" | "cosine" (to 0 at the end) | "step"
+    step_milestones: tuple = ()  # epochs at which "step" multiplies the lr by step_gamma
+    step_gamma: float = 0.1  # factor of the "step" schedule
+    grad_clip: float = 1.0  # max global grad norm; <= 0 disables clipping
+    eval_every: int = 1  # evaluate every this many epochs (and always after the last)
+    seed: int = 0  # fixes init, shuffling and dropout: same seed, same result on CPU
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    num_workers: int = 0  # DataLoader workers (features are in memory already; 0 is usually fastest)
+    progress: bool = True  # tqdm bars
+
+
+@dataclass
+class FitResult:
+    best_metric: float | None  # best value of the selection metric (None without evaluate)
+    best_epoch: int  # epoch (1-based) of the best checkpoint
+    history: list[dict] = field(default_factory=list)  # per epoch: train losses + eval metrics
+    best_path: str | None = None
+    last_path: str | None = None
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a generator for DataLoader shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+    return torch.device(spec)
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Recursively move tensors in dicts/lists/tuples to ``device`` (other values pass through)."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, cfg.epochs * steps_per_epoch)
+
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine":
+            t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+        if cfg.schedule == "step":
+            epoch = step // max(1, steps_per_epoch)
+            return cfg.step_gamma ** sum(epoch >= m for m in cfg.step_milestones)
+        return 1.0
+
+    if cfg.schedule not in ("constant", "cosine", "step"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine or step")
+    return f
+
+
+def _save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint under the real name
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "loader": gen.get_state()}
+
+
+def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["loader"])
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None) -> dict:
+    """Read a checkpoint written by :func:`fit`; load its weights into ``model`` when given."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if model is not None:
+        model.load_state_dict(ckpt["model"])
+    return ckpt
+
+
+def fit(model: torch.nn.Module, criterion: Callable, train_set: Dataset, collate_fn: Callable | None,
+        cfg: TrainConfig, evaluate: Callable[[torch.nn.Module], dict] | None = None, metric: str | None = None,
+        mode: str = "max", out_dir: str | os.PathLike | None = None, resume: bool = True,
+        checkpoint_extra: dict | None = None) -> FitResult:
+    """Train ``model`` on ``train_set``; keep the best epoch by ``metric`` of ``evaluate``; resume from out_dir.
+
+    On return the model holds the best weights (the last ones when there is no ``evaluate``).
+    """
+    if len(train_set) == 0:
+        raise ValueError("empty training set")
+    if evaluate is not None and metric is None:
+        raise ValueError("fit(): give the metric name that selects the best checkpoint")
+    sign = 1.0 if mode == "max" else -1.0
+    gen = seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    if isinstance(criterion, torch.nn.Module):
+        criterion.to(device)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_fn,
+                        generator=gen, num_workers=cfg.num_workers, drop_last=False)
+    params = [p for p in list(model.parameters()) + list(getattr(criterion, "parameters", lambda: [])())
+              if p.requires_grad]
+    opt_cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}.get(cfg.optimizer)
+    if opt_cls is None:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adamw or adam")
+    opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, len(loader)))
+
+    out = Path(out_dir) if out_dir is not None else None
+    best, best_epoch, history, start = None, 0, [], 1
+    best_state = None
+    extra = {"train_config": dataclasses.asdict(cfg), **(checkpoint_extra or {})}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        last = out / "last.pt"
+        if resume and last.exists():
+            ck = load_checkpoint(last, model)
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            if isinstance(criterion, torch.nn.Module) and "criterion" in ck:
+                criterion.load_state_dict(ck["criterion"])
+            _set_rng_state(ck["rng"], gen)
+            best, best_epoch, history, start = ck["best"], ck["best_epoch"], ck["history"], ck["epoch"] + 1
+            if cfg.progress:
+                print(f"resuming {out} from epoch {ck['epoch']} (best {metric}={best})")
+
+    for epoch in range(start, cfg.epochs + 1):
+        model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for batch in bar:
+            batch = move_to(batch, device)
+            losses = criterion(model(batch), batch)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch}: {float(loss)}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            n += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
+            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}")
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], **{f"train_{k}": v / n for k, v in sums.items()}}
+        if evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            model.eval()
+            with torch.no_grad():
+                metrics = evaluate(model)
+            row.update(metrics)
+            if metric not in metrics:
+                raise KeyError(f"evaluate() returned no {metric!r}; it returned {sorted(metrics)}")
+            value = float(metrics[metric])
+            if best is None or sign * value > sign * best:
+                best, best_epoch = value, epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if out is not None:
+                    _save({"model": best_state, "epoch": epoch, "metric": metric, "value": value, **extra},
+                          out / "best.pt")
+        history.append(row)
+        if cfg.progress:
+            shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+            tqdm.write(f"epoch {epoch}: {shown}")
+        if out is not None:
+            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                   "criterion": criterion.state_dict() if isinstance(criterion, torch.nn.Module) else {},
+                   "rng": _rng_state(gen), "epoch": epoch, "best": best, "best_epoch": best_epoch,
+                   "history": history, **extra}, out / "last.pt")
+            (out / "history.json").write_text(json.dumps(history, indent=1, default=float))
+
+    if evaluate is None and out is not None:
+        _save({"model": model.state_dict(), "epoch": cfg.epochs, **extra}, out / "best.pt")
+    elif best_state is not None:
+        model.load_state_dict(best_state)
+    elif out is not None and (out / "best.pt").exists():
+        load_checkpoint(out / "best.pt", model)  # resumed after the last epoch: best is on disk
+    return FitResult(best, best_epoch or cfg.epochs, history,
+                     str(out / "best.pt") if out is not None else None,
+                     str(out / "last.pt") if out is not None else None)

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from egoflow.heads.train import TrainConfig, fit, load_checkpoint
+
+
+class Reg(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                                       torch.nn.Linear(16, 1))
+
+    def forward(self, batch):
+        return {"y": self.net(batch[0]).squeeze(-1)}
+
+
+def crit(out, batch):
+    return {"loss": torch.nn.functional.mse_loss(out["y"], batch[1])}
+
+
+def data(n=64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    return TensorDataset(x, x @ torch.tensor([1.0, -2.0, 0.5, 3.0]))
+
+
+def evaluate_fn(ds):
+    def ev(model):
+        x, y = ds.tensors
+        return {"mse": float(torch.nn.functional.mse_loss(model((x, y))["y"], y))}
+    return ev
+
+
+class Killed(Exception):
+    pass
+
+
+def run(tmp, epochs=6, seed=0, kill_after=None):
+    torch.manual_seed(seed)
+    model = Reg()
+    cfg = TrainConfig(epochs=epochs, batch_size=8, lr=5e-2, warmup_steps=4, schedule="cosine", seed=seed,
+                      device="cpu", progress=False)
+    ds = data()
+    calls = []
+
+    def ev(m):
+        if kill_after is not None and len(calls) == kill_after:
+            raise Killed  # dies during epoch kill_after + 1, before its checkpoint
+        calls.append(1)
+        return evaluate_fn(ds)(m)
+
+    res = fit(model, crit, ds, None, cfg, evaluate=ev, metric="mse", mode="min", out_dir=tmp)
+    return model, res
+
+
+def test_loss_decreases_and_best_is_kept(tmp_path):
+    model, res = run(tmp_path / "a")
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < 0.5 * losses[0]
+    best = min(h["mse"] for h in res.history)
+    assert res.best_metric == pytest.approx(best)
+    ck = load_checkpoint(res.best_path)
+    assert ck["value"] == pytest.approx(best) and ck["metric"] == "mse"
+    assert ck["train_config"]["seed"] == 0
+    # the returned model holds the best weights
+    assert evaluate_fn(data())(model.eval())["mse"] == pytest.approx(best, rel=1e-5)
+    assert len(json.loads((tmp_path / "a" / "history.json").read_text())) == 6
+
+
+def test_same_seed_same_result_different_seed_differs(tmp_path):
+    _, a = run(tmp_path / "a")
+    _, b = run(tmp_path / "b")
+    _, c = run(tmp_path / "c", seed=1)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in c.history]
+
+
+def test_resume_matches_uninterrupted(tmp_path):
+    _, full = run(tmp_path / "full", epochs=6)
+    with pytest.raises(Killed):
+        run(tmp_path / "part", kill_after=3)  # killed in epoch 4 ...
+    _, resumed = run(tmp_path / "part")  # ... and started again
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
+    assert resumed.best_metric == pytest.approx(full.best_metric)
+
+
+def test_warmup_then_step_schedule(tmp_path):
+    model = Reg()
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1.0, warmup_steps=2, schedule="step", step_milestones=(2,),
+                      step_gamma=0.1, optimizer="adam", device="cpu", progress=False)
+    res = fit(model, crit, data(), None, cfg, out_dir=None)
+    lrs = [h["lr"] for h in res.history]  # lr after each epoch's last step (4 steps per epoch)
+    assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.1])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="empty"):
+        fit(Reg(), crit, TensorDataset(torch.zeros(0, 4), torch.zeros(0)), None, TrainConfig(progress=False))
+    with pytest.raises(ValueError, match="metric"):
+        fit(Reg(), crit, data(), None, TrainConfig(progress=False), evaluate=lambda m: {})
