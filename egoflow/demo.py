@@ -62,11 +62,12 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     _say("[2/5] extracting frame features ...")
     encoder = create_encoder(model, pretrained, device=device)
     store_url = str(out / "features.zarr")
-    summary, feature_set = extract(ds.videos, store_url, encoder, ExtractConfig(fps=1.875), progress=not quick)
+    summary, feature_set = extract(list(ds.videos.values()), store_url, encoder, ExtractConfig(fps=1.875), progress=not quick)
     _say(f"      {summary.line()}")
 
     _say("[3/5] encoding queries, narrations and labels ...")
-    files = [ds.nlq_train, ds.nlq_val, ds.mq_train, ds.mq_val, ds.narrations]
+    ann = ds.annotations
+    files = [ann["nlq_train"], ann["nlq_val"], ann["moments_train"], ann["moments_val"], ann["narration"]]
     text_set, counts = encode_files(store_url, files, encoder)
     store = FeatureStore(store_url, mode="r")
     _say("[4/5] store summary")
@@ -79,8 +80,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     _say("[5/5] training heads and evaluating ...")
     results, failed = {}, []
     for name in heads or list_heads():
-        ctx = DemoContext(store_url, feature_set, text_set, ds.nlq_train, ds.nlq_val, ds.mq_train, ds.mq_val,
-                          ds.narrations, out / "runs" / name, device, seed, quick)
+        ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick)
         t0 = time.perf_counter()
         try:
             r = get_head(name).demo_step(ctx)

@@ -123,6 +123,8 @@ class ClipEncoder:
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` -> normalised ``[N, 3, S, S]`` (resize shorter side to S if needed, centre crop)."""
+        if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+            frames = frames.copy()  # torch refuses to wrap read-only memory (e.g. decoder-owned buffers)
         x = torch.as_tensor(frames).to(self.device).permute(0, 3, 1, 2).float()
         s = self.image_size
         h, w = x.shape[-2:]

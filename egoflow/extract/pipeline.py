@@ -129,16 +129,16 @@ def extractor_config(encoder_desc: dict, cfg: ExtractConfig) -> dict:
 
 def pool_windows(feats: np.ndarray, times: np.ndarray, window: int, stride: int, normalize: bool
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-pool ``feats [N, D]`` over windows of ``window`` steps every ``stride``; times = window centres."""
-    n = len(feats)
-    starts = list(range(0, max(n - window, 0) + 1, stride))
-    if starts and starts[-1] + window < n:
-        starts.append(starts[-1] + stride)  # the tail: a shorter last window rather than a dropped one
-    out = np.stack([feats[s:s + window].mean(0) for s in starts])
+    """Mean-pool ``feats [N, D]`` over the windows of :mod:`egoflow.extract.windows`; times = window centres.
+
+    A last window running past the end averages its real frames only (no padded copies of the last frame).
+    """
+    from egoflow.extract.windows import window_starts, window_times
+
+    out = np.stack([feats[s:s + window].mean(0) for s in window_starts(len(feats), window, stride)])
     if normalize:
         out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
-    t = np.array([(times[s] + times[min(s + window, n) - 1]) / 2 for s in starts])
-    return out, t
+    return out, window_times(times, window, stride)
 
 
 def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder, cfg: ExtractConfig,

@@ -1,0 +1,41 @@
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from egoflow.datasets.synthetic.videos import make_video
+from egoflow.features_store import FeatureStore
+from egoflow.flows.extract import _retry_transient, extract_flow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness():
+        yield
+
+
+def test_flow_extracts_one_task_per_video_and_records_failures(tmp_path):
+    make_video(tmp_path / "v1.mp4", [(0, 3, "red kettle")], fps=30, size=(96, 72))
+    make_video(tmp_path / "v2.mp4", [(0, 2, "blue mug")], fps=30, size=(96, 72), seed=3)
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 1000)
+    url = str(tmp_path / "s.zarr")
+    res = extract_flow([str(tmp_path)], url, model="egoflow-tiny-ViT", precision="fp32", device="cpu", fps=2.0)
+    assert res["ok"] is False
+    by_uid = {r["video_uid"]: r["status"] for r in res["results"]}
+    assert by_uid == {"v1": "done", "v2": "done", "bad": "failed"}
+    s = FeatureStore(url)
+    assert s.videos(res["feature_set"]) == ["v1", "v2"] and s.verify() == []
+    again = extract_flow([str(tmp_path)], url, model="egoflow-tiny-ViT", precision="fp32", device="cpu", fps=2.0)
+    assert {r["video_uid"]: r["status"] for r in again["results"]}["v1"] == "skipped"
+
+
+class _State:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def result(self):
+        raise self.exc
+
+
+def test_only_transient_errors_are_retried():
+    assert _retry_transient(None, None, _State(ConnectionError("reset")))
+    assert _retry_transient(None, None, _State(TimeoutError()))
+    assert not _retry_transient(None, None, _State(ValueError("corrupt")))
