@@ -1,18 +1,10 @@
 import pytest
-from prefect.testing.utilities import prefect_test_harness
-
 from egoflow.datasets.synthetic.videos import make_video
 from egoflow.features_store import FeatureStore
 from egoflow.flows.extract import _retry_transient, extract_flow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness():
-        yield
-
-
-def test_flow_extracts_one_task_per_video_and_records_failures(tmp_path):
+def test_flow_extracts_one_task_per_video_and_records_failures(tmp_path, prefect_harness):
     make_video(tmp_path / "v1.mp4", [(0, 3, "red kettle")], fps=30, size=(96, 72))
     make_video(tmp_path / "v2.mp4", [(0, 2, "blue mug")], fps=30, size=(96, 72), seed=3)
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 1000)
