@@ -1,0 +1,205 @@
+"""Ego4D Moment Queries: ActivityNet-style interpolated AP per class and tIoU, and Ego4D's Recall@kx.
+
+Definitions (EGO4D/episodic-memory MQ/Evaluation, derived from the ActivityNet detection code):
+
+- Ground truth = the *primary* instances; a class is evaluated when it has at least one ground-truth instance,
+  and mAP at a tIoU is the plain mean over those classes; "mAP" is the mean over the tIoU thresholds.
+- AP: the predictions of a class over all clips are ranked by descending score (``np.argsort(score)[::-1]`` on
+  the predictions in file order, as the official code, which also fixes how ties are broken); each takes the
+  not-yet-matched ground truth of its clip with the highest tIoU if that tIoU is **>=** the threshold, else it is
+  a false positive. tIoU here is intersection / (len_a + len_b - intersection). AP is the VOC-2011 interpolated
+  area under the precision/recall curve. Predictions for a label absent from the ground truth are ignored (and
+  counted); a class without predictions has AP 0.
+- Recall@kx at tIoU t (Ego4D's "k"): for every clip and every ground-truth label in it with n instances, the first
+  k*n predictions of that label in the clip (by descending score) are kept; an instance is recalled when one of
+  them has IoU **strictly greater** than t (union = hull here, as in the official retrieval code). The recall is
+  the fraction of all instances recalled. A clip without predictions recalls nothing (the official code crashes).
+
+Deliberate differences on degenerate input only: segments with an empty union have IoU 0 (official: NaN), and a
+prediction for a clip_uid absent from the ground truth raises PredictionError (official: false positive).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from egoflow.datasets.ego4d import load_mq
+from egoflow.datasets.errors import PredictionError, read_json
+from egoflow.datasets.records import MQClip
+
+
+def ap_key(t: float) -> str:
+    return f"AP@tIoU={t:g}"
+
+
+def recall_key(k: int, t: float) -> str:
+    return f"R@{k} tIoU={t:g}"
+
+
+def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """VOC-2011 AP: area under the precision envelope (max precision at any higher recall), recall padded to 1."""
+    prec = np.concatenate([[0.0], precision, [0.0]])
+    rec = np.concatenate([[0.0], recall, [1.0]])
+    prec = np.maximum.accumulate(prec[::-1])[::-1]
+    steps = np.nonzero(rec[1:] != rec[:-1])[0] + 1
+    return float(np.sum((rec[steps] - rec[steps - 1]) * prec[steps]))
+
+
+def segment_tiou(seg: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """tIoU of one segment [2] with segments [G, 2]; union = sum of lengths - intersection (ActivityNet)."""
+    inter = np.clip(np.minimum(seg[1], others[:, 1]) - np.maximum(seg[0], others[:, 0]), 0, None)
+    union = (others[:, 1] - others[:, 0]) + (seg[1] - seg[0]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _hull_iou(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """IoU matrix [P, G] with the hull as union (the official recall code's formula)."""
+    inter = np.maximum(0.0, np.minimum(preds[:, None, 1], gts[None, :, 1]) - np.maximum(preds[:, None, 0], gts[None, :, 0]))
+    union = np.maximum(0.0, np.maximum(preds[:, None, 1], gts[None, :, 1]) - np.minimum(preds[:, None, 0], gts[None, :, 0]))
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]], tious) -> np.ndarray:
+    """AP [len(tious)] of one class: ``gt`` clip_uid -> segments [G, 2]; ``preds`` (clip_uid, s, e, score)."""
+    ap = np.zeros(len(tious))
+    npos = sum(len(v) for v in gt.values())
+    if not preds or npos == 0:
+        return ap
+    scores = np.array([p[3] for p in preds], dtype=float)
+    order = np.argsort(scores)[::-1]  # same call as the official code: the same tie order
+    tp = np.zeros((len(tious), len(preds)))
+    locked = {c: np.full((len(tious), len(g)), False) for c, g in gt.items()}
+    for rank, i in enumerate(order):
+        clip, s, e, _ = preds[i]
+        segs = gt.get(clip)
+        if segs is None or len(segs) == 0:
+            continue  # false positive at every threshold
+        tiou = segment_tiou(np.array([s, e]), segs)
+        by_tiou = tiou.argsort()[::-1]
+        for ti, thr in enumerate(tious):
+            for j in by_tiou:
+                if tiou[j] < thr:
+                    break
+                if locked[clip][ti, j]:
+                    continue
+                locked[clip][ti, j] = True
+                tp[ti, rank] = 1
+                break
+    tp_cum = np.cumsum(tp, axis=1)
+    fp_cum = np.cumsum(1 - tp, axis=1)
+    for ti in range(len(tious)):
+        ap[ti] = interpolated_ap(tp_cum[ti] / (tp_cum[ti] + fp_cum[ti]), tp_cum[ti] / npos)
+    return ap
+
+
+def _validate(predictions, source) -> dict[str, list[tuple[str, float, float, float]]]:
+    """Official MQ results -> {clip_uid: [(label, s, e, score)]} in file order, checked."""
+    results = predictions.get("results", predictions) if isinstance(predictions, dict) else predictions
+    if isinstance(predictions, dict) and "results" in predictions and not isinstance(results, dict):
+        raise PredictionError(source, "results", "expected an object keyed by clip_uid")
+    if not isinstance(results, dict):
+        raise PredictionError(source, None, "expected {'version', 'results': {clip_uid: [...]}}")
+    out = {}
+    for clip, entries in results.items():
+        where = f"results.{clip}"
+        if not isinstance(entries, list):
+            raise PredictionError(source, where, f"expected a list, got {type(entries).__name__}")
+        rows = []
+        for i, p in enumerate(entries):
+            w = f"{where}[{i}]"
+            if not isinstance(p, dict) or not all(k in p for k in ("label", "score", "segment")):
+                raise PredictionError(source, w, "expected {label, score, segment}")
+            seg, score = p["segment"], p["score"]
+            if not (isinstance(seg, (list, tuple)) and len(seg) == 2 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg)):
+                raise PredictionError(source, f"{w}.segment", f"expected [start, end] numbers, got {seg!r:.80}")
+            if seg[1] < seg[0]:
+                raise PredictionError(source, f"{w}.segment", f"segment ends ({seg[1]}) before it starts ({seg[0]})")
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score):
+                raise PredictionError(source, f"{w}.score", f"expected a number, got {score!r}")
+            rows.append((str(p["label"]), float(seg[0]), float(seg[1]), float(score)))
+        out[str(clip)] = rows
+    return out
+
+
+def evaluate_mq(ground_truth: list[MQClip], predictions: dict, tious=(0.1, 0.2, 0.3, 0.4, 0.5),
+                recall_ks=(1, 5), recall_tious=(0.3, 0.5, 0.7), source="predictions") -> dict:
+    """Score MQ detections ({"version", "results": {clip_uid: [{label, score, segment}]}} or the results
+    mapping, clip time) against ``ground_truth``. Returns fractions keyed "mAP", "AP@tIoU=t", "R@k tIoU=t",
+    "per_class" {label: {"AP": mean AP, "AP@tIoU=t": ...}} and counts."""
+    preds = _validate(predictions, source)
+    known = {c.clip_uid for c in ground_truth}
+    unknown = sorted(set(preds) - known)
+    if unknown:
+        raise PredictionError(source, f"results.{unknown[0]}", f"clip_uid not in the ground truth "
+                              f"({len(unknown)} unknown clip(s)); wrong split?")
+    gt_by_class: dict[str, dict[str, list]] = {}  # label -> clip -> segments; insertion order = official index
+    for c in ground_truth:
+        for inst in c.instances:
+            if inst.primary:
+                gt_by_class.setdefault(inst.label, defaultdict(list))[c.clip_uid].append((inst.start_sec, inst.end_sec))
+    if not gt_by_class:
+        raise ValueError("evaluate_mq: the ground truth has no primary instances")
+    pred_by_class: dict[str, list] = defaultdict(list)
+    n_unknown_label = 0
+    for clip, rows in preds.items():
+        for label, s, e, score in rows:
+            if label in gt_by_class:
+                pred_by_class[label].append((clip, s, e, score))
+            else:
+                n_unknown_label += 1
+    per_class = {}
+    ap = np.zeros((len(gt_by_class), len(tious)))
+    for ci, (label, g) in enumerate(gt_by_class.items()):
+        ap[ci] = class_ap({k: np.array(v, dtype=float) for k, v in g.items()}, pred_by_class.get(label, []), tious)
+        per_class[label] = {"AP": float(ap[ci].mean()), **{ap_key(t): float(a) for t, a in zip(tious, ap[ci])}}
+    out: dict = {"mAP": float(ap.mean())}
+    out.update({ap_key(t): float(ap[:, ti].mean()) for ti, t in enumerate(tious)})
+    out.update(mq_recall(ground_truth, preds, recall_ks, recall_tious))
+    gt_clips = [c for c in ground_truth if any(i.primary for i in c.instances)]
+    out.update(num_clips=len(gt_clips), num_classes=len(gt_by_class),
+               num_instances=int(sum(len(v) for g in gt_by_class.values() for v in g.values())),
+               num_predictions=int(sum(len(r) for r in preds.values())),
+               num_missing=sum(1 for c in gt_clips if c.clip_uid not in preds),
+               num_unknown_label_predictions=n_unknown_label, per_class=per_class)
+    return out
+
+
+def mq_recall(ground_truth: list[MQClip], preds: dict, ks, tious) -> dict:
+    """Ego4D Recall@kx (see module docstring); ``preds`` as returned by ``_validate``."""
+    recalled = np.zeros((len(ks), len(tious)))
+    total = 0
+    for c in ground_truth:
+        by_label: dict[str, list] = defaultdict(list)
+        for inst in c.instances:
+            if inst.primary:
+                by_label[inst.label].append((inst.start_sec, inst.end_sec))
+        for label, segs in by_label.items():
+            gts = np.array(segs, dtype=float)
+            total += len(gts)
+            mine = [(s, e, sc) for lab, s, e, sc in preds.get(c.clip_uid, []) if lab == label]
+            if not mine:
+                continue
+            order = np.argsort(-np.array([m[2] for m in mine]), kind="stable")
+            ranked = np.array([mine[i][:2] for i in order], dtype=float)
+            iou = _hull_iou(ranked, gts)  # [P, G]
+            for ki, k in enumerate(ks):
+                top = iou[: k * len(gts)]
+                for ti, t in enumerate(tious):
+                    recalled[ki, ti] += int(np.sum((top > t).any(axis=0)))
+    rate = recalled / max(total, 1)
+    return {recall_key(k, t): float(rate[ki, ti]) for ki, k in enumerate(ks) for ti, t in enumerate(tious)}
+
+
+def load_mq_predictions(path) -> dict:
+    data = read_json(path, PredictionError)
+    if not isinstance(data, dict):
+        raise PredictionError(path, None, "expected {'version', 'results': {clip_uid: [...]}}")
+    return data
+
+
+def evaluate_mq_files(gt_path, pred_path, **kwargs) -> dict:
+    """``evaluate_mq`` on a ``moments_val.json``-style file and an official detection results file."""
+    return evaluate_mq(load_mq(gt_path), load_mq_predictions(pred_path), source=str(pred_path), **kwargs)

@@ -1,0 +1,258 @@
+"""VSGN network: conv stem, cross-scale graph pyramid (xGPN), anchors, towers, boundary adjustment.
+
+After Zhao, Thabet & Ghanem, "Video Self-Stitching Graph Network for Temporal Action Localization" (ICCV 2021)
+and its use as the Ego4D Moment Queries baseline. Coordinates are continuous positions on the resampled clip
+axis: step ``i`` covers ``[i, i + 1)``, so a position ``x`` is ``x * duration / temporal_scale`` seconds
+(see ``egoflow.datasets.mq_data``). Every shape below is ``[batch, time, dim]`` unless said otherwise.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class VSGNInputError(ValueError):
+    """The model was given features it cannot localise in (wrong dim, too short, wrong length)."""
+
+
+# box coding (centre, log-width) with the usual detection weights, so that regression outputs start near 0
+BOX_WEIGHTS = (10.0, 5.0)
+MAX_LOG_SCALE = math.log(1000.0 / 16)
+
+
+def encode_segments(gt: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Regression targets of segments ``gt [N, 2]`` w.r.t. ``anchors [N, 2]`` -> ``[N, 2]`` (dx, dw)."""
+    aw = (anchors[:, 1] - anchors[:, 0]).clamp(min=1e-6)
+    ac = (anchors[:, 0] + anchors[:, 1]) / 2
+    gw = (gt[:, 1] - gt[:, 0]).clamp(min=1e-6)
+    gc = (gt[:, 0] + gt[:, 1]) / 2
+    return torch.stack((BOX_WEIGHTS[0] * (gc - ac) / aw, BOX_WEIGHTS[1] * torch.log(gw / aw)), dim=-1)
+
+
+def decode_segments(reg: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``encode_segments``: ``reg [..., N, 2]``, ``anchors [N, 2]`` -> segments ``[..., N, 2]``."""
+    aw = anchors[:, 1] - anchors[:, 0]
+    ac = (anchors[:, 0] + anchors[:, 1]) / 2
+    dx = reg[..., 0] / BOX_WEIGHTS[0]
+    dw = (reg[..., 1] / BOX_WEIGHTS[1]).clamp(max=MAX_LOG_SCALE)  # exp() of a huge width would overflow
+    c = ac + dx * aw
+    w = torch.exp(dw) * aw
+    return torch.stack((c - w / 2, c + w / 2), dim=-1)
+
+
+def make_anchors(temporal_scale: int, num_levels: int, scales: tuple[float, ...]) -> torch.Tensor:
+    """Anchors of every level, finest first: ``[N, 2]`` positions, N = sum_l (T / 2^l) * len(scales).
+
+    Level ``l`` has stride ``s = 2^l``; its ``j``-th step is centred at ``(j + 0.5) s`` and carries one anchor
+    of width ``scale * s`` per scale, ordered [position, scale] to match the towers' output layout.
+    """
+    out = []
+    for lvl in range(num_levels):
+        s = 2 ** lvl
+        n = temporal_scale // s
+        ctr = (torch.arange(n, dtype=torch.float32) + 0.5) * s
+        w = torch.tensor(scales, dtype=torch.float32) * s
+        out.append(torch.stack((ctr[:, None] - w / 2, ctr[:, None] + w / 2), dim=-1).reshape(-1, 2))
+    return torch.cat(out)
+
+
+def knn_indices(x: torch.Tensor, mask: torch.Tensor, k: int, part: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of the ``k`` nearest steps in feature space: ``x [B, T, C]``, ``mask [B, T]`` -> ``[B, T, k]``.
+
+    Padded steps are never chosen as neighbours. With self-stitching (``part [B, T]``: 0 original, 1 magnified,
+    -1 gap) half of the neighbours of a stitched sample come from the other part, so that the two scales of the
+    same content exchange information (VSGN's cross-scale edges).
+    """
+    k = min(k, x.shape[1])
+    d = torch.cdist(x, x)  # [B, T, T]
+    big = torch.finfo(d.dtype).max / 4
+    d = d.masked_fill(~mask[:, None, :], big)
+    idx = d.topk(k, dim=-1, largest=False).indices
+    if part is None or k < 2:
+        return idx
+    stitched = (part == 1).any(dim=1)  # [B]
+    if not stitched.any():
+        return idx
+    same = part[:, :, None] == part[:, None, :]
+    kh = k // 2
+    near = d.masked_fill(~same, big).topk(k - kh, dim=-1, largest=False).indices
+    cross = d.masked_fill(same, big).topk(kh, dim=-1, largest=False).indices
+    return torch.where(stitched[:, None, None], torch.cat((near, cross), dim=-1), idx)
+
+
+class GraphConv(nn.Module):
+    """Edge convolution over the k-nearest-neighbour graph: agg_k Linear([x_neigh, x_centre]). ``[B, T, C]``.
+
+    The linear layer on a concatenation splits into ``W_n x_neigh + W_c x_centre``, so each step is projected
+    once and the projections are gathered; same numbers as projecting every edge, k times cheaper.
+    """
+
+    def __init__(self, dim: int, k: int, mode: str = "feat_ctr", agg: str = "max"):
+        super().__init__()
+        if mode not in ("feat_ctr", "dif_ctr", "feat") or agg not in ("max", "mean"):
+            raise ValueError(f"graph conv: mode {mode!r} / agg {agg!r} not supported")
+        self.k, self.mode, self.agg = k, mode, agg
+        self.neigh = nn.Linear(dim, dim)
+        self.centre = None if mode == "feat" else nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, part: torch.Tensor | None = None) -> torch.Tensor:
+        B = x.shape[0]
+        idx = knn_indices(x.detach(), mask, self.k, part)  # the graph is a selection, not differentiated
+        pn = self.neigh(x)
+        h = pn[torch.arange(B, device=x.device)[:, None, None], idx]  # [B, T, k, C]
+        h = h.amax(dim=2) if self.agg == "max" else h.mean(dim=2)
+        if self.centre is not None:
+            c = self.centre(x)
+            if self.mode == "dif_ctr":  # W_n (x_n - x_c) + W_c x_c
+                c = c - (pn - self.neigh.bias)
+            h = h + c  # the centre term is the same for every edge, so it commutes with max/mean
+        return h
+
+
+class XGN(nn.Module):
+    """One xGPN encoder level: temporal conv in parallel with the graph conv, summed, then pooled by ``stride``."""
+
+    def __init__(self, dim: int, k: int, stride: int, use_graph: bool, mode: str, agg: str):
+        super().__init__()
+        self.tconv = nn.Conv1d(dim, dim, 3, padding=1)
+        self.graph = GraphConv(dim, k, mode, agg) if use_graph else None
+        self.stride = stride
+
+    def forward(self, x, mask, part=None):
+        """``x [B, T, C]``, ``mask [B, T]`` -> ``[B, T / stride, C]``, mask and part pooled alike."""
+        out = self.tconv(x.transpose(1, 2)).transpose(1, 2)
+        if self.graph is not None:
+            out = out + self.graph(x, mask, part)
+        out = F.relu(out)
+        if self.stride == 2:
+            out = F.max_pool1d(out.transpose(1, 2), 2).transpose(1, 2)
+            mask = mask.view(mask.shape[0], -1, 2).any(-1)
+            part = None if part is None else part.view(part.shape[0], -1, 2).amax(-1)
+        return out, mask, part
+
+
+def _conv_relu(dim: int) -> nn.Module:
+    return nn.Sequential(nn.Conv1d(dim, dim, 3, padding=1), nn.ReLU())
+
+
+class Tower(nn.Module):
+    """``layers`` x (conv, GroupNorm, ReLU) then a conv to ``out`` channels; shared across pyramid levels."""
+
+    def __init__(self, dim: int, layers: int, out: int):
+        super().__init__()
+        groups = math.gcd(32, dim)
+        mods: list[nn.Module] = []
+        for _ in range(layers):
+            mods += [nn.Conv1d(dim, dim, 3, padding=1), nn.GroupNorm(groups, dim), nn.ReLU()]
+        self.body = nn.Sequential(*mods)
+        self.out = nn.Conv1d(dim, out, 3, padding=1)
+
+    def forward(self, x):  # [B, C, T] -> [B, out, T]
+        return self.out(self.body(x))
+
+
+class VSGNModel(nn.Module):
+    """VSGN on ``feats [B, T, D]`` + ``mask [B, T]`` (T = temporal_scale). See ``forward`` for outputs."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        H, L, A = cfg.hidden_dim, cfg.num_levels, len(cfg.anchor_scales)
+        self.num_classes = len(cfg.labels)
+        self.stem = nn.Sequential(nn.Conv1d(cfg.input_dim, H, 3, padding=1), nn.ReLU())
+        self.enc = nn.ModuleList(XGN(H, cfg.num_neighbours, 1 if i == 0 else 2, cfg.use_graph, cfg.graph_mode,
+                                     cfg.graph_agg) for i in range(L))
+        # decoder (coarse -> fine): upsample the level above, add a lateral conv of the encoder level, fuse
+        self.up = nn.ModuleList(nn.Sequential(nn.ConvTranspose1d(H, H, 3, stride=2, padding=1, output_padding=1),
+                                              nn.ReLU()) for _ in range(L - 1))
+        self.lateral = nn.ModuleList(_conv_relu(H) for _ in range(L - 1))
+        self.fuse = nn.ModuleList(_conv_relu(H) for _ in range(L))
+        self.cls_tower = Tower(H, cfg.num_head_layers, A * (self.num_classes + 1))  # +1: background
+        self.reg_tower = Tower(H, cfg.num_head_layers, A * 2)
+        self.aux = nn.ModuleDict({n: nn.Sequential(nn.Conv1d(H, H, 3, padding=1), nn.ReLU(), nn.Conv1d(H, 1, 1))
+                                  for n in ("actionness", "startness", "endness")})
+        # boundary adjustment: features at (b - w/beta, b, b + w/beta) of each coarse boundary -> an offset
+        self.bd_start = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
+        self.bd_end = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
+        self.register_buffer("anchors", make_anchors(cfg.temporal_scale, L, tuple(cfg.anchor_scales)), False)
+        # background prior: most anchors are negatives, so start the classifier there (stable early training)
+        nn.init.constant_(self.cls_tower.out.bias, 0.0)
+
+    def check_input(self, feats: torch.Tensor, mask: torch.Tensor) -> None:
+        cfg = self.cfg
+        if feats.ndim != 3 or feats.shape[-1] != cfg.input_dim:
+            raise VSGNInputError(f"VSGN expects feats [batch, {cfg.temporal_scale}, {cfg.input_dim}], "
+                                 f"got {list(feats.shape)} (feature dim must equal Config.input_dim)")
+        if feats.shape[1] != cfg.temporal_scale:
+            raise VSGNInputError(f"VSGN expects clips resampled to temporal_scale={cfg.temporal_scale} steps, got "
+                                 f"{feats.shape[1]} (use egoflow.datasets.mq_data to resample)")
+        if mask.shape != feats.shape[:2]:
+            raise VSGNInputError(f"mask {list(mask.shape)} does not match feats {list(feats.shape[:2])}")
+
+    def forward(self, batch: dict) -> dict:
+        """Outputs, N = number of anchors, K = classes + 1 (index 0 = background):
+
+        cls_logits [B, N, K]; reg [B, N, 2]; segments [B, N, 2] (coarse, positions); anchors [N, 2];
+        refined [B, N, 2] (after boundary adjustment); actionness/startness/endness [B, T] logits.
+        """
+        feats, mask = batch["feats"], batch["mask"].bool()
+        self.check_input(feats, mask)
+        part = batch.get("part")
+        x = self.stem(feats.transpose(1, 2)).transpose(1, 2)
+        enc, m, p = [], mask, part
+        for level in self.enc:
+            x, m, p = level(x, m, p)
+            enc.append(x)
+        # decoder: dec[l] has the resolution of enc[l]
+        y = self.fuse[0](enc[-1].transpose(1, 2))
+        dec = [y]
+        for i, l in enumerate(range(len(enc) - 2, -1, -1)):
+            y = self.fuse[i + 1](self.lateral[i](enc[l].transpose(1, 2)) + self.up[i](y))
+            dec.append(y)
+        dec = dec[::-1]  # finest first, like the anchors; each [B, H, T_l]
+        B, A = feats.shape[0], len(self.cfg.anchor_scales)
+        cls = torch.cat([self.cls_tower(d).transpose(1, 2).reshape(B, -1, self.num_classes + 1) for d in dec], 1)
+        reg = torch.cat([self.reg_tower(d).transpose(1, 2).reshape(B, -1, 2) for d in dec], 1)
+        segments = decode_segments(reg, self.anchors)
+        fine = dec[0]  # [B, H, T], stride 1
+        out = {"cls_logits": cls, "reg": reg, "segments": segments, "anchors": self.anchors}
+        for name, head in self.aux.items():
+            out[name] = head(fine).squeeze(1)
+        out["refined"] = self.adjust(segments.detach(), fine.transpose(1, 2))
+        return out
+
+    def adjust(self, seg: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """Boundary adjustment: ``seg [B, N, 2]`` coarse segments, ``fine [B, T, H]`` -> refined ``[B, N, 2]``.
+
+        Features are re-sampled (linear interpolation) at each boundary and at +-width/beta around it; the
+        predicted offset is in units of width/beta so that long and short segments are refined alike.
+        """
+        T = fine.shape[1]
+        seg = seg.clamp(0, T)
+        w = (seg[..., 1] - seg[..., 0]).clamp(min=1.0) / self.cfg.boundary_beta  # [B, N]
+        out = []
+        for b, head in ((seg[..., 0], self.bd_start), (seg[..., 1], self.bd_end)):
+            pts = torch.stack((b - w, b, b + w), dim=-1)  # [B, N, 3] positions
+            f = sample_at(fine, pts.flatten(1))  # [B, N*3, H]
+            f = f.view(seg.shape[0], seg.shape[1], -1)  # [B, N, 3H]
+            out.append(b + head(f).squeeze(-1) * w)
+        return torch.stack(out, dim=-1)
+
+
+def sample_at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``x [B, T, H]`` at continuous positions ``pos [B, M]`` -> ``[B, M, H]``.
+
+    Step ``i`` is centred at ``i + 0.5``; positions outside are clamped to the first/last step.
+    """
+    T = x.shape[1]
+    u = (pos - 0.5).clamp(0, T - 1)
+    i0 = u.floor().long().clamp(max=T - 1)
+    i1 = (i0 + 1).clamp(max=T - 1)
+    a = (u - i0.to(u.dtype))[..., None]
+    H = x.shape[-1]
+    g0 = torch.gather(x, 1, i0[..., None].expand(-1, -1, H))
+    g1 = torch.gather(x, 1, i1[..., None].expand(-1, -1, H))
+    return g0 * (1 - a) + g1 * a

@@ -1,0 +1,160 @@
+"""VSGN losses: balanced (or focal) classification, GIoU regression of both stages, balanced BCE auxiliaries.
+
+Ground truth comes in the batch as ``gt_segments [B, G, 2]`` (positions on the resampled axis) and
+``gt_labels [B, G]`` (1..C; 0 pads). A clip without instances contributes only negatives.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+
+def segment_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every segment in ``a [N, 2]`` with every segment in ``b [G, 2]`` -> ``[N, G]``."""
+    inter = (torch.min(a[:, None, 1], b[None, :, 1]) - torch.max(a[:, None, 0], b[None, :, 0])).clamp(min=0)
+    union = (a[:, 1] - a[:, 0]).clamp(min=0)[:, None] + (b[:, 1] - b[:, 0]).clamp(min=0)[None] - inter
+    return inter / union.clamp(min=1e-6)
+
+
+def match(iou: torch.Tensor, thr: float) -> torch.Tensor:
+    """Index of the ground truth matched to each of N candidates (``iou [N, G]``), -1 when none.
+
+    A candidate matches its best ground truth when IoU >= ``thr``; besides, every ground truth keeps the
+    candidates that overlap it most (ties included), so that no instance goes without a positive even when
+    no anchor reaches the threshold (very short or very long instances).
+    """
+    if iou.shape[1] == 0:
+        return torch.full((iou.shape[0],), -1, dtype=torch.long, device=iou.device)
+    best, idx = iou.max(dim=1)
+    matched = torch.where(best >= thr, idx, torch.full_like(idx, -1))
+    top = iou.max(dim=0).values  # [G]
+    low = (iou == top[None]) & (top[None] > 0)
+    cand = low.any(dim=1)
+    matched[cand] = idx[cand]
+    return matched
+
+
+def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-pair 1 - GIoU of segments ``pred [N, 2]`` and ``gt [N, 2]`` -> ``[N]``."""
+    p0, p1 = torch.min(pred[:, 0], pred[:, 1]), torch.max(pred[:, 0], pred[:, 1])
+    inter = (torch.min(p1, gt[:, 1]) - torch.max(p0, gt[:, 0])).clamp(min=0)
+    union = (p1 - p0) + (gt[:, 1] - gt[:, 0]) - inter
+    hull = torch.max(p1, gt[:, 1]) - torch.min(p0, gt[:, 0])
+    iou = inter / union.clamp(min=1e-6)
+    return 1 - (iou - (hull - union) / hull.clamp(min=1e-6))
+
+
+def balanced_bce(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Half the mean BCE over positive steps plus half over negative steps (positives are rare)."""
+    pos = (target > 0.5) & valid
+    neg = (~pos) & valid
+    ce = F.binary_cross_entropy_with_logits(logits, pos.to(logits.dtype), reduction="none")
+    loss = logits.new_zeros(())
+    if pos.any():
+        loss = loss + 0.5 * ce[pos].mean()
+    if neg.any():
+        loss = loss + 0.5 * ce[neg].mean()
+    return loss
+
+
+def auxiliary_targets(gt: torch.Tensor, T: int, edge: float = 3.0) -> tuple[torch.Tensor, ...]:
+    """Actionness/start/end targets ``[T]`` from segments ``gt [G, 2]`` (positions).
+
+    A step ``[i, i + 1)`` is in an action when its centre is; it is a start (end) when it lies for more than
+    half inside a window of ``edge`` steps centred on a start (end) boundary.
+    """
+    lo = torch.arange(T, dtype=gt.dtype, device=gt.device)
+    hi, ctr = lo + 1, lo + 0.5
+    if gt.shape[0] == 0:
+        z = torch.zeros(T, device=gt.device)
+        return z, z, z
+    act = ((ctr[:, None] >= gt[None, :, 0]) & (ctr[:, None] <= gt[None, :, 1])).any(1).float()
+
+    def ioa(b):  # fraction of each step inside [b - edge/2, b + edge/2], best over instances
+        inter = (torch.min(hi[:, None], b[None] + edge / 2) - torch.max(lo[:, None], b[None] - edge / 2)).clamp(0)
+        return inter.max(dim=1).values
+    return act, ioa(gt[:, 0]), ioa(gt[:, 1])
+
+
+class VSGNCriterion(nn.Module):
+    """``criterion(outputs, batch) -> {"loss", "loss_cls", "loss_reg", "loss_adjust", "loss_action", ...}``."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, out: dict, batch: dict) -> dict:
+        cfg = self.cfg
+        cls, seg, ref, anchors = out["cls_logits"], out["segments"], out["refined"], out["anchors"]
+        B, N, K = cls.shape
+        T = out["actionness"].shape[1]
+        labels = torch.zeros(B, N, dtype=torch.long, device=cls.device)
+        reg_pred, reg_gt, adj_pred, adj_gt = [], [], [], []
+        aux_t = []
+        for b in range(B):
+            keep = batch["gt_labels"][b] > 0
+            gts, lab = batch["gt_segments"][b][keep], batch["gt_labels"][b][keep]
+            # stage 1 regression: anchors that overlap an instance regress onto it
+            m = match(segment_iou(anchors, gts), cfg.iou_thr_anchor)
+            pos = m >= 0
+            reg_pred.append(seg[b][pos])
+            reg_gt.append(gts[m[pos]])
+            # classification: labels by the overlap of the *predicted* coarse segments (as in the baseline)
+            iou_p = segment_iou(seg[b].detach(), gts)
+            m1 = match(iou_p, cfg.iou_thr_stage1)
+            if len(lab):
+                labels[b] = torch.where(m1 >= 0, lab[m1.clamp(min=0)], 0)
+            # stage 2: coarse segments that already fit well are refined towards their instance
+            m2 = match(iou_p, cfg.iou_thr_stage2)
+            p2 = m2 >= 0
+            adj_pred.append(ref[b][p2])
+            adj_gt.append(gts[m2[p2]])
+            aux_t.append(auxiliary_targets(gts, T))
+        # anchors centred on padding (or on a self-stitching gap) are neither positive nor negative
+        ctr = ((anchors[:, 0] + anchors[:, 1]) / 2).floor().long().clamp(0, T - 1)
+        anchor_valid = batch["mask"].bool()[:, ctr]
+        losses = {"loss_cls": self.cls_loss(cls, labels, anchor_valid)}
+        losses["loss_reg"] = self.reg_loss(torch.cat(reg_pred), torch.cat(reg_gt), cls)
+        losses["loss_adjust"] = self.reg_loss(torch.cat(adj_pred), torch.cat(adj_gt), cls)
+        valid = batch["mask"].bool()
+        for i, name in enumerate(("action", "start", "end")):
+            tgt = torch.stack([t[i] for t in aux_t])
+            losses[f"loss_{name}"] = balanced_bce(out[("actionness", "startness", "endness")[i]], tgt, valid)
+        losses["loss"] = (cfg.w_cls * losses["loss_cls"] + cfg.w_reg * losses["loss_reg"]
+                          + cfg.w_adjust * losses["loss_adjust"]
+                          + cfg.w_aux * (losses["loss_action"] + losses["loss_start"] + losses["loss_end"]))
+        losses["num_pos"] = (labels > 0).sum().detach().float()
+        return losses
+
+    def reg_loss(self, pred: torch.Tensor, gt: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if pred.shape[0] == 0:  # no positives in the batch (e.g. only empty clips): nothing to regress
+            return like.sum() * 0.0
+        return giou_loss(pred, gt).mean()
+
+    def cls_loss(self, logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``logits [B, N, K]`` (K = C + 1), ``labels [B, N]`` in 0..C."""
+        cfg = self.cfg
+        pos, neg = (labels > 0) & valid, (labels == 0) & valid
+        if cfg.cls_loss == "focal":
+            # sigmoid focal loss over the C foreground classes; background = all zeros
+            onehot = F.one_hot(labels, logits.shape[-1])[..., 1:].to(logits.dtype)
+            x = logits[..., 1:]
+            p = torch.sigmoid(x)
+            ce = F.binary_cross_entropy_with_logits(x, onehot, reduction="none")
+            pt = p * onehot + (1 - p) * (1 - onehot)
+            at = cfg.focal_alpha * onehot + (1 - cfg.focal_alpha) * (1 - onehot)
+            fl = (at * (1 - pt) ** cfg.focal_gamma * ce).sum(-1)
+            return fl[valid].sum() / pos.sum().clamp(min=1)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
+        ce = ce.view_as(labels)
+        loss = logits.sum() * 0.0
+        if pos.any():
+            loss = loss + ce[pos].mean()
+        if neg.any():
+            loss = loss + ce[neg].mean()
+        return loss
+
+
+__all__ = ["VSGNCriterion", "segment_iou", "match", "giou_loss", "balanced_bce", "auxiliary_targets"]

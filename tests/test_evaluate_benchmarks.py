@@ -1,0 +1,52 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from egoflow.datasets.errors import PredictionError
+from egoflow.evaluate.benchmarks import BENCHMARKS, get_benchmark
+
+
+def test_registry_names():
+    assert {"nlq", "mq", "qfvs", "egomcq", "charades", "ek100-mir"} <= set(BENCHMARKS)
+    assert get_benchmark("CharadesEgo").name == "charades"
+    with pytest.raises(KeyError, match="unknown benchmark"):
+        get_benchmark("kinetics")
+
+
+def test_egomcq_files(tmp_path):
+    c = lambda v: {"video_uid": v, "clip_start": 0, "clip_end": 1, "clip_text": "t"}
+    gt = tmp_path / "egomcq.json"
+    gt.write_text(json.dumps({str(i): {"query": c("q"), "choices": {str(j): c(f"v{j}") for j in range(5)},
+                                       "answer": i % 5, "types": 1 + i % 2} for i in range(4)}))
+    pred = tmp_path / "p.json"
+    pred.write_text(json.dumps({"0": 0, "1": 1, "2": 0}))  # item 2 wrong (answer 2), item 3 missing
+    r = get_benchmark("egomcq").evaluate(gt, pred)
+    assert (r["Inter-video"], r["Intra-video"], r["num_missing"]) == (0.5, 0.5, 1)
+
+
+def test_charades_files(tmp_path):
+    gt = tmp_path / "test.csv"
+    gt.write_text("id,actions\nA,c000 0 1\nB,c001 0 1\nC,c000 1 2;c001 0 1\n")
+    pred = tmp_path / "sub.txt"
+    pred.write_text("A 0.9 0.1\nB 0.2 0.8\n")  # C missing: -inf scores rank it last
+    r = get_benchmark("charades").evaluate(gt, pred, num_classes=2)
+    assert r["mAP"] == pytest.approx((1 + 2 / 3) / 2 * 1) and r["num_missing"] == 1
+    pred.write_text("Z 0.9 0.1\n")
+    with pytest.raises(PredictionError, match="Z: video id not in the ground truth"):
+        get_benchmark("charades").evaluate(gt, pred, num_classes=2)
+
+
+def test_mir_files(tmp_path):
+    (tmp_path / "relevancy").mkdir()
+    (tmp_path / "EPIC_100_retrieval_test.csv").write_text("narration_id,narration\nv0,a\nv1,b\n")
+    (tmp_path / "EPIC_100_retrieval_test_sentence.csv").write_text("narration_id,narration\nv0,a\nv1,b\n")
+    rel = tmp_path / "relevancy" / "caption_relevancy_EPIC_100_retrieval_test.pkl"
+    rel.write_bytes(pickle.dumps(np.eye(2)))
+    sub = tmp_path / "test.pkl"
+    sub.write_bytes(pickle.dumps({"sim_mat": np.array([[.9, .1], [.2, .8]]), "vis_ids": ["v0", "v1"],
+                                  "txt_ids": ["v0", "v1"]}))
+    for gt in (tmp_path, rel):  # the folder or the relevancy pickle inside it
+        r = get_benchmark("ek100-mir").evaluate(gt, sub)
+        assert r["mAP"] == 1.0 and r["nDCG"] == 1.0 and r["curves"]["pr V2T"]["recall"][-1] == 1.0
