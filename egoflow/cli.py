@@ -42,7 +42,7 @@ def cmd_extract(a) -> int:
                            a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force)
         return 0 if res["ok"] else 1
     summary, name = extract(a.inputs, a.store, _encoder(a), cfg, a.feature_set, progress=not a.quiet,
-                            shard_spec=a.shard)
+                            shard_spec=a.shard, pack=not a.no_pack)
     print(f"feature set {name}: {summary.line()}")
     for r in summary.results:
         if r.status == "failed":
@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
     p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
+    p.add_argument("--no-pack", action="store_true",
+                   help="skip packing the set at the end (e.g. while other shards are still writing)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_encoder_args(p)
     p.set_defaults(func=cmd_extract)

@@ -229,8 +229,11 @@ def shard(paths: list[Path], spec: str | None) -> list[Path]:
 
 def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig | None = None,
             feature_set: str | None = None, progress: bool = True, shard_spec: str | None = None,
-            **encoder_kw) -> tuple[Summary, str]:
-    """Extract every video in ``inputs`` into ``store``; return (summary, feature set name)."""
+            pack: bool = True, **encoder_kw) -> tuple[Summary, str]:
+    """Extract every video in ``inputs`` into ``store``; return (summary, feature set name).
+
+    When anything was written, the set is then packed (one contiguous copy) so that heads load it fast.
+    """
     from egoflow.extract.clip import create_encoder
 
     cfg = cfg or ExtractConfig()
@@ -249,6 +252,8 @@ def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig 
         frames = sum(x.frames for x in summary.results)
         overall.set_postfix(fps=f"{frames / max(summary.seconds, 1e-9):.1f}", failed=summary.count("failed"))
     summary.seconds = time.perf_counter() - t0
+    if pack and summary.count("done"):
+        store.pack(name)
     return summary, name
 
 

@@ -29,6 +29,7 @@ from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync as _sync
 
 from egoflow import __version__
+from egoflow.features_store.packed import _torch, drop_pack, load_packed, pack_feature_set, to_float32
 from egoflow.features_store.texts import TextFeatures, TextStoreMixin
 
 STORE_FORMAT = 1
@@ -159,7 +160,8 @@ class FeatureStore(TextStoreMixin):
 
     def _uids(self, fs: zarr.Group) -> list[str]:
         """Child names from a directory listing: never parses children, so one corrupt video can't hide others."""
-        return sorted(k for k in _sync(_list_dir(fs.store, fs.path)) if k != "zarr.json")
+        # "_packed" (packed.py) and other "_" names are not videos: check_uid never allows a leading "_"
+        return sorted(k for k in _sync(_list_dir(fs.store, fs.path)) if k != "zarr.json" and not k.startswith("_"))
 
     def videos(self, name: str, include_incomplete: bool = False) -> list[str]:
         """Video uids of a feature set; only complete ones unless ``include_incomplete``."""
@@ -185,6 +187,7 @@ class FeatureStore(TextStoreMixin):
         return all(have.get(k) == source.get(k) for k in ("bytes", "mtime"))
 
     def _fresh_group(self, fs: zarr.Group, uid: str, attrs: dict) -> zarr.Group:
+        drop_pack(self, fs)  # the set changes: its packed copy is stale
         if uid in self._uids(fs):  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
             _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
         return fs.create_group(uid, attributes=attrs)
@@ -215,6 +218,7 @@ class FeatureStore(TextStoreMixin):
         g.create_array("feats", data=feats.astype(info["dtype"]), chunks=(rows, D), compressors=zstd)
         g.create_array("times", data=times, chunks=(rows,), compressors=zstd)
         g.update_attributes({"complete": True})  # last: the commit point
+        drop_pack(self, fs)  # again: a pack built while this video was being written lacks it
 
     def record_failure(self, name: str, uid: str, stage: str, reason: str, source: dict | None = None) -> None:
         """Record that ``uid`` failed at ``stage`` (``open``, ``decode``, ``encode``, ``write``) and why."""
@@ -234,6 +238,7 @@ class FeatureStore(TextStoreMixin):
     def delete_video(self, name: str, uid: str) -> None:
         fs = self._set(name)
         if uid in self._uids(fs):
+            drop_pack(self, fs)
             _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
 
     def read_video(self, name: str, uid: str) -> VideoFeatures:
@@ -243,7 +248,9 @@ class FeatureStore(TextStoreMixin):
             state = "absent" if a is None else "not complete"
             raise VideoMissing(f"video {uid!r} is {state} in feature set {name!r} of {self.url}")
         g = fs[uid]
-        feats = np.asarray(g["feats"][:], dtype=np.float32)
+        raw = g["feats"][:]
+        feats = np.empty(raw.shape, np.float32)
+        to_float32(feats, raw, _torch())
         times = np.asarray(g["times"][:], dtype=np.float64)
         return VideoFeatures(feats, times, a)
 
@@ -251,12 +258,19 @@ class FeatureStore(TextStoreMixin):
                          workers: int = 16) -> dict[str, VideoFeatures]:
         """Load whole per-video arrays into memory, many videos at once.
 
-        Zarr access is latency-bound (~1 ms per metadata/chunk read), so reads are issued from a thread pool;
-        the decompression itself releases the GIL.
+        A fresh packed copy (``pack``) is read in a few large chunks; otherwise per video: Zarr access is
+        latency-bound (~1 ms per metadata/chunk read), so reads are issued from a thread pool.
         """
+        packed = load_packed(self, name, video_uids)
+        if packed is not None:
+            return packed
         uids = self.videos(name) if video_uids is None else list(video_uids)
         with ThreadPoolExecutor(workers) as ex:
             return dict(zip(uids, ex.map(lambda u: self.read_video(name, u), uids)))
+
+    def pack(self, name: str, chunk_rows: int = 4096) -> dict:
+        """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py)."""
+        return pack_feature_set(self, name, chunk_rows)
 
     # ---------------------------------------------------------------- summaries
     def info(self, name: str) -> dict:

@@ -56,6 +56,8 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
     t0 = time.perf_counter()
     futures = [extract_video_task.submit(str(p), store, name, enc_kw, asdict(cfg)) for p in paths]
     summary = Summary([VideoResult(**f.result()) for f in futures], time.perf_counter() - t0)
+    if summary.count("done"):
+        st.pack(name)  # one contiguous copy so heads load the set fast (a cache; per-video groups stay the truth)
     print(summary.line())
     return {"feature_set": name, "line": summary.line(), "ok": summary.ok,
             "results": [asdict(r) for r in summary.results]}

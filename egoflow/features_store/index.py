@@ -1,0 +1,229 @@
+"""Nearest-neighbour search over a feature set's steps (or a text set): "where in which video does this happen".
+
+An inner-product index (cosine when vectors are L2-normalised, the default) maps each row to ``(label, time)``:
+``label`` is the video uid and ``time`` the step's time in seconds for a feature set, or the string (time NaN)
+for a text set. faiss is used when installed (on the GPU when faiss has one), numpy brute force otherwise; both
+give the same hits. An index is saved next to a local store as ``<store>.index/<name>/`` with the feature set's
+config hash, so a stale index (set re-made with another config, videos added) is detected on load.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from egoflow.features_store.store import FeatureStore, StoreError
+
+try:
+    import faiss
+except ImportError:  # faiss-cpu is a dependency, but search must still work without it
+    faiss = None
+
+
+class SearchIndexError(StoreError):
+    """The index cannot be built, saved, loaded or queried as asked (dim mismatch, stale, remote store)."""
+
+
+@dataclass
+class SearchResult:
+    scores: np.ndarray  # [Q, k] float32 inner products (cosine when normalised), best first; -inf where no hit
+    rows: np.ndarray  # [Q, k] int64 row ids; -1 where the index has fewer than k rows
+    labels: list  # [Q][k] video uid (feature set) or string (text set); None where no hit
+    times: np.ndarray  # [Q, k] float64 seconds of the step (NaN for text rows / no hit)
+
+    def hits(self, q: int = 0) -> list[tuple[str, float, float]]:
+        """``(label, time, score)`` of query ``q``, best first."""
+        return [(lab, float(t), float(s)) for lab, t, s in zip(self.labels[q], self.times[q], self.scores[q])
+                if lab is not None]
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class FeatureIndex:
+    """Inner-product index over ``[N, D]`` vectors with a ``(label, time)`` per row."""
+
+    def __init__(self, dim: int, normalize: bool = True, backend: str = "auto", device: str = "auto"):
+        if backend not in ("auto", "faiss", "numpy"):
+            raise SearchIndexError(f"backend must be auto|faiss|numpy, not {backend!r}")
+        if backend == "faiss" and faiss is None:
+            raise SearchIndexError("backend 'faiss' asked for but faiss is not installed (pip install faiss-cpu)")
+        self.dim, self.normalize = int(dim), normalize
+        self.backend = "faiss" if (backend == "faiss" or (backend == "auto" and faiss is not None)) else "numpy"
+        self.device = device
+        self.labels = np.zeros(0, dtype=object)  # [N]
+        self.times = np.zeros(0, dtype=np.float64)  # [N]
+        self.info: dict = {}  # provenance: store, set, config_hash, videos (for staleness checks)
+        self._vectors = np.zeros((0, self.dim), np.float32)  # numpy backend only
+        self._index = None
+        if self.backend == "faiss":
+            self._index = faiss.IndexFlatIP(self.dim)
+            if device in ("auto", "cuda") and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+                self._res = faiss.StandardGpuResources()  # kept alive as long as the GPU index
+                self._index = faiss.index_cpu_to_gpu(self._res, 0, self._index)
+            elif device == "cuda":
+                raise SearchIndexError("device 'cuda' asked for but faiss has no GPU here")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def add(self, vectors: np.ndarray, labels, times=None) -> None:
+        """Add ``vectors [N, D]`` with ``labels [N]`` and ``times [N]`` seconds (NaN when None)."""
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim != 2 or v.shape[1] != self.dim:
+            raise SearchIndexError(f"vectors must be [N, {self.dim}], got {list(v.shape)}")
+        labels = np.asarray(list(labels), dtype=object)
+        t = np.full(len(v), np.nan) if times is None else np.asarray(times, dtype=np.float64)
+        if labels.shape != (len(v),) or t.shape != (len(v),):
+            raise SearchIndexError(f"need one label and one time per vector ({len(v)})")
+        if not np.isfinite(v).all():
+            raise SearchIndexError("vectors contain NaN or inf")
+        if self.normalize:
+            v = _normalise(v)
+        if self.backend == "faiss":
+            self._index.add(v)
+        else:
+            self._vectors = np.concatenate([self._vectors, v])
+        self.labels = np.concatenate([self.labels, labels])
+        self.times = np.concatenate([self.times, t])
+
+    def search(self, queries: np.ndarray, k: int = 10) -> SearchResult:
+        """Top-``k`` rows for each of ``queries [Q, D]`` (or one ``[D]``) by inner product, best first."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise SearchIndexError(f"queries must be [Q, {self.dim}] (the index dim), got {list(q.shape)}")
+        if self.normalize:
+            q = _normalise(q)
+        kk = min(k, len(self))
+        if kk == 0:
+            scores, rows = np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        elif self.backend == "faiss":
+            scores, rows = self._index.search(q, kk)
+        else:
+            scores, rows = _brute_force(self._vectors, q, kk)
+        pad = k - kk  # fewer rows than k: pad like faiss does (-1 rows)
+        scores = np.pad(scores.astype(np.float32), ((0, 0), (0, pad)), constant_values=-np.inf)
+        rows = np.pad(rows.astype(np.int64), ((0, 0), (0, pad)), constant_values=-1)
+        ok = rows >= 0
+        labels = [[self.labels[r] if r >= 0 else None for r in row] for row in rows]
+        times = np.where(ok, self.times[np.where(ok, rows, 0)] if len(self) else np.nan, np.nan)
+        return SearchResult(scores, rows, labels, times)
+
+    def search_texts(self, store: FeatureStore, text_set: str, strings: list[str], k: int = 10) -> SearchResult:
+        """Search with the stored pooled embeddings of ``strings`` (e.g. NLQ queries) from ``text_set``."""
+        return self.search(store.load_texts(text_set, strings).pooled, k)
+
+    # ---------------------------------------------------------------- building from the store
+    @classmethod
+    def from_feature_set(cls, store: FeatureStore, feature_set: str, video_uids=None, normalize: bool = True,
+                         backend: str = "auto", device: str = "auto", batch: int = 256) -> "FeatureIndex":
+        """One row per step of every (given) complete video; rows in video order, then time order."""
+        info = store.feature_set_info(feature_set)
+        ix = cls(info["dim"], normalize, backend, device)
+        uids = store.videos(feature_set) if video_uids is None else list(video_uids)
+        for i in range(0, len(uids), batch):  # bounded memory: a batch of videos at a time
+            for uid, vf in store.load_feature_set(feature_set, uids[i:i + batch]).items():
+                ix.add(vf.feats, [uid] * len(vf.times), vf.times)
+        ix.info = {"store": store.url, "feature_set": feature_set, "config_hash": info.get("config_hash"),
+                   "videos": len(uids)}
+        return ix
+
+    @classmethod
+    def from_text_set(cls, store: FeatureStore, text_set: str, strings: list[str], normalize: bool = True,
+                      backend: str = "auto", device: str = "auto") -> "FeatureIndex":
+        """One row per string (pooled embedding); search it with frame features to caption / classify steps."""
+        pooled = store.load_texts(text_set, strings).pooled
+        ix = cls(pooled.shape[1], normalize, backend, device)
+        ix.add(pooled, strings)
+        ix.info = {"store": store.url, "text_set": text_set,
+                   "config_hash": store.text_set_info(text_set).get("config_hash"), "videos": None}
+        return ix
+
+    # ---------------------------------------------------------------- persistence (local only)
+    @staticmethod
+    def default_path(store: FeatureStore, name: str) -> Path:
+        """``<store>.index/<name>`` beside a local store; remote stores need an explicit local path."""
+        url = store.url[len("file://"):] if store.url.startswith("file://") else store.url
+        if "://" in url:
+            raise SearchIndexError(f"store {store.url} is not local: give the index a local path to save to")
+        p = Path(url)
+        return p.parent / f"{p.name}.index" / name
+
+    def save(self, path) -> Path:
+        """Write ``vectors.npy`` (normalised rows, the whole flat index), ``rows.npz`` and ``index.json``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        vec = self._vectors if self.backend == "numpy" else self._faiss_vectors()
+        np.save(path / "vectors.npy", vec)
+        np.savez(path / "rows.npz", labels=self.labels.astype(str), times=self.times)
+        meta = {"dim": self.dim, "normalize": self.normalize, "rows": len(self), **self.info}
+        tmp = path / ".index.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, path / "index.json")  # last: a half-written index has no index.json
+        return path
+
+    def _faiss_vectors(self) -> np.ndarray:
+        cpu = faiss.index_gpu_to_cpu(self._index) if "Gpu" in type(self._index).__name__ else self._index
+        return cpu.reconstruct_n(0, cpu.ntotal) if cpu.ntotal else np.zeros((0, self.dim), np.float32)
+
+    @classmethod
+    def load(cls, path, store: FeatureStore | None = None, backend: str = "auto",
+             device: str = "auto") -> "FeatureIndex":
+        """Read an index saved by :meth:`save`; with ``store`` given, raise if it no longer matches the set."""
+        path = Path(path)
+        if not (path / "index.json").exists():
+            raise SearchIndexError(f"no index at {path} (missing index.json)")
+        meta = json.loads((path / "index.json").read_text())
+        if store is not None:
+            _check_fresh(meta, store, path)
+        ix = cls(meta["dim"], meta["normalize"], backend, device)
+        rows = np.load(path / "rows.npz")
+        vec = np.load(path / "vectors.npy")
+        normalize, ix.normalize = ix.normalize, False  # rows are stored normalised already
+        ix.add(vec, rows["labels"].astype(object), rows["times"])
+        ix.normalize = normalize
+        ix.info = {k: v for k, v in meta.items() if k not in ("dim", "normalize", "rows")}
+        return ix
+
+    @classmethod
+    def for_feature_set(cls, store: FeatureStore, feature_set: str, path=None, rebuild: bool = False,
+                        **kw) -> "FeatureIndex":
+        """Load the saved index of ``feature_set`` when it is fresh, else build and save it."""
+        path = Path(path) if path is not None else cls.default_path(store, feature_set)
+        if not rebuild and (path / "index.json").exists():
+            try:
+                return cls.load(path, store, kw.get("backend", "auto"), kw.get("device", "auto"))
+            except SearchIndexError:
+                pass  # stale: rebuild below
+        ix = cls.from_feature_set(store, feature_set, **kw)
+        ix.save(path)
+        return ix
+
+
+def _check_fresh(meta: dict, store: FeatureStore, path: Path) -> None:
+    name = meta.get("feature_set")
+    if name is None:
+        return  # text-set indexes are keyed by their strings; nothing cheap to compare
+    have = store.feature_set_info(name).get("config_hash")
+    n = len(store.videos(name))
+    if have != meta.get("config_hash") or n != meta.get("videos"):
+        raise SearchIndexError(f"index at {path} is stale for {store.url}/{name} (config {meta.get('config_hash')}"
+                               f" vs {have}, videos {meta.get('videos')} vs {n}): rebuild it")
+
+
+def _brute_force(vectors: np.ndarray, q: np.ndarray, k: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner products, scanning ``vectors`` in chunks so ``[Q, N]`` scores never materialise."""
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_r = np.zeros((len(q), 0), np.int64)
+    for s in range(0, len(vectors), chunk):
+        sc = q @ vectors[s:s + chunk].T
+        cand_s = np.concatenate([best_s, sc], axis=1)
+        cand_r = np.concatenate([best_r, np.broadcast_to(np.arange(s, s + sc.shape[1]), sc.shape)], axis=1)
+        top = np.argpartition(-cand_s, min(k, cand_s.shape[1]) - 1, axis=1)[:, :k]
+        best_s, best_r = np.take_along_axis(cand_s, top, 1), np.take_along_axis(cand_r, top, 1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return np.take_along_axis(best_s, order, 1), np.take_along_axis(best_r, order, 1)
