@@ -26,14 +26,12 @@ FPS = 1.875
 
 
 def make(workdir: Path, minutes: float) -> Path:
-    from egoflow.datasets.synthetic.videos import CONCEPTS, make_video
+    from egoflow.datasets.synthetic.videos import make_benchmark_video
 
     path = workdir / f"bench_{minutes:g}min.mp4"
     if not path.exists():
         t0 = time.perf_counter()
-        seg = 30.0
-        segs = [(i * seg, (i + 1) * seg, CONCEPTS[i % len(CONCEPTS)].name) for i in range(int(minutes * 60 / seg))]
-        make_video(path, segs, fps=30, size=(640, 480), gop_s=8.0, seed=0)
+        make_benchmark_video(path, minutes=minutes)  # the same kind of video as benchmarks/decode_throughput.py
         print(f"generated {path} in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
 
