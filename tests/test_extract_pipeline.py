@@ -157,3 +157,28 @@ def test_kill_9_then_rerun_finishes(tmp_path, when):
     (name,) = s.feature_sets()
     assert s.videos(name) == ["k0", "k1", "k2", "k3"] and s.verify() == []
     assert main(["store", "verify", "--store", url]) == 0
+
+
+def test_every_fault_is_recorded_and_the_good_files_complete(tmp_path, encoder, monkeypatch):
+    from egoflow.datasets.synthetic.faults import BAD, GOOD, make_fault_files, unreadable_is_enforced
+
+    files = make_fault_files(tmp_path / "faults")
+    if not unreadable_is_enforced(files["unreadable"]):  # running as root: refuse access the way the OS would
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == files["unreadable"]
+                            else real_access(p, m, *a, **k))
+    url = str(tmp_path / "s.zarr")
+    summary, name = extract([str(files[k]) for k in BAD + GOOD], url, encoder, ExtractConfig(fps=2.0),
+                            progress=False)
+    status = {r.video_uid: r for r in summary.results}
+    for k in BAD:
+        r = status[files[k].stem]
+        assert r.status == "failed" and r.reason, k  # every bad file: a failure with a reason
+    for k in GOOD:
+        assert status[files[k].stem].status == "done", (k, status[files[k].stem].reason)
+    s = FeatureStore(url)
+    assert sorted(s.videos(name)) == sorted(files[k].stem for k in GOOD)  # nothing partial is complete
+    assert {f["video_uid"] for f in s.failures(name)} == {files[k].stem for k in BAD}
+    assert "truncated" in {f["video_uid"] for f in s.failures(name)}  # frames decoded before the cut: not kept
+    rot = s.read_video(name, "rotated_90")
+    assert rot.feats.shape[0] == 4 and s.verify() == []
