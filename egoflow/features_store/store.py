@@ -93,10 +93,16 @@ class FeatureStore(TextStoreMixin):
         self.chunk_rows = chunk_rows  # rows per chunk of feats; arrays shorter than this get chunk = T
         self.compression_level = compression_level
         kw = {"storage_options": storage_options} if storage_options else {}
-        try:
-            self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3, **kw)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
-            raise StoreError(f"no feature store at {self.url}") from e
+        for attempt in range(3):
+            try:
+                self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3, **kw)
+                break
+            except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
+                raise StoreError(f"no feature store at {self.url}") from e
+            except zarr.errors.ContainsGroupError:
+                if attempt == 2:  # several writers created a new store at once: the winner's root is fine
+                    raise
+                time.sleep(0.05)
         attrs = dict(self.root.attrs)
         if attrs.get("egoflow_store") is None:
             if self.read_only or any(True for _ in self.root.group_keys()):

@@ -1,0 +1,250 @@
+"""LAVITI from a feature store: pretrain on narrations (shared loop), zero-shot NLQ prediction, demo step.
+
+Re-exported by ``egoflow.heads.laviti``; see docs/heads_laviti.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egoflow.heads.laviti import Config, build, config_from_dict
+from egoflow.heads.laviti_data import LavitiDataError, NarratedChunks, collate, training_chunks
+from egoflow.heads.laviti_zeroshot import nlq_zero_shot, unit
+
+log = logging.getLogger(__name__)
+
+TRAIN_DEFAULTS = dict(epochs=20, batch_size=8, lr=1e-4, weight_decay=0.05, optimizer="adamw", grad_clip=1.0,
+                      schedule="cosine")  # DETR-like optimisation; warm-up: 5% of all steps unless overridden
+WARMUP_FRACTION = 0.05
+METRIC_NLQ, METRIC_PRETRAIN = "R@1 IoU=0.3", "pretrain_loss"
+
+
+def open_store(store):
+    from egoflow.features_store import FeatureStore
+    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store))
+
+
+def resolve_text_set(store, text_set: str | None) -> str:
+    if text_set is not None:
+        if text_set not in store.text_sets():
+            raise LavitiDataError(f"text set {text_set!r} not in store {store.url}; have {store.text_sets()} "
+                                  "(run `egoflow encode-text`)")
+        return text_set
+    sets = store.text_sets()
+    if len(sets) != 1:
+        raise LavitiDataError(f"store {store.url} has text sets {sets}: pass text_set= (narration embeddings)")
+    return sets[0]
+
+
+def text_embeddings(store, text_set: str, strings, what: str) -> dict[str, np.ndarray]:
+    """string -> L2-normalised pooled embedding (the text encoder's end-of-text token)."""
+    strings = sorted(set(strings))
+    try:
+        pooled = store.load_texts(text_set, strings).pooled
+    except KeyError as err:
+        raise LavitiDataError(f"{what}: {err.args[0]}") from None
+    return dict(zip(strings, unit(pooled)))
+
+
+def train_config(n_chunks: int, overrides: dict | None):
+    from egoflow.heads.train import TrainConfig
+    kw = {**TRAIN_DEFAULTS, **(overrides or {})}
+    if "warmup_steps" not in (overrides or {}):
+        kw["warmup_steps"] = int(WARMUP_FRACTION * kw["epochs"] * -(-n_chunks // kw["batch_size"]))
+    bad = sorted(set(kw) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if bad:
+        raise ValueError(f"laviti: unknown train config keys {bad}")
+    return TrainConfig(**kw)
+
+
+def head_config(store, feature_set: str, text_set: str, overrides: dict | None) -> Config:
+    from egoflow.datasets.nlq_data import check_feature_set
+    kw = {"input_dim": int(check_feature_set(store, feature_set)["dim"]),
+          "text_dim": int(store.text_set_info(text_set)["dim"]), **(overrides or {})}
+    bad = sorted(set(kw) - {f.name for f in dataclasses.fields(Config)})
+    if bad:
+        raise ValueError(f"laviti: unknown head config keys {bad}")
+    return Config(**kw)
+
+
+class NLQZeroShot:
+    """``evaluate(model)`` for fit: zero-shot NLQ on a query file -> official metrics (and the submission)."""
+
+    def __init__(self, store, feature_set: str, text_set: str, queries: list, decode, cfg: Config):
+        from egoflow.heads.laviti_data import video_duration
+        have = set(store.videos(feature_set))
+        missing = sorted({q.video_uid for q in queries} - have)
+        if missing:
+            raise LavitiDataError(f"NLQ: {len(missing)} video(s) without features in {feature_set!r}: {missing[:5]}")
+        self.videos = store.load_feature_set(feature_set, sorted({q.video_uid for q in queries}))
+        dur = {u: video_duration(v) for u, v in self.videos.items()}
+        bad = sorted({f"{q.clip_uid} [{q.clip_video_start_sec}, {q.clip_video_end_sec}] s of video {q.video_uid} "
+                      f"({dur[q.video_uid]:.1f} s)" for q in queries if q.clip_duration <= 0
+                      or q.clip_video_start_sec < -1.0 or q.clip_video_end_sec > dur[q.video_uid] + 1.0})
+        if bad:
+            raise LavitiDataError(f"NLQ: {len(bad)} clip(s) empty or outside their video: {bad[:3]}")
+        self.queries = [q for q in queries if q.query]  # a query without text cannot be asked
+        self.query_emb = text_embeddings(store, text_set, [q.query for q in self.queries], "NLQ queries")
+        self.decode, self.cfg, self.results = decode, cfg, []
+
+    def __call__(self, model) -> dict:
+        from egoflow.evaluate.nlq import evaluate_nlq
+        self.results = nlq_zero_shot(model, self.decode, self.videos, self.queries, self.query_emb, self.cfg)
+        return {k: float(v) for k, v in evaluate_nlq(self.queries, self.results).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def submission(results: list[dict]) -> dict:
+    return {"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": results}
+
+
+def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annotations=None, text_set=None,
+                     head_overrides: dict | None = None, train_overrides: dict | None = None) -> dict:
+    """Pretrain LAVITI on narrations (Ego4D ``narration.json`` path or a list of Narration) from ``store``.
+
+    With ``val_annotations`` (an NLQ file) the best epoch is chosen by zero-shot R@1 IoU=0.3 and its submission
+    is written to out_dir/predictions.json; without, by the deterministic pretraining loss. Writes
+    out_dir/config.json and metrics.json (with the chunk/narration counts of the bad-input handling).
+    """
+    from egoflow.datasets.ego4d import load_narrations, load_nlq
+    from egoflow.heads.train import fit, seed_everything
+    store, out = open_store(store), Path(out_dir)
+    text_set = resolve_text_set(store, text_set)
+    cfg = head_config(store, feature_set, text_set, head_overrides)
+    from_file = not isinstance(annotations, (list, tuple))
+    narrations = load_narrations(annotations) if from_file else list(annotations)
+    where = str(annotations) if from_file else "narrations"
+    uids = sorted({n.video_uid for n in narrations} & set(store.videos(feature_set)))
+    videos = store.load_feature_set(feature_set, uids)
+    texts = text_embeddings(store, text_set, [n.text for n in narrations if n.video_uid in videos], where)
+    chunks, stats = training_chunks(videos, narrations, texts, cfg)
+    if not chunks:
+        raise LavitiDataError(f"{where}: no training chunk with narrations and at least {cfg.kernel} frames "
+                              f"in feature set {feature_set!r} ({stats})")
+    log.info("laviti: %s", stats)
+    tcfg = train_config(len(chunks), train_overrides)
+    seed_everything(tcfg.seed)  # the initial weights too are a function of the seed
+    model, criterion, decode = build(cfg)
+    if val_annotations is not None:
+        queries = load_nlq(val_annotations) if not isinstance(val_annotations, (list, tuple)) else val_annotations
+        evaluate = NLQZeroShot(store, feature_set, text_set, list(queries), decode, cfg)
+        metric, mode = METRIC_NLQ, "max"
+    else:
+        evaluate, metric, mode = PretrainLoss(chunks, criterion, cfg, tcfg.batch_size), METRIC_PRETRAIN, "min"
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"head": "laviti", "benchmark": "nlq", "head_config": dataclasses.asdict(cfg),
+              "train_config": dataclasses.asdict(tcfg), "store": store.url, "feature_set": feature_set,
+              "text_set": text_set, "annotations": where, "val_annotations": str(val_annotations)
+              if val_annotations is not None and not isinstance(val_annotations, (list, tuple)) else None,
+              "data": stats}
+    (out / "config.json").write_text(json.dumps(config, indent=1, default=str))
+    result = fit(model, criterion, NarratedChunks(chunks, cfg.num_queries, seed=tcfg.seed), collate, tcfg,
+                 evaluate=evaluate, metric=metric, mode=mode, out_dir=out,
+                 checkpoint_extra={"head": "laviti", "head_config": dataclasses.asdict(cfg)})
+    metrics = {k: v for k, v in (result.history[-1] if result.history else {}).items() if k.startswith("train_")}
+    model.eval()
+    with torch.no_grad():
+        metrics.update(evaluate(model))  # the model holds the best weights now
+    if isinstance(evaluate, NLQZeroShot):
+        (out / "predictions.json").write_text(json.dumps(submission(evaluate.results)))
+    metrics.update(best_epoch=result.best_epoch, **{f"data_{k}": v for k, v in stats.items()})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+class PretrainLoss:
+    """``evaluate(model)`` without NLQ data: the loss on training chunks with deterministic (midpoint) intervals."""
+
+    def __init__(self, chunks, criterion, cfg: Config, batch_size: int, max_chunks: int = 64):
+        self.data = NarratedChunks(chunks[:max_chunks], cfg.num_queries, seed=None)
+        self.criterion, self.batch_size = criterion, batch_size
+
+    def __call__(self, model) -> dict:
+        from egoflow.heads.train import move_to
+        device = next(model.parameters()).device
+        total, n = 0.0, 0
+        for i in range(0, len(self.data), self.batch_size):
+            items = [self.data[j] for j in range(i, min(i + self.batch_size, len(self.data)))]
+            batch = move_to(collate(items), device)
+            total += float(self.criterion(model(batch), batch)["loss"]) * len(items)
+            n += len(items)
+        return {METRIC_PRETRAIN: total / max(n, 1)}
+
+
+def load_run(run_dir, device="cpu"):
+    """``(model with best weights, decode, config dict)`` of a LAVITI run directory."""
+    from egoflow.heads.train import load_checkpoint
+    run = Path(run_dir)
+    if not (run / "config.json").exists() or not (run / "best.pt").exists():
+        raise FileNotFoundError(f"{run} is not a finished laviti run (needs config.json and best.pt)")
+    config = json.loads((run / "config.json").read_text())
+    if config.get("head") != "laviti":
+        raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not laviti")
+    model, _, decode = build(config_from_dict(config["head_config"]))
+    load_checkpoint(run / "best.pt", model)
+    return model.to(device).eval(), decode, config
+
+
+def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
+    """Zero-shot NLQ submission JSON for ``annotations`` (Ego4D NLQ file) with the best weights of ``run_dir``."""
+    from egoflow.datasets.ego4d import load_nlq
+    from egoflow.heads.train import resolve_device
+    store = open_store(store)
+    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").exists() \
+        else {}
+    model, decode, config = load_run(run_dir, resolve_device(config.get("train_config", {}).get("device", "auto")))
+    feature_set = feature_set or config["feature_set"]
+    text_set = resolve_text_set(store, text_set or config.get("text_set"))
+    queries = load_nlq(annotations) if not isinstance(annotations, (list, tuple)) else list(annotations)
+    zs = NLQZeroShot(store, feature_set, text_set, queries, decode, model.cfg)
+    results = nlq_zero_shot(model, decode, zs.videos, zs.queries, zs.query_emb, model.cfg)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(submission(results)))
+    return str(out)
+
+
+def demo_step(ctx) -> dict:
+    """Pretrain briefly on the demo narrations, report zero-shot NLQ on ctx.nlq_val (seconds when ctx.quick)."""
+    head = dict(heads=2, head_dim=16, enc_layers=1, dec_layers=1, num_queries=16, num_time_embeddings=64,
+                dropout=0.0) if ctx.quick else dict(enc_layers=2, dec_layers=2, num_queries=64)
+    train = dict(epochs=3 if ctx.quick else 40, batch_size=4, lr=1e-3 if ctx.quick else 3e-4, seed=ctx.seed,
+                 device=ctx.device, progress=not ctx.quick)
+    metrics = train_from_store(ctx.store, ctx.feature_set, ctx.narrations, ctx.out_dir, val_annotations=ctx.nlq_val,
+                               text_set=ctx.text_set, head_overrides=head, train_overrides=train)
+    return {"benchmark": "nlq", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
+            "gt": str(ctx.nlq_val)}
+
+
+def charades_from_store(run_dir, store, annotations, classes, *, feature_set=None, text_set=None,
+                        out_path=None) -> dict:
+    """Zero-shot CharadesEgo: ``annotations`` (CharadesEgo csv), ``classes`` (Charades_v1_classes.txt) whose
+    names must be in ``text_set``; videos are looked up by their ``id`` in ``feature_set``. Returns
+    ``{"mAP", "num_videos", ...}`` (``egoflow.evaluate.classification``); writes the official submission
+    (``id s_0 … s_{C-1}`` per line) to ``out_path`` when given."""
+    from egoflow.datasets.charades_ego import label_matrix, load_charades_classes, load_charades_ego
+    from egoflow.evaluate.classification import charades_map_report
+    from egoflow.heads.laviti_zeroshot import charades_scores
+    store = open_store(store)
+    model, decode, config = load_run(run_dir)
+    feature_set = feature_set or config["feature_set"]
+    text_set = resolve_text_set(store, text_set or config.get("text_set"))
+    videos, names = load_charades_ego(annotations), load_charades_classes(classes)
+    missing = sorted({v.video_id for v in videos} - set(store.videos(feature_set)))
+    if missing:
+        raise LavitiDataError(f"{annotations}: {len(missing)} video(s) without features in {feature_set!r}: "
+                              f"{missing[:5]}")
+    emb = text_embeddings(store, text_set, names, f"{classes} class names")
+    feats = store.load_feature_set(feature_set, [v.video_id for v in videos])
+    scores = charades_scores(model, decode, [feats[v.video_id] for v in videos],
+                             np.stack([emb[n] for n in names]), model.cfg)
+    if out_path is not None:
+        Path(out_path).write_text("".join(f"{v.video_id} " + " ".join(f"{x:.6f}" for x in row) + "\n"
+                                          for v, row in zip(videos, scores)))
+    report = charades_map_report(scores, label_matrix(videos, len(names)))
+    return {k: v for k, v in report.items() if k != "per_class_AP"} | {"num_videos": len(videos)}
