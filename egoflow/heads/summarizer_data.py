@@ -1,0 +1,184 @@
+"""QFVS samples for the summarizer: store features averaged per shot, KTS segments, query prompts, labels.
+
+One sample = one (video, concept-pair query). Shot features and KTS segments are per video and shared by its
+queries. Text conditions per sample: the query prompt and the two concept prompts (EgoVLPv2's QFVS recipe), each
+token-level ``[L, Dt]`` from the store's text set (or its pooled vector as a single token).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from egoflow.datasets.qfvs import QFVSVideo
+from egoflow.heads import kts
+
+# Concept names of the QFVS dictionary that read badly in a sentence (as in EgoVLPv2's QFVS prompts).
+PROMPT_NAMES = {"Cupglass": "Glass", "Musicalinstrument": "Instrument", "Petsanimal": "Animal"}
+
+
+class SummarizerDataError(ValueError):
+    """Store features or annotations unusable for the summarizer (names the video / query / string)."""
+
+
+def concept_prompt(concept: str) -> str:
+    return f"There is a {PROMPT_NAMES.get(concept, concept)}"
+
+
+def query_prompt(c1: str, c2: str) -> str:
+    return f"There is a {PROMPT_NAMES.get(c1, c1)} and a {PROMPT_NAMES.get(c2, c2)}"
+
+
+def qfvs_prompts(videos: dict[str, QFVSVideo]) -> list[str]:
+    """Every text the summarizer needs for these videos (what ``egoflow encode-text`` must embed), sorted."""
+    out = set()
+    for v in videos.values():
+        for q in v.queries:
+            if not all(q.concepts):
+                raise SummarizerDataError(f"{v.video_id}: empty concept in query {q.concepts}")
+            out.update([query_prompt(*q.concepts), *(concept_prompt(c) for c in q.concepts)])
+    return sorted(out)
+
+
+def shot_features(feats: np.ndarray, times: np.ndarray, num_shots: int, shot_seconds: float, uid: str) -> np.ndarray:
+    """Average store steps [T, D] into ``num_shots`` shots of ``shot_seconds`` -> [num_shots, D] float32.
+
+    Steps past the last shot are dropped; a few empty shots (video a little shorter than the annotation, or a
+    sparse sampling rate) copy the nearest non-empty shot; more than 5% empty is an error.
+    """
+    if not np.isfinite(feats).all():
+        raise SummarizerDataError(f"video {uid!r}: store features contain NaN/inf")
+    idx = np.floor(times / shot_seconds).astype(np.int64)
+    keep = (idx >= 0) & (idx < num_shots)
+    sums = np.zeros((num_shots, feats.shape[1]), np.float64)
+    np.add.at(sums, idx[keep], feats[keep])
+    counts = np.bincount(idx[keep], minlength=num_shots)
+    empty = counts == 0
+    if empty.mean() > 0.05:
+        raise SummarizerDataError(f"video {uid!r}: {int(empty.sum())} of {num_shots} shots of {shot_seconds}s have "
+                                  f"no feature step (store covers {times.max() if times.size else 0:.0f}s)")
+    full = np.flatnonzero(~empty)
+    out = sums / np.maximum(counts, 1)[:, None]
+    if empty.any():
+        near = full[np.clip(np.searchsorted(full, np.flatnonzero(empty)), 0, len(full) - 1)]
+        out[empty] = out[near]
+    return out.astype(np.float32)
+
+
+def kts_segments(shots: np.ndarray, lmax: int, max_change_points: int, vmax: float) -> np.ndarray:
+    """KTS boundaries [m + 2] of one video's shots; enough change points to respect ``lmax``."""
+    n = shots.shape[0]
+    lmax = min(lmax, n)
+    m_max = min(n - 1, max(max_change_points, math.ceil(n / lmax) - 1))
+    return kts.segment(shots, max_change_points=m_max, lmax=lmax, vmax=vmax, kernel="cosine")
+
+
+@dataclass
+class VideoData:
+    uid: str
+    shots: torch.Tensor  # [N, Dv] float32
+    segments: torch.Tensor  # [N] int64 KTS segment of each shot
+    boundaries: np.ndarray  # [S + 1]
+    tags: np.ndarray  # [N, C] bool over the video's concept list
+    concepts: list[str]  # columns of tags
+
+
+@dataclass
+class Sample:
+    video: VideoData
+    name: str  # CONCEPT1_CONCEPT2
+    texts: list[torch.Tensor]  # 3 x [L, Dt]: query prompt, concept-1 prompt, concept-2 prompt
+    labels: torch.Tensor  # [3, N] float: oracle summary, concept-1 shots, concept-2 shots
+    oracle: tuple  # 0-based oracle shots
+
+
+def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seconds: float, lmax: int,
+                max_change_points: int, vmax: float) -> dict[str, VideoData]:
+    from egoflow.features_store.store import VideoMissing
+    out = {}
+    for uid, v in videos.items():
+        try:
+            vf = store.read_video(feature_set, uid)
+        except VideoMissing as e:
+            raise SummarizerDataError(f"QFVS video {uid!r} has no complete features in {feature_set!r}: {e}") from None
+        shots = shot_features(vf.feats, vf.times, v.num_shots, shot_seconds, uid)
+        b = kts_segments(shots, lmax, max_change_points, vmax)
+        concepts = v.concepts or sorted(set().union(*v.shot_concepts))
+        out[uid] = VideoData(uid, torch.from_numpy(shots), torch.from_numpy(kts.segment_ids(b)), b,
+                             v.tag_matrix(concepts), concepts)
+    return out
+
+
+def _text(tf, i: int) -> torch.Tensor:
+    if tf.tokens is not None:
+        return torch.from_numpy(tf.tokens[i, :max(1, int(tf.lengths[i]))].copy())
+    return torch.from_numpy(tf.pooled[i:i + 1].copy())
+
+
+def make_samples(store, text_set: str, videos: dict[str, QFVSVideo], data: dict[str, VideoData]) -> list[Sample]:
+    strings = qfvs_prompts(videos)
+    try:
+        tf = store.load_texts(text_set, strings)
+    except KeyError as e:
+        raise SummarizerDataError(f"QFVS prompts missing from text set {text_set!r}: {e}") from None
+    row = {s: i for i, s in enumerate(strings)}
+    out = []
+    for uid, v in videos.items():
+        d = data[uid]
+        col = {c: i for i, c in enumerate(d.concepts)}
+        for q in v.queries:
+            unknown = [c for c in q.concepts if c not in col]
+            if unknown:
+                raise SummarizerDataError(f"{uid} query {q.name}: unknown concept(s) {unknown}")
+            labels = torch.zeros(3, d.shots.shape[0])
+            labels[0, list(q.oracle)] = 1.0
+            labels[1] = torch.from_numpy(d.tags[:, col[q.concepts[0]]].astype(np.float32))
+            labels[2] = torch.from_numpy(d.tags[:, col[q.concepts[1]]].astype(np.float32))
+            texts = [_text(tf, row[s]) for s in (query_prompt(*q.concepts), *map(concept_prompt, q.concepts))]
+            out.append(Sample(d, q.name, texts, labels, q.oracle))
+    return out
+
+
+class QFVSDataset(Dataset):
+    def __init__(self, samples: list[Sample]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+
+def collate_qfvs(samples: list[Sample]) -> dict:
+    """Pad to the batch: shots [B, N, Dv], mask [B, N], segments [B, N], text [B, 3, L, Dt], text_mask [B, 3, L],
+    labels [B, 3, N], KTS segment ids "segments" [B, N] (-1 pad); "video"/"query" names; "seg_index" [B * S, Lseg]
+    (flat shot index b * N + i of every segment's shots, -1 = pad)."""
+    b = len(samples)
+    n = max(s.video.shots.shape[0] for s in samples)
+    dv = samples[0].video.shots.shape[1]
+    lt = max(t.shape[0] for s in samples for t in s.texts)
+    dt = samples[0].texts[0].shape[1]
+    shots, mask = torch.zeros(b, n, dv), torch.zeros(b, n, dtype=torch.bool)
+    text, tmask = torch.zeros(b, 3, lt, dt), torch.zeros(b, 3, lt, dtype=torch.bool)
+    labels = torch.zeros(b, 3, n)
+    seg_ids = torch.full((b, n), -1, dtype=torch.long)
+    segs = []
+    for i, s in enumerate(samples):
+        k = s.video.shots.shape[0]
+        shots[i, :k], mask[i, :k], labels[i, :, :k] = s.video.shots, True, s.labels
+        for j, t in enumerate(s.texts):
+            text[i, j, :t.shape[0]], tmask[i, j, :t.shape[0]] = t, True
+        seg_ids[i, :k] = s.video.segments
+        bnd = s.video.boundaries
+        segs += [torch.arange(int(a), int(c)) + i * n for a, c in zip(bnd[:-1], bnd[1:])]
+    lseg = max(len(x) for x in segs)
+    seg_index = torch.full((len(segs), lseg), -1, dtype=torch.long)
+    for r, x in enumerate(segs):
+        seg_index[r, :len(x)] = x
+    return {"shots": shots, "mask": mask, "text": text, "text_mask": tmask, "labels": labels,
+            "seg_index": seg_index, "segments": seg_ids, "num_shots": torch.tensor([s.video.shots.shape[0] for s in samples]),
+            "video": [s.video.uid for s in samples], "query": [s.name for s in samples]}

@@ -1,0 +1,134 @@
+"""Summarizer head: shapes, segment isolation, decode, bad input, and it beats random scores on a held-out video."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from egoflow.evaluate.qfvs import evaluate_qfvs_files
+from egoflow.heads.summarizer import Config, build, predict_from_store, train_from_store
+from egoflow.heads.summarizer_data import SummarizerDataError, collate_qfvs, query_prompt, shot_features
+from egoflow.heads.summarizer_run import random_baseline
+
+
+def _batch(n=(30, 22), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b, N = len(n), max(n)
+    shots = torch.randn(b, N, 8, generator=g)
+    seg_rows, segments = [], torch.full((b, N), -1)
+    for i, k in enumerate(n):
+        bnd = [0, k // 3, k // 2, k]
+        for s, (a, e) in enumerate(zip(bnd[:-1], bnd[1:])):
+            seg_rows.append(torch.arange(a, e) + i * N)
+            segments[i, a:e] = s
+    seg_index = torch.full((len(seg_rows), max(len(r) for r in seg_rows)), -1)
+    for r, x in enumerate(seg_rows):
+        seg_index[r, :len(x)] = x
+    mask = torch.arange(N)[None] < torch.tensor(n)[:, None]
+    return {"shots": shots, "mask": mask, "text": torch.randn(b, 3, 5, 6, generator=g),
+            "text_mask": torch.ones(b, 3, 5, dtype=torch.bool), "labels": (torch.rand(b, 3, N, generator=g) < 0.1).float(),
+            "seg_index": seg_index, "segments": segments, "num_shots": torch.tensor(n),
+            "video": ["P01", "P02"], "query": ["A_B", "A_C"]}
+
+
+def test_shapes_loss_and_segment_isolation():
+    torch.manual_seed(0)
+    model, crit, decode = build(Config(video_dim=8, text_dim=6, dim=16, num_heads=2, dropout=0.0, top_percent=0.1))
+    model.eval()
+    b = _batch()
+    out = model(b)["logits"]
+    assert out.shape == (2, 3, 30)
+    loss = crit(model(b), b)
+    assert torch.isfinite(loss["loss"]) and loss["loss"] > 0
+    # shots attend only within their KTS segment: changing the last segment leaves the first ones unchanged
+    b2 = dict(b, shots=b["shots"].clone())
+    b2["shots"][0, 15:30] += 5.0
+    out2 = model(b2)["logits"]
+    torch.testing.assert_close(out2[0, :, :15], out[0, :, :15])
+    assert not torch.allclose(out2[0, :, 15:30], out[0, :, 15:30])
+    torch.testing.assert_close(out2[1], out[1])
+    preds = decode({"logits": out}, b)
+    assert [len(p["shots"]) for p in preds] == [3, 2]  # top 10%, at least one
+    assert preds[0]["times"][0] == [preds[0]["shots"][0] * 5.0, preds[0]["shots"][0] * 5.0 + 5.0]
+
+
+def test_decode_caps_shots_per_segment():
+    b = _batch(n=(30, 30))
+    logits = torch.full((2, 3, 30), -5.0)
+    logits[:, :, 15:30] = torch.linspace(5, 4, 15)  # the best shots are all in the last segment
+    _, _, decode = build(Config(top_percent=0.2, max_per_segment=2))
+    shots = decode({"logits": logits}, b)[0]["shots"]
+    seg = b["segments"][0]
+    assert len(shots) == 6 and max(np.bincount(seg[shots].numpy())) <= 3  # cap 2, then filled with the best
+    _, _, plain = build(Config(top_percent=0.2, max_per_segment=0))
+    assert plain({"logits": logits}, b)[0]["shots"] == list(range(15, 21))
+
+
+def test_shot_features_bad_input():
+    f = np.ones((10, 4), np.float32)
+    t = np.arange(10) * 1.0
+    np.testing.assert_allclose(shot_features(f * np.arange(10)[:, None], t, 2, 5.0, "v"), [[2] * 4, [7] * 4])
+    with pytest.raises(SummarizerDataError, match="'v'.*shots of 5.0s have no feature step"):
+        shot_features(f, t, 10, 5.0, "v")
+    f[3, 1] = np.nan
+    with pytest.raises(SummarizerDataError, match="'v'.*NaN"):
+        shot_features(f, t, 2, 5.0, "v")
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    from egoflow.datasets.synthetic.qfvs import make_qfvs
+    d = tmp_path_factory.mktemp("qfvs")
+    return make_qfvs(d / "data", str(d / "store.zarr"), num_shots=(200, 220, 180, 200), queries_per_video=20,
+                     summary_fraction=0.05, dim=32, seed=0)
+
+
+HEAD = dict(dim=32, kts_lmax=40, top_percent=0.05, dropout=0.1)
+
+
+def test_beats_random_scores_on_held_out_video(syn, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is fastest, and the suite shares the cores
+    try:
+        m = train_from_store(syn.store, syn.feature_set, syn.root, tmp_path / "run", text_set=syn.text_set,
+                             head_overrides=HEAD, train_overrides=dict(epochs=12, batch_size=4, lr=3e-3,
+                                                                       progress=False, warmup_steps=5, seed=0))
+    finally:
+        torch.set_num_threads(threads)
+    rand = [random_baseline(syn.store, syn.feature_set, syn.root, videos=("P04",), text_set=syn.text_set,
+                            head_overrides=HEAD, seed=s)["F1"] for s in range(5)]
+    print(f"held-out P04: summarizer F1 {m['F1']:.3f}, random scores F1 {np.mean(rand):.3f}")
+    assert m["F1"] > np.mean(rand) + 0.1 and m["F1"] > 1.4 * np.mean(rand)
+    # the written predictions are what `egoflow evaluate qfvs` scores, with the same number
+    again = evaluate_qfvs_files(syn.root, tmp_path / "run" / "predictions.json")
+    assert again["F1"] == pytest.approx(m["F1"])
+    out = predict_from_store(tmp_path / "run", syn.store, syn.root, tmp_path / "pred.json")
+    assert json.load(open(out))["results"] == json.load(open(tmp_path / "run" / "predictions.json"))["results"]
+
+
+def test_bad_annotations_and_texts(syn, tmp_path):
+    import shutil
+    from egoflow.datasets.errors import AnnotationError
+    from egoflow.features_store import FeatureStore
+    root = tmp_path / "bad"
+    shutil.copytree(syn.root, root)
+    oracle = root / "origin_data" / "Query-Focused_Summaries" / "Oracle_Summaries" / "P01"
+    f = sorted(oracle.iterdir())[0]
+    f.rename(oracle / "Book_Unicorn_oracle.txt")  # a concept that is not in the dictionary
+    with pytest.raises(AnnotationError, match="not in Dictionary"):
+        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r1", text_set=syn.text_set, head_overrides=HEAD)
+    (oracle / "Book_Unicorn_oracle.txt").rename(oracle / "_Book_oracle.txt")  # empty concept
+    with pytest.raises(AnnotationError, match="CONCEPT1_CONCEPT2"):
+        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r2", text_set=syn.text_set, head_overrides=HEAD)
+    (oracle / "_Book_oracle.txt").unlink()
+    store = FeatureStore(syn.store)
+    store.write_texts("partial", [query_prompt("Book", "Car")], np.zeros((1, 32)), config={"k": 1})
+    with pytest.raises(SummarizerDataError, match="prompts missing from text set 'partial'"):
+        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r3", text_set="partial", head_overrides=HEAD)
+    with pytest.raises(SummarizerDataError, match="also a training video"):
+        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r4", text_set=syn.text_set,
+                         head_overrides={**HEAD, "test_video": "P01"})
+    with pytest.raises(SummarizerDataError, match="'P04' has no complete features"):
+        train_from_store(syn.store, "qfvs-synthetic", root, tmp_path / "r5", text_set=syn.text_set,
+                         head_overrides={**HEAD, "train_videos": ("P01",), "test_video": "P04"},
+                         train_overrides=dict(epochs=1)) if store.delete_video(syn.feature_set, "P04") is None else None
