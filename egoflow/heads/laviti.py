@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.runs import lazy_entry_points
 from egoflow.heads.laviti_matcher import HungarianMatcher, alignment_logits
 from egoflow.heads.laviti_model import Config, LavitiModel, sample_te
 
@@ -110,4 +111,4 @@ def config_from_dict(d: dict) -> Config:
     return Config(**d)
 
 
-from egoflow.heads.laviti_run import demo_step, predict_from_store, train_from_store  # noqa: E402,F401
+train_from_store, predict_from_store, demo_step = lazy_entry_points("egoflow.heads.laviti_run")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egoflow.heads import runs
 from egoflow.heads.laviti import Config, build, config_from_dict
 from egoflow.heads.laviti_data import LavitiDataError, NarratedChunks, collate, training_chunks
 from egoflow.heads.laviti_zeroshot import nlq_zero_shot, unit
@@ -24,21 +25,11 @@ WARMUP_FRACTION = 0.05
 METRIC_NLQ, METRIC_PRETRAIN = "R@1 IoU=0.3", "pretrain_loss"
 
 
-def open_store(store):
-    from egoflow.features_store import FeatureStore
-    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store))
+open_store = runs.open_store
 
 
 def resolve_text_set(store, text_set: str | None) -> str:
-    if text_set is not None:
-        if text_set not in store.text_sets():
-            raise LavitiDataError(f"text set {text_set!r} not in store {store.url}; have {store.text_sets()} "
-                                  "(run `egoflow encode-text`)")
-        return text_set
-    sets = store.text_sets()
-    if len(sets) != 1:
-        raise LavitiDataError(f"store {store.url} has text sets {sets}: pass text_set= (narration embeddings)")
-    return sets[0]
+    return runs.resolve_text_set(store, text_set, "narration embeddings", LavitiDataError)
 
 
 def text_embeddings(store, text_set: str, strings, what: str) -> dict[str, np.ndarray]:
@@ -52,14 +43,7 @@ def text_embeddings(store, text_set: str, strings, what: str) -> dict[str, np.nd
 
 
 def train_config(n_chunks: int, overrides: dict | None):
-    from egoflow.heads.train import TrainConfig
-    kw = {**TRAIN_DEFAULTS, **(overrides or {})}
-    if "warmup_steps" not in (overrides or {}):
-        kw["warmup_steps"] = int(WARMUP_FRACTION * kw["epochs"] * -(-n_chunks // kw["batch_size"]))
-    bad = sorted(set(kw) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if bad:
-        raise ValueError(f"laviti: unknown train config keys {bad}")
-    return TrainConfig(**kw)
+    return runs.train_config(TRAIN_DEFAULTS, overrides, n_chunks, WARMUP_FRACTION, "laviti")
 
 
 def head_config(store, feature_set: str, text_set: str, overrides: dict | None) -> Config:
@@ -112,7 +96,7 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     out_dir/config.json and metrics.json (with the chunk/narration counts of the bad-input handling).
     """
     from egoflow.datasets.ego4d import load_narrations, load_nlq
-    from egoflow.heads.train import fit, seed_everything
+    from egoflow.heads.train import fit
     store, out = open_store(store), Path(out_dir)
     text_set = resolve_text_set(store, text_set)
     cfg = head_config(store, feature_set, text_set, head_overrides)
@@ -128,8 +112,7 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
                               f"in feature set {feature_set!r} ({stats})")
     log.info("laviti: %s", stats)
     tcfg = train_config(len(chunks), train_overrides)
-    seed_everything(tcfg.seed)  # the initial weights too are a function of the seed
-    model, criterion, decode = build(cfg)
+    model, criterion, decode = runs.build_seeded(build, cfg, tcfg.seed)
     if val_annotations is not None:
         queries = load_nlq(val_annotations) if not isinstance(val_annotations, (list, tuple)) else val_annotations
         evaluate = NLQZeroShot(store, feature_set, text_set, list(queries), decode, cfg)
@@ -178,16 +161,7 @@ class PretrainLoss:
 
 def load_run(run_dir, device="cpu"):
     """``(model with best weights, decode, config dict)`` of a LAVITI run directory."""
-    from egoflow.heads.train import load_checkpoint
-    run = Path(run_dir)
-    if not (run / "config.json").exists() or not (run / "best.pt").exists():
-        raise FileNotFoundError(f"{run} is not a finished laviti run (needs config.json and best.pt)")
-    config = json.loads((run / "config.json").read_text())
-    if config.get("head") != "laviti":
-        raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not laviti")
-    model, _, decode = build(config_from_dict(config["head_config"]))
-    load_checkpoint(run / "best.pt", model)
-    return model.to(device).eval(), decode, config
+    return runs.load_run(run_dir, "laviti", build, config_from_dict, device)
 
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.runs import lazy_entry_points
+
 
 @dataclass
 class Config:
@@ -172,14 +174,7 @@ def build(cfg: Config | None = None) -> tuple[Summarizer, Criterion, Decode]:
 
 # Train / predict / protocol / demo live in summarizer_run (which imports this module); thin wrappers keep the
 # head interface (train_from_store, predict_from_store, demo_step) on this module without an import cycle.
-def train_from_store(*args, **kwargs) -> dict:
-    from egoflow.heads.summarizer_run import train_from_store as f
-    return f(*args, **kwargs)
-
-
-def predict_from_store(*args, **kwargs) -> str:
-    from egoflow.heads.summarizer_run import predict_from_store as f
-    return f(*args, **kwargs)
+train_from_store, predict_from_store, demo_step = lazy_entry_points("egoflow.heads.summarizer_run")
 
 
 def leave_one_out(*args, **kwargs) -> dict:
@@ -187,6 +182,3 @@ def leave_one_out(*args, **kwargs) -> dict:
     return f(*args, **kwargs)
 
 
-def demo_step(ctx) -> dict:
-    from egoflow.heads.summarizer_run import demo_step as f
-    return f(ctx)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egoflow.datasets.qfvs import VIDEOS, load_qfvs
+from egoflow.heads import runs
 from egoflow.heads.summarizer import Config, build
 from egoflow.heads.summarizer_data import (QFVSDataset, SummarizerDataError, collate_qfvs, load_videos,
                                            make_samples)
@@ -24,18 +25,8 @@ TRAIN_DEFAULTS = dict(epochs=20, batch_size=4, lr=5e-4, weight_decay=0.01, optim
 METRIC = "F1"
 
 
-def _open_store(store):
-    from egoflow.features_store import FeatureStore
-    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store))
-
-
 def _text_set(store, text_set):
-    if text_set:
-        return text_set
-    sets = store.text_sets()
-    if len(sets) != 1:
-        raise SummarizerDataError(f"pass text_set: store {store.url} has text sets {sets or 'none'}")
-    return sets[0]
+    return runs.resolve_text_set(store, text_set or None, "prompt embeddings", SummarizerDataError)
 
 
 def _dataset(store, feature_set, text_set, root, vids, cfg: Config):
@@ -70,8 +61,8 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
                      head_overrides: dict | None = None, train_overrides: dict | None = None) -> dict:
     """Train on ``cfg.train_videos`` of the QFVS folder ``annotations``; keep the best epoch by F1 on
     ``cfg.test_video`` (read from ``val_annotations`` if given, else from ``annotations``)."""
-    from egoflow.heads.train import TrainConfig, fit
-    store = _open_store(store)
+    from egoflow.heads.train import fit
+    store = runs.open_store(store)
     text_set = _text_set(store, text_set)
     over = dict(head_overrides or {})
     over.setdefault("video_dim", int(store.feature_set_info(feature_set)["dim"]))
@@ -81,8 +72,8 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
         raise SummarizerDataError(f"test video {cfg.test_video} is also a training video {cfg.train_videos}")
     _, train = _dataset(store, feature_set, text_set, annotations, cfg.train_videos, cfg)
     val_videos, val = _dataset(store, feature_set, text_set, val_annotations or annotations, [cfg.test_video], cfg)
-    tcfg = TrainConfig(**{**TRAIN_DEFAULTS, **(train_overrides or {})})
-    model, criterion, decode = build(cfg)
+    tcfg = runs.train_config(TRAIN_DEFAULTS, train_overrides, head="summarizer")
+    model, criterion, decode = runs.build_seeded(build, cfg, tcfg.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = {"head": "summarizer", "benchmark": "qfvs", "head_config": cfg.to_dict(),
@@ -102,22 +93,14 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
 
 
 def load_run(run_dir, device: str = "cpu"):
-    from egoflow.heads.train import load_checkpoint
-    run = Path(run_dir)
-    if not (run / "config.json").exists() or not (run / "best.pt").exists():
-        raise FileNotFoundError(f"{run} is not a finished summarizer run (needs config.json and best.pt)")
-    config = json.loads((run / "config.json").read_text())
-    if config.get("head") != "summarizer":
-        raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not summarizer")
-    model, _, decode = build(Config.from_dict(config["head_config"]))
-    load_checkpoint(run / "best.pt", model)
-    return model.to(device).eval(), decode, config
+    """(model with best weights, decode, config dict) of a summarizer run directory."""
+    return runs.load_run(run_dir, "summarizer", build, Config.from_dict, device)
 
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Write QFVS predictions for the run's held-out video (``test_video``) of the QFVS folder ``annotations``."""
     from egoflow.heads.train import resolve_device
-    store = _open_store(store)
+    store = runs.open_store(store)
     model, decode, config = load_run(run_dir, "cpu")
     model.to(resolve_device(config.get("train_config", {}).get("device", "auto")))
     cfg = model.cfg
@@ -149,7 +132,7 @@ def leave_one_out(store, feature_set: str, annotations, out_dir, *, videos=VIDEO
 def random_baseline(store, feature_set: str, annotations, *, videos=VIDEOS, text_set=None,
                     head_overrides: dict | None = None, seed: int = 0) -> dict:
     """F1 of uniformly random shot scores through the same decode (length, KTS segment cap) as the head."""
-    store = _open_store(store)
+    store = runs.open_store(store)
     text_set = _text_set(store, text_set)
     cfg = Config.from_dict({"video_dim": 1, "text_dim": 1, **(head_overrides or {})})
     gvideos, data = _dataset(store, feature_set, text_set, annotations, videos, cfg)

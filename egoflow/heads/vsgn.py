@@ -18,6 +18,7 @@ import torch
 
 from egoflow.datasets.mq_data import (MQDataError, MQDataset, check_feature_dim, collate, label_vocabulary,
                                       load_clip_features)
+from egoflow.heads import runs
 from egoflow.heads.vsgn_layers import VSGNInputError, VSGNModel
 from egoflow.heads.vsgn_loss import VSGNCriterion
 from egoflow.heads.vsgn_post import make_decode, write_submission
@@ -102,8 +103,7 @@ def build(cfg: Config | None = None):
 
 # ---------------------------------------------------------------------------------------------- store glue
 def _store(store):
-    from egoflow.features_store import FeatureStore
-    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store), mode="r")
+    return runs.open_store(store)
 
 
 def _clips(annotations):
@@ -159,7 +159,7 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     metrics.json}``. Returns the final val metrics ({} without val annotations). ``text_set`` is unused (MQ
     is video-only) and accepted for the common head interface.
     """
-    from egoflow.heads.train import TrainConfig, fit
+    from egoflow.heads.train import fit
     store, out = _store(store), Path(out_dir)
     clips = _clips(annotations)
     ho = dict(head_overrides or {})
@@ -174,8 +174,8 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
         raise MQDataError(f"{_path_or_none(annotations) or 'training clips'}: no labelled (primary) instances "
                           f"in {len(clips)} clips, nothing to learn")
     cfg = Config(**ho)
-    tcfg = TrainConfig(**{**TRAIN_DEFAULTS, **(train_overrides or {})})
-    model, criterion, decode = build(cfg)
+    tcfg = runs.train_config(TRAIN_DEFAULTS, train_overrides, head="vsgn")
+    model, criterion, decode = runs.build_seeded(build, cfg, tcfg.seed)
     train_set = _dataset(cfg, store, feature_set, clips, "error")
     val_clips = _clips(val_annotations) if val_annotations is not None else None
     evaluate = None
@@ -210,15 +210,8 @@ def _path_or_none(a):
 
 def load_run(run_dir, device: str = "cpu"):
     """``(cfg, model, decode, config_json)`` of a finished run (best weights)."""
-    run = Path(run_dir)
-    conf = json.loads((run / "config.json").read_text())
-    if conf.get("head") != HEAD:
-        raise VSGNConfigError(f"{run}/config.json is a {conf.get('head')!r} run, not {HEAD!r}")
-    cfg = Config.from_dict(conf["head_config"])
-    model, _, decode = build(cfg)
-    ckpt = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(ckpt["model"])
-    return cfg, model.to(device).eval(), decode, conf
+    model, decode, conf = runs.load_run(run_dir, HEAD, build, Config.from_dict, device)
+    return Config.from_dict(conf["head_config"]), model, decode, conf
 
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:

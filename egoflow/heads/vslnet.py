@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.runs import lazy_entry_points
 from egoflow.heads.vslnet_layers import (
     ConditionedSpanPredictor,
     ContextQueryAttention,
@@ -176,4 +177,4 @@ def build(cfg: Config | None = None) -> tuple[VSLNet, Criterion, Decode]:
 
 
 # The store-facing entry points live in their own file to keep this one about the model.
-from egoflow.heads.vslnet_run import demo_step, predict_from_store, train_from_store  # noqa: E402,F401
+train_from_store, predict_from_store, demo_step = lazy_entry_points("egoflow.heads.vslnet_run")

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from egoflow.datasets.nlq_data import NLQDataset, check_feature_set, collate_nlq, load_nlq_split
 from egoflow.datasets.records import NLQQuery
+from egoflow.heads import runs
 from egoflow.heads.vslnet import Config, build
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,6 @@ TRAIN_DEFAULTS = dict(epochs=10, batch_size=32, lr=1e-3, weight_decay=0.01, opti
                       schedule="cosine")
 WARMUP_FRACTION = 0.05
 METRIC = "R@1 IoU=0.3"
-
-
-def _open_store(store):
-    from egoflow.features_store import FeatureStore
-    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store))
 
 
 def _queries(annotations, split: str) -> tuple[list[NLQQuery], str | None]:
@@ -41,25 +37,7 @@ def _queries(annotations, split: str) -> tuple[list[NLQQuery], str | None]:
 
 
 def _resolve_text_set(store, text_set: str | None) -> str:
-    if text_set is not None:
-        return text_set
-    sets = store.text_sets()
-    if len(sets) != 1:
-        raise ValueError(f"store {store.url} has text sets {sets}: pass text_set= (the query embeddings to use)")
-    return sets[0]
-
-
-def _make_train_config(n_train: int, overrides: dict | None):
-    from egoflow.heads.train import TrainConfig
-    kw = {**TRAIN_DEFAULTS, **(overrides or {})}
-    if "warmup_steps" not in (overrides or {}):
-        steps = kw["epochs"] * -(-n_train // kw["batch_size"])
-        kw["warmup_steps"] = int(WARMUP_FRACTION * steps)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(kw) - known)
-    if bad:
-        raise ValueError(f"unknown train config keys {bad}; known: {sorted(known)}")
-    return TrainConfig(**kw)
+    return runs.resolve_text_set(store, text_set, "the query embeddings to use")
 
 
 @torch.no_grad()
@@ -134,7 +112,7 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     "best_epoch" (only training stats without val). All input checks run before the first step.
     """
     from egoflow.heads.train import fit
-    store = _open_store(store)
+    store = runs.open_store(store)
     out = Path(out_dir)
     text_set = _resolve_text_set(store, text_set)
     train_q, train_path = _queries(annotations, "train")
@@ -144,9 +122,8 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     if val_annotations is not None:
         val_q, val_path = _queries(val_annotations, "val")
         val = _load_split(store, feature_set, val_q, text_set, cfg, "val", False)
-    tcfg = _make_train_config(len(train), train_overrides)
-
-    model, criterion, decode = build(cfg)
+    tcfg = runs.train_config(TRAIN_DEFAULTS, train_overrides, len(train), WARMUP_FRACTION, "vslnet")
+    model, criterion, decode = runs.build_seeded(build, cfg, tcfg.seed)
     evaluate = None
     if val is not None:
         gt = _ground_truth(val_path, val)
@@ -176,22 +153,13 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
 
 def load_run(run_dir, device: str = "cpu"):
     """(model with best weights, decode, config dict) of a run directory written by train_from_store."""
-    from egoflow.heads.train import load_checkpoint
-    run = Path(run_dir)
-    if not (run / "config.json").exists() or not (run / "best.pt").exists():
-        raise FileNotFoundError(f"{run} is not a finished vslnet run (needs config.json and best.pt)")
-    config = json.loads((run / "config.json").read_text())
-    if config.get("head") != "vslnet":
-        raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not vslnet")
-    model, _, decode = build(Config.from_dict(config["head_config"]))
-    load_checkpoint(run / "best.pt", model)
-    return model.to(device).eval(), decode, config
+    return runs.load_run(run_dir, "vslnet", build, Config.from_dict, device)
 
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Write the official NLQ submission JSON for ``annotations`` with the best weights of ``run_dir``."""
     from egoflow.heads.train import resolve_device
-    store = _open_store(store)
+    store = runs.open_store(store)
     model, decode, config = load_run(run_dir, resolve_device("auto"))  # the training device may not be here
     cfg = model.cfg
     feature_set = feature_set or config["feature_set"]
