@@ -89,7 +89,8 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
             failed.append(name)
             continue
         results[name] = {r["benchmark"]: r["metrics"]}
-        shown = {k: round(v, 4) for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+        shown = {k: round(v, 4) for k, v in r["metrics"].items() if isinstance(v, (int, float))
+                 and not k.startswith(("train_", "data_", "num_")) and k != "seconds"}
         _say(f"      {name} ({r['benchmark']}, {time.perf_counter() - t0:.1f} s): {shown}")
     if results:
         from egoflow.evaluate.report import write_report

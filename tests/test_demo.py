@@ -1,0 +1,19 @@
+"""`egoflow demo --quick`: the whole path (videos -> features -> texts -> every head -> report) in seconds."""
+import json
+
+from egoflow.cli import main
+from egoflow.heads.registry import list_heads
+
+
+def test_quick_demo_runs_every_stage(tmp_path, capsys):
+    rc = main(["demo", "--quick", "--out", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "RANDOMLY INITIALISED" in out  # never a silent random-weights result
+    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
+    assert summary["failed_heads"] == [] and "failed 0" in summary["extract"]
+    assert sorted(summary["results"]) == list_heads()
+    report = (tmp_path / "demo" / "report" / "report.md").read_text()
+    for bench in ("nlq", "mq", "qfvs"):
+        assert bench.upper() in report.upper()
+    assert list((tmp_path / "demo" / "report").glob("*.png"))
