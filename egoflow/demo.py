@@ -36,6 +36,16 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _full_metrics(r: dict) -> dict:
+    """Re-score a head's prediction file with `egoflow evaluate`'s own code (adds the curves the plots need)."""
+    from egoflow.evaluate.benchmarks import get_benchmark
+
+    pred, gt = r.get("predictions"), r.get("gt")
+    if not pred or not gt or not Path(pred).is_file():
+        return r["metrics"]
+    return {**r["metrics"], **get_benchmark(r["benchmark"]).evaluate(str(gt), str(pred))}
+
+
 def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str = "ViT-B-32",
              quick: bool = False, device: str = "auto", seed: int = 0, heads: list[str] | None = None) -> int:
     """Run the whole pipeline into ``out``; return 0 when every stage worked."""
@@ -88,7 +98,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
             traceback.print_exc()
             failed.append(name)
             continue
-        results[name] = {r["benchmark"]: r["metrics"]}
+        results[name] = {r["benchmark"]: _full_metrics(r)}
         shown = {k: round(v, 4) for k, v in r["metrics"].items() if isinstance(v, (int, float))
                  and not k.startswith(("train_", "data_", "num_")) and k != "seconds"}
         _say(f"      {name} ({r['benchmark']}, {time.perf_counter() - t0:.1f} s): {shown}")
