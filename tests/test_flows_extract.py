@@ -1,4 +1,3 @@
-import pytest
 from egoflow.datasets.synthetic.videos import make_video
 from egoflow.features_store import FeatureStore
 from egoflow.flows.extract import _retry_transient, extract_flow

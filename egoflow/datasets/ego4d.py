@@ -33,20 +33,9 @@ class NLQReadStats:
                 f"text, {self.zero_length} zero-length, {self.reversed_window} reversed windows")
 
 
-def load_nlq_report(path, *, keep_missing_query: bool = False, keep_zero_length: bool = False
-                    ) -> tuple[list[NLQQuery], NLQReadStats]:
-    """Read an Ego4D NLQ file into ``NLQQuery`` records plus counts of what was dropped.
-
-    ``query_idx`` is the index in the annotation's ``language_queries`` list *including* dropped entries, as the
-    official evaluation addresses queries. A query kept with ``keep_missing_query`` has ``query == ""``.
-    Reversed windows (end < start) are always dropped: no answer can match them.
-    """
-    ck = Checker(path)
-    data = read_json(path)
-    videos = ck.get(data, "videos", "", list)
-    stats = NLQReadStats()
-    out: list[NLQQuery] = []
-    for vi, video in enumerate(videos):
+def _clips(ck: Checker, data):
+    """Yield (where, video_uid, clip dict, clip_uid, clip start, clip end) of an Ego4D videos -> clips file."""
+    for vi, video in enumerate(ck.get(data, "videos", "", list)):
         vw = f"videos[{vi}]"
         video_uid = ck.get(video, "video_uid", vw, str)
         for ci, clip in enumerate(ck.get(video, "clips", vw, list)):
@@ -56,37 +45,52 @@ def load_nlq_report(path, *, keep_missing_query: bool = False, keep_zero_length:
             c1 = ck.get(clip, "video_end_sec", cw, float)
             if c1 < c0:
                 ck.fail(cw, f"clip {clip_uid} ends ({c1}) before it starts ({c0})")
-            for ai, ann in enumerate(ck.get(clip, "annotations", cw, list, optional=True, default=[])):
-                aw = f"{cw}.annotations[{ai}]"
-                ann_uid = ck.get(ann, "annotation_uid", aw, str)
-                for qi, q in enumerate(ck.get(ann, "language_queries", aw, list)):
-                    qw = f"{aw}.language_queries[{qi}]"
-                    stats.num_entries += 1
-                    s = ck.get(q, "clip_start_sec", qw, float)
-                    e = ck.get(q, "clip_end_sec", qw, float)
-                    text = q.get("query") if isinstance(q, dict) else None
-                    if text is not None and not isinstance(text, str):
-                        ck.fail(f"{qw}.query", f"expected a string, got {text!r}")
-                    text = (text or "").strip()
-                    why = None
-                    if e < s:
-                        stats.reversed_window += 1
-                        why = "reversed window"
-                    else:  # counted independently: an entry can lack text and have a zero-length window
-                        if not text:
-                            stats.missing_query += 1
-                            why = None if keep_missing_query else "missing query"
-                        if e == s:
-                            stats.zero_length += 1
-                            why = why or (None if keep_zero_length else "zero-length window")
-                    if why is not None:
-                        stats.dropped.append((clip_uid, ann_uid, qi, why))
-                        continue
-                    template = q.get("template")
-                    out.append(NLQQuery(video_uid=video_uid, clip_uid=clip_uid, annotation_uid=ann_uid,
-                                        query_idx=qi, query=text, clip_video_start_sec=c0, clip_video_end_sec=c1,
-                                        start_sec=s, end_sec=e,
-                                        template=template if isinstance(template, str) else None))
+            yield cw, video_uid, clip, clip_uid, c0, c1
+
+
+def load_nlq_report(path, *, keep_missing_query: bool = False, keep_zero_length: bool = False
+                    ) -> tuple[list[NLQQuery], NLQReadStats]:
+    """Read an Ego4D NLQ file into ``NLQQuery`` records plus counts of what was dropped.
+
+    ``query_idx`` is the index in the annotation's ``language_queries`` list *including* dropped entries, as the
+    official evaluation addresses queries. A query kept with ``keep_missing_query`` has ``query == ""``.
+    Reversed windows (end < start) are always dropped: no answer can match them.
+    """
+    ck = Checker(path)
+    stats = NLQReadStats()
+    out: list[NLQQuery] = []
+    for cw, video_uid, clip, clip_uid, c0, c1 in _clips(ck, read_json(path)):
+        for ai, ann in enumerate(ck.get(clip, "annotations", cw, list, optional=True, default=[])):
+            aw = f"{cw}.annotations[{ai}]"
+            ann_uid = ck.get(ann, "annotation_uid", aw, str)
+            for qi, q in enumerate(ck.get(ann, "language_queries", aw, list)):
+                qw = f"{aw}.language_queries[{qi}]"
+                stats.num_entries += 1
+                s = ck.get(q, "clip_start_sec", qw, float)
+                e = ck.get(q, "clip_end_sec", qw, float)
+                text = q.get("query") if isinstance(q, dict) else None
+                if text is not None and not isinstance(text, str):
+                    ck.fail(f"{qw}.query", f"expected a string, got {text!r}")
+                text = (text or "").strip()
+                why = None
+                if e < s:
+                    stats.reversed_window += 1
+                    why = "reversed window"
+                else:  # counted independently: an entry can lack text and have a zero-length window
+                    if not text:
+                        stats.missing_query += 1
+                        why = None if keep_missing_query else "missing query"
+                    if e == s:
+                        stats.zero_length += 1
+                        why = why or (None if keep_zero_length else "zero-length window")
+                if why is not None:
+                    stats.dropped.append((clip_uid, ann_uid, qi, why))
+                    continue
+                template = q.get("template")
+                out.append(NLQQuery(video_uid=video_uid, clip_uid=clip_uid, annotation_uid=ann_uid,
+                                    query_idx=qi, query=text, clip_video_start_sec=c0, clip_video_end_sec=c1,
+                                    start_sec=s, end_sec=e,
+                                    template=template if isinstance(template, str) else None))
     stats.num_kept = len(out)
     return out, stats
 
@@ -106,32 +110,22 @@ def load_mq(path) -> list[MQClip]:
     unannotated test file come back with no instances.
     """
     ck = Checker(path)
-    data = read_json(path)
     clips: dict[str, MQClip] = {}
-    for vi, video in enumerate(ck.get(data, "videos", "", list)):
-        vw = f"videos[{vi}]"
-        video_uid = ck.get(video, "video_uid", vw, str)
-        for ci, clip in enumerate(ck.get(video, "clips", vw, list)):
-            cw = f"{vw}.clips[{ci}]"
-            clip_uid = ck.get(clip, "clip_uid", cw, str)
-            c0 = ck.get(clip, "video_start_sec", cw, float)
-            c1 = ck.get(clip, "video_end_sec", cw, float)
-            if c1 < c0:
-                ck.fail(cw, f"clip {clip_uid} ends ({c1}) before it starts ({c0})")
-            rec = clips.setdefault(clip_uid, MQClip(video_uid, clip_uid, c0, c1))
-            if rec.video_uid != video_uid:
-                ck.fail(cw, f"clip {clip_uid} listed under two videos ({rec.video_uid}, {video_uid})")
-            for ai, ann in enumerate(ck.get(clip, "annotations", cw, list, optional=True, default=[])):
-                aw = f"{cw}.annotations[{ai}]"
-                for li, lab in enumerate(ck.get(ann, "labels", aw, list)):
-                    lw = f"{aw}.labels[{li}]"
-                    label = ck.get(lab, "label", lw, str)
-                    s = ck.get(lab, "start_time", lw, float)
-                    e = ck.get(lab, "end_time", lw, float)
-                    if e < s:
-                        ck.fail(lw, f"moment ends ({e}) before it starts ({s})")
-                    primary = ck.get(lab, "primary", lw, bool, optional=True, default=True)
-                    rec.instances.append(MQInstance(label, s, e, primary))
+    for cw, video_uid, clip, clip_uid, c0, c1 in _clips(ck, read_json(path)):
+        rec = clips.setdefault(clip_uid, MQClip(video_uid, clip_uid, c0, c1))
+        if rec.video_uid != video_uid:
+            ck.fail(cw, f"clip {clip_uid} listed under two videos ({rec.video_uid}, {video_uid})")
+        for ai, ann in enumerate(ck.get(clip, "annotations", cw, list, optional=True, default=[])):
+            aw = f"{cw}.annotations[{ai}]"
+            for li, lab in enumerate(ck.get(ann, "labels", aw, list)):
+                lw = f"{aw}.labels[{li}]"
+                label = ck.get(lab, "label", lw, str)
+                s = ck.get(lab, "start_time", lw, float)
+                e = ck.get(lab, "end_time", lw, float)
+                if e < s:
+                    ck.fail(lw, f"moment ends ({e}) before it starts ({s})")
+                primary = ck.get(lab, "primary", lw, bool, optional=True, default=True)
+                rec.instances.append(MQInstance(label, s, e, primary))
     return list(clips.values())
 
 

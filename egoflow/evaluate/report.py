@@ -79,6 +79,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str) -> bool:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return True
+
+
 def _plot_nlq(runs: dict, path: str) -> bool:
     curves = {r: m["curves"]["recall_vs_iou"] for r, m in runs.items() if "recall_vs_iou" in m.get("curves", {})}
     if not curves:
@@ -92,10 +99,7 @@ def _plot_nlq(runs: dict, path: str) -> bool:
     ax.set(xlabel="IoU threshold (recall counts IoU > threshold)", ylabel="recall (%)", title="NLQ recall vs IoU")
     ax.grid(alpha=.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def _plot_mq(runs: dict, path: str) -> bool:
@@ -113,10 +117,7 @@ def _plot_mq(runs: dict, path: str) -> bool:
     ax.set(xlabel="tIoU threshold", ylabel="mAP (%)", title="MQ average precision per tIoU")
     ax.grid(alpha=.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def _plot_pr(runs: dict, path: str) -> bool:
@@ -134,10 +135,7 @@ def _plot_pr(runs: dict, path: str) -> bool:
         ax.set(xlabel="recall", ylabel="precision", title=f"{name} (mean over queries)", xlim=(0, 1), ylim=(0, 1.02))
         ax.grid(alpha=.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def _plot_qfvs(runs: dict, path: str) -> bool:
@@ -154,10 +152,7 @@ def _plot_qfvs(runs: dict, path: str) -> bool:
     ax.set_xticks(np.arange(len(videos)) + 0.4 - width / 2, videos)
     ax.set(ylabel="F1 (%)", title="QFVS F1 per video")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 PLOTS = {"nlq": ("nlq_recall_vs_iou.png", _plot_nlq), "mq": ("mq_ap_per_tiou.png", _plot_mq),

@@ -38,7 +38,7 @@ def open_video(path):
     stream = container.streams.video[0]
     if stream.codec_context is None:
         container.close()
-        raise VideoReadError(path, stage, "video codec not supported by this FFmpeg build")
+        raise VideoReadError(path, "open", "video codec not supported by this FFmpeg build")
     stream.thread_type = "AUTO"  # frame + slice threads: every source frame must be decoded anyway
     return container, stream
 

@@ -213,7 +213,7 @@ class VSGNModel(nn.Module):
             y = self.fuse[i + 1](self.lateral[i](enc[l].transpose(1, 2)) + self.up[i](y))
             dec.append(y)
         dec = dec[::-1]  # finest first, like the anchors; each [B, H, T_l]
-        B, A = feats.shape[0], len(self.cfg.anchor_scales)
+        B = feats.shape[0]
         cls = torch.cat([self.cls_tower(d).transpose(1, 2).reshape(B, -1, self.num_classes + 1) for d in dec], 1)
         reg = torch.cat([self.reg_tower(d).transpose(1, 2).reshape(B, -1, 2) for d in dec], 1)
         segments = decode_segments(reg, self.anchors)

@@ -85,7 +85,7 @@ def make_narrated(spec: NarratedSpec | None = None) -> NarratedData:
         uid = f"narrated{v:03d}"
         n_seg = int(rng.integers(spec.segments[0], spec.segments[1] + 1))
         concepts = rng.choice(spec.num_concepts, n_seg, replace=False)
-        t, pieces, times_all = 0.0, [], []
+        t, pieces = 0.0, []
         for k in concepts:
             gap = float(rng.uniform(*spec.gap_s))
             seg = float(rng.uniform(*spec.segment_s))
