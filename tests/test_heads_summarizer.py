@@ -7,7 +7,7 @@ import torch
 
 from egoflow.evaluate.qfvs import evaluate_qfvs_files
 from egoflow.heads.summarizer import Config, build, predict_from_store, train_from_store
-from egoflow.heads.summarizer_data import SummarizerDataError, collate_qfvs, query_prompt, shot_features
+from egoflow.heads.summarizer_data import SummarizerDataError, query_prompt, shot_features
 from egoflow.heads.summarizer_run import random_baseline
 
 
