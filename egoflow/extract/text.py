@@ -17,10 +17,15 @@ class TextSourceError(ValueError):
 
 
 def strings_from_file(path: str | Path, prompt: str | None = None) -> tuple[str, list[str]]:
-    """(kind, strings) of an annotation file: nlq | mq | narrations | lines."""
+    """(kind, strings) of an annotation file: nlq | mq | narrations | lines, or a QFVS folder: qfvs."""
     p = Path(path)
     if not p.exists():
         raise TextSourceError(f"annotation file {p} does not exist")
+    if p.is_dir():  # a QFVS origin_data folder: the summarizer's query and concept prompts
+        from egoflow.datasets.qfvs import load_qfvs
+        from egoflow.heads.summarizer_data import qfvs_prompts
+
+        return "qfvs", qfvs_prompts(load_qfvs(p))
     if p.suffix.lower() in (".txt", ".lst"):
         lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
         return "lines", [prompt.format(s) if prompt else s for s in lines]
