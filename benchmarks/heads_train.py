@@ -9,7 +9,7 @@ prints one table plus ``bench_out/heads_train.json``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import sys
 import time
@@ -19,11 +19,10 @@ HERE = Path(__file__).parent
 
 
 def load(name: str):
-    path = HERE / f"heads_{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_heads_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """Import ``heads_<name>`` by its plain module name, so that worker processes it spawns can import it too."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(f"heads_{name}")
 
 
 def main() -> None:
