@@ -93,14 +93,18 @@ class FeatureStore(TextStoreMixin):
         self.chunk_rows = chunk_rows  # rows per chunk of feats; arrays shorter than this get chunk = T
         self.compression_level = compression_level
         kw = {"storage_options": storage_options} if storage_options else {}
-        for attempt in range(3):
+        # a new store's root is created with its marker attribute in one write, so a concurrent writer never
+        # sees an unmarked root; while another process is creating it, opening can fail briefly: retry
+        create = {} if self.read_only else {"attributes": {"egoflow_store": STORE_FORMAT}}
+        for attempt in range(20):
             try:
-                self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3, **kw)
+                self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3,
+                                            **create, **kw)
                 break
             except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
                 raise StoreError(f"no feature store at {self.url}") from e
-            except zarr.errors.ContainsGroupError:
-                if attempt == 2:  # several writers created a new store at once: the winner's root is fine
+            except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError):
+                if attempt == 19:
                     raise
                 time.sleep(0.05)
         attrs = dict(self.root.attrs)
