@@ -62,16 +62,21 @@ def nlq_json(clips: list[SynthClip], concepts: dict, split: str, rng: random.Ran
                 "slot_x": con.name, "verb_x": "[verb_not_applicable]",
                 "slot_y": None, "verb_y": None, "raw_tags": [template, con.name],
             })
-        v = videos.setdefault(c.video_uid, {"video_uid": c.video_uid, "split": split, "clips": []})
-        v["clips"].append({
-            "clip_uid": c.clip_uid, "video_start_sec": _r(c.start), "video_end_sec": _r(c.end),
-            "video_start_frame": _frame(c.start), "video_end_frame": _frame(c.end),
-            "clip_start_sec": 0.0, "clip_end_sec": _r(c.end - c.start),
-            "clip_start_frame": 0, "clip_end_frame": _frame(c.end - c.start), "source_clip_uid": c.clip_uid,
-            "annotations": [{"language_queries": queries, "annotation_uid": c.annotation_uid}],
-        })
+        _add_clip(videos, c, split, [{"language_queries": queries, "annotation_uid": c.annotation_uid}])
     return {"version": "v2", "date": "synthetic", "description": f"egoflow synthetic NLQ ({split})",
             "manifest": "", "videos": list(videos.values())}
+
+
+def _add_clip(videos: dict, c, split: str, annotations: list) -> None:
+    """Append clip ``c`` (Ego4D clip-level fields) with its ``annotations`` under its video."""
+    v = videos.setdefault(c.video_uid, {"video_uid": c.video_uid, "split": split, "clips": []})
+    v["clips"].append({
+        "clip_uid": c.clip_uid, "video_start_sec": _r(c.start), "video_end_sec": _r(c.end),
+        "video_start_frame": _frame(c.start), "video_end_frame": _frame(c.end),
+        "clip_start_sec": 0.0, "clip_end_sec": _r(c.end - c.start),
+        "clip_start_frame": 0, "clip_end_frame": _frame(c.end - c.start), "source_clip_uid": c.clip_uid,
+        "annotations": annotations,
+    })
 
 
 def moments_json(clips: list[SynthClip], concepts: dict, split: str) -> dict:
@@ -84,16 +89,9 @@ def moments_json(clips: list[SynthClip], concepts: dict, split: str) -> dict:
             "video_start_frame": _frame(s.start), "video_end_frame": _frame(s.end),
             "label": concepts[s.concept].activity, "primary": True,
         } for s in c.segments]
-        v = videos.setdefault(c.video_uid, {"video_uid": c.video_uid, "split": split, "clips": []})
-        v["clips"].append({
-            # clip level uses *_sec like NLQ (the official MQ conversion script reads video_start_sec);
-            # only the labels inside use *_time
-            "clip_uid": c.clip_uid, "video_start_sec": _r(c.start), "video_end_sec": _r(c.end),
-            "video_start_frame": _frame(c.start), "video_end_frame": _frame(c.end),
-            "clip_start_sec": 0.0, "clip_end_sec": _r(c.end - c.start),
-            "clip_start_frame": 0, "clip_end_frame": _frame(c.end - c.start), "source_clip_uid": c.clip_uid,
-            "annotations": [{"annotator_uid": c.annotator_uid, "labels": labels}],
-        })
+        # clip level uses *_sec like NLQ (the official MQ conversion script reads video_start_sec);
+        # only the labels inside use *_time
+        _add_clip(videos, c, split, [{"annotator_uid": c.annotator_uid, "labels": labels}])
     return {"version": "v2", "date": "synthetic", "description": f"egoflow synthetic Moment Queries ({split})",
             "manifest": "", "videos": list(videos.values())}
 

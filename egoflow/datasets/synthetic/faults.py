@@ -36,12 +36,8 @@ def _faststart_video(path: Path, seconds: float = 3.0) -> Path:
         img[8:24, (2 * i) % 70:(2 * i) % 70 + 16] = (250, 40, 40)
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = i
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+        _mux(container, stream, frame)
+    return _finish(container, stream, path)
 
 
 def _audio_only(path: Path) -> Path:
@@ -53,10 +49,18 @@ def _audio_only(path: Path) -> Path:
         chunk = samples[i:i + 1024]
         frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
         frame.sample_rate, frame.pts = 16000, i
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
+        _mux(container, stream, frame)
+    return _finish(container, stream, path)
+
+
+def _mux(container, stream, frame) -> None:
+    for packet in stream.encode(frame):
         container.mux(packet)
+
+
+def _finish(container, stream, path: Path) -> Path:
+    """Flush the encoder's delayed packets and close the file."""
+    _mux(container, stream, None)
     container.close()
     return path
 
