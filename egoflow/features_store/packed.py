@@ -46,8 +46,7 @@ def pack_feature_set(store, name: str, chunk_rows: int = 4096, batch: int = 64) 
     fs = store._set(name)
     info = dict(fs.attrs)
     keys = store._uids(fs)
-    with ThreadPoolExecutor(16) as ex:
-        attrs = dict(zip(keys, ex.map(lambda u: store._video_attrs(fs, u), keys)))
+    attrs = dict(zip(keys, store._attrs_of(fs, keys)))
     uids = [u for u in keys if attrs[u] and attrs[u].get("complete") is True]
     pending = [u for u in keys if u not in uids]
     off = np.concatenate([[0], np.cumsum([int(attrs[u]["num_steps"]) for u in uids])]).astype(np.int64)

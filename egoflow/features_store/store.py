@@ -168,6 +168,11 @@ class FeatureStore(TextStoreMixin):
         except (KeyError, ValueError, json.JSONDecodeError, zarr.errors.BaseZarrError):
             return None
 
+    def _attrs_of(self, fs: zarr.Group, uids: list[str]) -> list[dict | None]:
+        """Attributes of many videos at once (each read is latency-bound, so they are issued concurrently)."""
+        with ThreadPoolExecutor(16) as ex:
+            return list(ex.map(lambda u: self._video_attrs(fs, u), uids))
+
     def _uids(self, fs: zarr.Group) -> list[str]:
         """Child names from a directory listing: never parses children, so one corrupt video can't hide others."""
         # "_packed" (packed.py) and other "_" names are not videos: check_uid never allows a leading "_"
@@ -179,8 +184,7 @@ class FeatureStore(TextStoreMixin):
         uids = self._uids(fs)
         if include_incomplete:
             return uids
-        with ThreadPoolExecutor(16) as ex:
-            attrs = list(ex.map(lambda u: self._video_attrs(fs, u), uids))
+        attrs = self._attrs_of(fs, uids)
         return [u for u, a in zip(uids, attrs) if a and a.get("complete") is True]
 
     def video_attrs(self, name: str, uid: str) -> dict | None:
@@ -287,8 +291,7 @@ class FeatureStore(TextStoreMixin):
         """Counts and totals for ``egoflow store info``."""
         fs = self._set(name)
         uids = self._uids(fs)
-        with ThreadPoolExecutor(16) as ex:
-            attrs = list(ex.map(lambda u: self._video_attrs(fs, u), uids))
+        attrs = self._attrs_of(fs, uids)
         done = [a for a in attrs if a and a.get("complete") is True]
         failed = [a for a in attrs if a and a.get("failure") and a.get("complete") is not True]
         return {

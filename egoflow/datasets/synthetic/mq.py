@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from egoflow.datasets.records import MQClip, MQInstance
+from egoflow.datasets.synthetic.planted import background_video, unit
 
 
 @dataclass
@@ -31,10 +32,6 @@ class SyntheticMQ:
     val: list[MQClip]
     dim: int
     extractor: dict = field(default_factory=dict)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def make_synthetic_mq(store, *, feature_set: str = "synthetic-mq", num_videos: int = 12, clips_per_video: int = 2,
@@ -53,8 +50,8 @@ def make_synthetic_mq(store, *, feature_set: str = "synthetic-mq", num_videos: i
     if instances_per_clip[1] * (long_sec[1] + 2.0) > clip_sec * 1.5:
         raise ValueError(f"{instances_per_clip[1]} instances of up to {long_sec[1]} s hardly fit in {clip_sec} s")
     labels = [f"action_{k:02d}" for k in range(num_classes)]
-    proto = _unit(rng.standard_normal((num_classes, dim)))
-    scenes = _unit(rng.standard_normal((6, dim)))
+    proto = unit(rng.standard_normal((num_classes, dim)))
+    scenes = unit(rng.standard_normal((6, dim)))
     extractor = {"name": "synthetic-mq", "seed": seed, "fps": fps, "dim": dim, "signal": signal, "noise": noise}
     store.create_feature_set(feature_set, extractor, dim=dim, dtype="float32")
     gap = 5.0  # seconds between clips, so clips are genuinely windows of a longer video
@@ -62,11 +59,7 @@ def make_synthetic_mq(store, *, feature_set: str = "synthetic-mq", num_videos: i
     train, val = [], []
     for v in range(num_videos):
         video_uid = f"mqvid{v:03d}"
-        duration = clips_per_video * (clip_sec + gap) + gap
-        t = int(round(duration * fps))
-        times = (np.arange(t) + 0.5) / fps
-        mix = np.cumsum(rng.standard_normal((t, len(scenes))) * 0.3, axis=0)
-        feats = 0.8 * _unit(mix @ scenes) + noise * rng.standard_normal((t, dim)) / np.sqrt(dim) * 2
+        duration, times, feats = background_video(rng, clips_per_video, clip_sec, gap, fps, scenes, noise, 2.0)
         split = val if v >= num_videos - n_val else train
         for c_i in range(clips_per_video):
             c0 = gap + c_i * (clip_sec + gap)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from egoflow.datasets.records import NLQQuery
+from egoflow.datasets.synthetic.planted import background_video, unit
 
 TEMPLATES = ("where did I see the {}?", "when did I last use the {}?", "what did I do with the {}?",
              "where was the {} before I picked it?")
@@ -36,10 +37,6 @@ class SyntheticNLQ:
     video_dim: int
     text_dim: int
     extractor: dict = field(default_factory=dict)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def make_synthetic_nlq(store, *, feature_set: str = "synthetic-nlq", text_set: str = "synthetic-nlq-text",
@@ -59,11 +56,11 @@ def make_synthetic_nlq(store, *, feature_set: str = "synthetic-nlq", text_set: s
         raise ValueError(f"queries_per_clip + distractors_per_clip = {need} > num_concepts = {num_concepts}")
     if need * window_sec[1] * 1.5 > clip_sec:
         raise ValueError(f"{need} windows of up to {window_sec[1]} s do not fit in a {clip_sec} s clip")
-    vis_proto = _unit(rng.standard_normal((num_concepts, video_dim)))
+    vis_proto = unit(rng.standard_normal((num_concepts, video_dim)))
     text_map = rng.standard_normal((video_dim, text_dim)) / np.sqrt(video_dim)
-    txt_proto = _unit(vis_proto @ text_map)
-    filler = _unit(rng.standard_normal((8, text_dim)))
-    scenes = _unit(rng.standard_normal((6, video_dim)))
+    txt_proto = unit(vis_proto @ text_map)
+    filler = unit(rng.standard_normal((8, text_dim)))
+    scenes = unit(rng.standard_normal((6, video_dim)))
     names = [f"object{c:02d}" for c in range(num_concepts)]
     extractor = {"name": "synthetic-nlq", "seed": seed, "fps": fps, "video_dim": video_dim}
     store.create_feature_set(feature_set, extractor, dim=video_dim, dtype="float32")
@@ -74,12 +71,7 @@ def make_synthetic_nlq(store, *, feature_set: str = "synthetic-nlq", text_set: s
     train, val = [], []
     for v in range(num_videos):
         video_uid = f"synvid{v:03d}"
-        duration = clips_per_video * (clip_sec + gap) + gap
-        t = int(round(duration * fps))
-        times = (np.arange(t) + 0.5) / fps
-        # background: a slow random walk among scene prototypes, so it is structured but uninformative
-        mix = np.cumsum(rng.standard_normal((t, len(scenes))) * 0.3, axis=0)
-        feats = 0.8 * _unit(mix @ scenes) + noise * rng.standard_normal((t, video_dim)) / np.sqrt(video_dim) * 3
+        duration, times, feats = background_video(rng, clips_per_video, clip_sec, gap, fps, scenes, noise, 3.0)
         split = val if v >= num_videos - n_val else train
         for c_i in range(clips_per_video):
             c_start = gap + c_i * (clip_sec + gap)
