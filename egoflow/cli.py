@@ -5,6 +5,7 @@
     egoflow encode-text ANNOTATIONS... --store S
     egoflow train HEAD --store S --feature-set F --annotations A --out RUN_DIR
     egoflow predict HEAD --run RUN_DIR --store S --annotations A --out FILE
+    egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
     egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
     egoflow segment --store S --feature-set F VIDEO_UID
     egoflow demo [--out DIR]
@@ -106,14 +107,28 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _head_options(head: str, fn, **options) -> dict:
+    """The options that were given, checked against what the head's function takes (e.g. only laviti-charades
+    takes --init / --classes)."""
+    import inspect
+
+    given = {k: v for k, v in options.items() if v is not None}
+    takes = inspect.signature(fn).parameters
+    bad = [k for k in given if k not in takes]
+    if bad:
+        raise ValueError(f"head {head!r} does not take --{' / --'.join(bad)}")
+    return given
+
+
 def cmd_train(a) -> int:
     from egoflow.heads.registry import get_head
 
     train_over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                                         device=a.device).items() if v is not None}
-    metrics = get_head(a.head).train_from_store(
-        a.store, a.feature_set, a.annotations, a.out, val_annotations=a.val_annotations, text_set=a.text_set,
-        head_overrides=_parse_overrides(a.set), train_overrides=train_over)
+    fn = get_head(a.head).train_from_store
+    metrics = fn(a.store, a.feature_set, a.annotations, a.out, val_annotations=a.val_annotations,
+                 text_set=a.text_set, head_overrides=_parse_overrides(a.set), train_overrides=train_over,
+                 **_head_options(a.head, fn, init=a.init, classes=a.classes))
     print(json.dumps(metrics, indent=1, default=float))
     return 0
 
@@ -121,8 +136,9 @@ def cmd_train(a) -> int:
 def cmd_predict(a) -> int:
     from egoflow.heads.registry import get_head
 
-    path = get_head(a.head).predict_from_store(a.run, a.store, a.annotations, a.out, feature_set=a.feature_set,
-                                               text_set=a.text_set)
+    fn = get_head(a.head).predict_from_store
+    path = fn(a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
+              **_head_options(a.head, fn, classes=a.classes))
     print(f"predictions written to {path}")
     return 0
 
@@ -201,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="head config override (repeatable)")
+    p.add_argument("--init", default=None, metavar="RUN_DIR", help="start from this run's best weights "
+                   "(laviti-charades: a laviti pretraining run)")
+    p.add_argument("--classes", default=None, help="class list, e.g. Charades_v1_classes.txt (default: next to "
+                   "the annotations)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="write official-format predictions with a trained run")
@@ -211,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="predictions JSON path")
     p.add_argument("--feature-set", default=None)
     p.add_argument("--text-set", default=None)
+    p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
+                   "the annotations)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("heads", help="list the registered heads")

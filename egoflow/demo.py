@@ -20,7 +20,7 @@ BANNER = "=" * 78
 class DemoContext:
     store: str  # URL/path of the demo feature store
     feature_set: str  # frame-level CLIP features of the demo videos
-    text_set: str  # embeddings of every NLQ query, narration text and MQ label (raw strings)
+    text_set: str  # embeddings of every NLQ query, narration text, MQ label and class name (raw strings)
     nlq_train: Path  # Ego4D-format annotation files of the generated videos
     nlq_val: Path
     mq_train: Path
@@ -30,6 +30,9 @@ class DemoContext:
     device: str  # auto | cpu | cuda
     seed: int
     quick: bool  # True in tests: every step takes seconds
+    charades_train: Path | None = None  # CharadesEgo-format split of the same videos (each concept a class)
+    charades_val: Path | None = None
+    charades_classes: Path | None = None  # Charades_v1_classes.txt of the concepts
 
 
 def _say(msg: str) -> None:
@@ -78,7 +81,8 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     _say("[3/5] encoding queries, narrations and labels ...")
     ann = ds.annotations
     files = [ann["nlq_train"], ann["nlq_val"], ann["moments_train"], ann["moments_val"], ann["narration"]]
-    text_set, counts = encode_files(store_url, files, encoder)
+    text_set, counts = encode_files(store_url, files + [ann["charades_classes"]], encoder)
+    charades = {k: ann[k] for k in ("charades_train", "charades_val", "charades_classes")}
     store = FeatureStore(store_url, mode="r")
     _say("[4/5] store summary")
     for name in store.feature_sets():
@@ -90,7 +94,8 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     _say("[5/5] training heads and evaluating ...")
     results, failed = {}, []
     for name in heads or list_heads():
-        ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick)
+        ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick,
+                          **charades)
         t0 = time.perf_counter()
         try:
             r = get_head(name).demo_step(ctx)

@@ -63,3 +63,25 @@ def test_store_and_annotation_files_round_trip(tmp_path):
     narr, nlq = write_annotations(d, tmp_path)
     assert load_narrations(narr) == sorted(d.narrations, key=lambda r: (r.video_uid, r.pass_name, r.time_sec))
     assert load_nlq(nlq) == d.queries
+
+
+def test_charades_files_of_the_planted_videos(tmp_path):
+    from egoflow.datasets.charades_ego import load_charades_classes, load_charades_ego
+    from egoflow.datasets.synthetic.charades import write_narrated_charades
+
+    d = make_narrated(SPEC)
+    before = dict(d.texts)
+    uids = sorted(d.videos)
+    files = write_narrated_charades(d, {"train": uids[:2], "test": uids[2:]}, tmp_path)
+    names = load_charades_classes(files["classes"])
+    assert len(names) == SPEC.num_concepts and set(d.texts) == set(before) | set(names)
+    # a class name is another wording of its concept: close to the concept's anchor, not equal to it
+    cos = np.array([d.texts[n] @ d.anchors[k] for k, n in enumerate(names)])
+    assert (cos > 0.5).all() and (cos < 0.95).all()
+    again = make_narrated(SPEC)
+    write_narrated_charades(again, {"train": uids[:2]}, tmp_path / "again")
+    assert all(np.array_equal(again.texts[n], d.texts[n]) for n in names)  # deterministic in the seed
+    rows = load_charades_ego(files["test"])
+    assert [r.video_id for r in rows] == uids[2:]
+    assert [(a.class_idx, a.start_sec) for a in rows[0].actions] == [
+        (s.concept, round(s.start_sec, 2)) for s in d.segments if s.video_uid == uids[2]]

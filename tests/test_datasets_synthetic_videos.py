@@ -61,13 +61,30 @@ def dataset(tmp_path_factory):
 
 def test_dataset_files_and_splits(dataset):
     ds = dataset
-    assert set(ds.annotations) == {"nlq_train", "nlq_val", "moments_train", "moments_val", "narration"}
+    assert set(ds.annotations) == {"nlq_train", "nlq_val", "moments_train", "moments_val", "narration",
+                                   "charades_train", "charades_val", "charades_classes"}
     assert len(ds.splits["train"]) == 2 and len(ds.splits["val"]) == 1
     assert not set(ds.splits["train"]) & set(ds.splits["val"])
     for uid, path in ds.videos.items():
         assert UUID.match(uid) and path.name == f"{uid}.mp4" and path.exists()
         assert probe(path).duration_s == pytest.approx(20, abs=0.05)
         assert ds.segments[uid] and all(0 <= s.start < s.end <= 20 for s in ds.segments[uid])
+
+
+def test_dataset_charades_files_read_back(dataset):
+    from egoflow.datasets.charades_ego import load_charades_classes, load_charades_ego
+    from egoflow.datasets.synthetic.videos import CONCEPTS
+
+    names = load_charades_classes(dataset.annotations["charades_classes"])
+    assert len(names) == len(CONCEPTS) and all(c.name in n for c, n in zip(CONCEPTS, names))
+    for split in ("train", "val"):
+        rows = load_charades_ego(dataset.annotations[f"charades_{split}"])
+        assert [r.video_id for r in rows] == dataset.splits[split]
+        for r in rows:  # one action per concept segment, the concept's class, the segment's times
+            want = [(CONCEPTS.index(next(c for c in CONCEPTS if c.name == s.concept)), round(s.start, 2),
+                     round(s.end, 2)) for s in dataset.segments[r.video_id]]
+            assert [(a.class_idx, a.start_sec, a.end_sec) for a in r.actions] == want
+            assert r.length_sec == pytest.approx(20)
 
 
 def test_dataset_nlq_format(dataset):

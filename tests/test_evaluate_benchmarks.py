@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from egoflow.datasets.errors import PredictionError
+from egoflow.datasets.errors import AnnotationError, PredictionError
 from egoflow.evaluate.benchmarks import BENCHMARKS, get_benchmark
 
 
@@ -36,6 +36,18 @@ def test_charades_files(tmp_path):
     pred.write_text("Z 0.9 0.1\n")
     with pytest.raises(PredictionError, match="Z: video id not in the ground truth"):
         get_benchmark("charades").evaluate(gt, pred, num_classes=2)
+    # without num_classes the submission's width is the class count, in text and JSON alike
+    pred.write_text("A 0.9 0.1\nB 0.2 0.8\n")
+    js = tmp_path / "sub.json"
+    js.write_text(json.dumps({"results": {"A": [0.9, 0.1], "B": [0.2, 0.8]}}))
+    for p in (pred, js):
+        assert get_benchmark("charades").evaluate(gt, p)["mAP"] == pytest.approx(r["mAP"])
+    js.write_text(json.dumps({"results": {"A": [0.9, 0.1], "B": [0.2]}}))
+    with pytest.raises(PredictionError, match="B: expected 2 numeric scores"):
+        get_benchmark("charades").evaluate(gt, js)
+    pred.write_text("A 0.9\nB 0.2\n")  # one score per video, but the ground truth has class c001
+    with pytest.raises(AnnotationError, match="video B.*class c001.*1 scores per video"):
+        get_benchmark("charades").evaluate(gt, pred)
 
 
 def test_mir_files(tmp_path):

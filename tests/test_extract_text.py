@@ -24,6 +24,11 @@ def test_strings_of_each_kind(tmp_path):
     assert strings_from_file(tmp_path / "narration.json") == ("narrations", ["#C C opens the door"])
     (tmp_path / "classes.txt").write_text("cup\n\nplate\n")
     assert strings_from_file(tmp_path / "classes.txt") == ("lines", ["cup", "plate"])
+    (tmp_path / "Charades_v1_classes.txt").write_text("c000 Holding some clothes\nc001 Putting clothes somewhere\n")
+    assert strings_from_file(tmp_path / "Charades_v1_classes.txt", prompt="a person {}") == (
+        "classes", ["a person Holding some clothes", "a person Putting clothes somewhere"])
+    (tmp_path / "mixed.txt").write_text("c000 Holding some clothes\ncup\n")  # not every line a class: plain lines
+    assert strings_from_file(tmp_path / "mixed.txt")[0] == "lines"
 
 
 def test_qfvs_folder_gives_the_summarizer_prompts(tmp_path):

@@ -141,15 +141,6 @@ def test_clip_shorter_than_one_token_is_padded_at_prediction():
 
 # ---------------------------------------------------------------- training
 
-@pytest.fixture
-def one_thread():
-    """The test box is shared: one thread is faster than two contended ones (restored afterwards)."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 @pytest.fixture(scope="module")
 def narrated():
     return make_narrated(NarratedSpec(num_videos=56, num_concepts=12, dim=32, seed=0))
@@ -220,27 +211,3 @@ def test_zero_shot_nlq_on_held_out_videos_far_above_chance(narrated, tmp_path, o
     zs_map = charades_map(scores, labels)
     chance_map = np.mean([charades_map(rng.random(scores.shape), labels) for _ in range(100)])
     assert zs_map >= max(0.6, chance_map + 0.15), (zs_map, chance_map)  # seed 0: 0.72 vs 0.43
-
-
-def test_charades_from_store_writes_submission_and_names_missing_videos(tmp_path, one_thread):
-    from egoflow.heads.laviti_run import charades_from_store
-    data = make_narrated(NarratedSpec(num_videos=3, num_concepts=6, dim=16, seed=1))
-    store = FeatureStore(str(tmp_path / "s.zarr"))
-    fs, ts = write_to_store(data, store)
-    names = ["open object000", "open object001", "open object002", "open object003"]
-    store.write_texts(ts, names, np.eye(16, dtype=np.float32)[:4],
-                      config={"name": "synthetic-narrated", "seed": 1})  # the set's encoder config
-    train_from_store(store, fs, data.narrations, tmp_path / "run", text_set=ts, head_overrides=TINY,
-                     train_overrides=dict(epochs=1, batch_size=2, device="cpu", progress=False))
-    assert "pretrain_loss" in json.loads((tmp_path / "run" / "metrics.json").read_text())
-    (tmp_path / "classes.txt").write_text("".join(f"c{i:03d} {n}\n" for i, n in enumerate(names)))
-    (tmp_path / "test.csv").write_text("id,actions\nnarrated000,c001 0.0 3.0;c002 1.0 2.0\nnarrated001,c000 0 1\n")
-    out = tmp_path / "charades.txt"
-    report = charades_from_store(tmp_path / "run", store, tmp_path / "test.csv", tmp_path / "classes.txt",
-                                 out_path=out)
-    assert report["num_videos"] == 2 and 0.0 <= report["mAP"] <= 1.0 and report["num_classes_evaluated"] == 3
-    lines = out.read_text().splitlines()
-    assert [ln.split()[0] for ln in lines] == ["narrated000", "narrated001"] and len(lines[0].split()) == 5
-    (tmp_path / "bad.csv").write_text("id,actions\nnot_there,c001 0.0 3.0\n")
-    with pytest.raises(LavitiDataError, match="not_there"):
-        charades_from_store(tmp_path / "run", store, tmp_path / "bad.csv", tmp_path / "classes.txt")

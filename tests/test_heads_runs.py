@@ -53,7 +53,7 @@ def test_resolve_text_set(tmp_path):
 
 
 def test_registry_and_lazy_entry_points():
-    assert list_heads() == ["laviti", "summarizer", "vsgn", "vslnet"]
+    assert list_heads() == ["laviti", "laviti-charades", "summarizer", "vsgn", "vslnet"]
     for name in list_heads():
         mod = get_head(name)
         for fn in ("train_from_store", "predict_from_store", "demo_step"):

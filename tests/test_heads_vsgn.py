@@ -21,15 +21,6 @@ from egoflow.heads.vsgn_post import positions_to_seconds, soft_nms
 TINY = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layers=1, num_neighbours=4)
 
 
-@pytest.fixture
-def one_thread():
-    """Helpers share 2 cores: one intra-op thread is several times faster than oversubscribing."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------------------ geometry
 def test_anchor_layout():
     a = make_anchors(8, 2, (1.0, 2.0))

@@ -13,7 +13,7 @@ import numpy as np
 from egoflow.datasets.charades_ego import label_matrix, load_charades_ego, load_charades_submission
 from egoflow.datasets.egomcq import load_egomcq, load_egomcq_predictions
 from egoflow.datasets.ek100 import load_mir, load_mir_submission
-from egoflow.datasets.errors import PredictionError, read_json
+from egoflow.datasets.errors import AnnotationError, PredictionError, read_json
 from egoflow.evaluate.classification import charades_map_report
 from egoflow.evaluate.mq import evaluate_mq_files
 from egoflow.evaluate.nlq import evaluate_nlq_files
@@ -38,24 +38,30 @@ def evaluate_egomcq_files(gt_path, pred_path) -> dict:
                            missing=[it.item_id in ids for it in items])
 
 
-def _charades_scores(pred_path, ids: list[str], num_classes: int) -> tuple[np.ndarray, int]:
-    """Scores [N, C] in ground-truth order from a submission .txt or a JSON {id: [scores]}; -inf if missing."""
+def _charades_scores(pred_path, ids: list[str], num_classes: int | None) -> tuple[np.ndarray, int]:
+    """Scores [N, C] in ground-truth order from a submission .txt or a JSON {id: [scores]}; -inf if missing.
+    ``num_classes`` None: every line must have as many scores as the first."""
     if str(pred_path).endswith(".json"):
         data = read_json(pred_path, PredictionError)
         data = data.get("results", data) if isinstance(data, dict) else data
-        if not isinstance(data, dict):
-            raise PredictionError(pred_path, None, "expected {video_id: [scores]}")
+        if not isinstance(data, dict) or not data:
+            raise PredictionError(pred_path, None, "expected a non-empty {video_id: [scores]}")
         preds = {}
         for k, v in data.items():
-            arr = np.asarray(v, dtype=float) if isinstance(v, list) else None
+            try:
+                arr = np.asarray(v, dtype=float) if isinstance(v, list) else None
+            except (TypeError, ValueError):
+                arr = None
+            num_classes = num_classes or (len(arr) if arr is not None else None)
             if arr is None or arr.shape != (num_classes,) or np.isnan(arr).any():
-                raise PredictionError(pred_path, k, f"expected {num_classes} numeric scores")
+                raise PredictionError(pred_path, k, f"expected {num_classes or 'a list of'} numeric scores")
             preds[k] = arr
     else:
         preds = load_charades_submission(pred_path, num_classes)
     unknown = sorted(set(preds) - set(ids))
     if unknown:
         raise PredictionError(pred_path, unknown[0], f"video id not in the ground truth ({len(unknown)} unknown)")
+    num_classes = len(next(iter(preds.values())))
     out = np.full((len(ids), num_classes), -np.inf)
     for i, v in enumerate(ids):
         if v in preds:
@@ -63,9 +69,16 @@ def _charades_scores(pred_path, ids: list[str], num_classes: int) -> tuple[np.nd
     return out, sum(v not in preds for v in ids)
 
 
-def evaluate_charades_files(gt_path, pred_path, num_classes: int = 157) -> dict:
+def evaluate_charades_files(gt_path, pred_path, num_classes: int | None = None) -> dict:
+    """mAP of a CharadesEgo submission; the class count is the submission's (157 for the official classes)
+    unless ``num_classes`` is given, and a ground-truth class beyond it is an error naming the video."""
     videos = load_charades_ego(gt_path)
     scores, n_missing = _charades_scores(pred_path, [v.video_id for v in videos], num_classes)
+    num_classes = scores.shape[1]
+    for v in videos:
+        if v.classes and v.classes[-1] >= num_classes:
+            raise AnnotationError(gt_path, f"video {v.video_id}", f"class c{v.classes[-1]:03d}, but the "
+                                  f"predictions {pred_path} have {num_classes} scores per video")
     out = charades_map_report(scores, label_matrix(videos, num_classes))
     out.update(num_videos=len(videos), num_missing=n_missing)
     return out

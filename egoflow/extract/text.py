@@ -7,9 +7,13 @@ label/class names only and the stored key is then the prompted string.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from egoflow.features_store import FeatureStore
+
+
+CLASS_LINE = re.compile(r"^c\d+ +\S")  # a line of a Charades class list; its name is what gets encoded
 
 
 class TextSourceError(ValueError):
@@ -17,7 +21,8 @@ class TextSourceError(ValueError):
 
 
 def strings_from_file(path: str | Path, prompt: str | None = None) -> tuple[str, list[str]]:
-    """(kind, strings) of an annotation file: nlq | mq | narrations | lines, or a QFVS folder: qfvs."""
+    """(kind, strings) of an annotation file: nlq | mq | narrations | classes (a Charades class list, names only)
+    | lines, or a QFVS folder: qfvs."""
     p = Path(path)
     if not p.exists():
         raise TextSourceError(f"annotation file {p} does not exist")
@@ -28,6 +33,9 @@ def strings_from_file(path: str | Path, prompt: str | None = None) -> tuple[str,
         return "qfvs", qfvs_prompts(load_qfvs(p))
     if p.suffix.lower() in (".txt", ".lst"):
         lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if lines and all(CLASS_LINE.match(ln) for ln in lines):  # Charades_v1_classes.txt: "c000 Holding ..."
+            return "classes", _unique([prompt.format(n) if prompt else n for n in (ln.split(" ", 1)[1].strip()
+                                                                                   for ln in lines)])
         return "lines", [prompt.format(s) if prompt else s for s in lines]
     try:
         data = json.loads(p.read_text(encoding="utf-8"))

@@ -152,6 +152,15 @@ def training_chunks(videos: dict, narrations: list[Narration], text_emb: dict[st
     return chunks, dict(stats)
 
 
+def keep_at_most(n: int, k: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Sorted indices of ``n`` ground truths: all of them, or ``k`` drawn at random (the first ``k`` when ``rng``
+    is None) so that every kept one has a moment query to match."""
+    idx = np.arange(n)
+    if n <= k:
+        return idx
+    return np.sort(rng.choice(idx, k, replace=False)) if rng is not None else idx[:k]
+
+
 class NarratedChunks(torch.utils.data.Dataset):
     """Training items: a chunk with freshly sampled narration intervals (``rng=None`` -> deterministic midpoints).
 
@@ -168,10 +177,7 @@ class NarratedChunks(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         c = self.chunks[i]
-        idx = np.arange(len(c.narr_time))
-        if len(idx) > self.max_narrations:
-            pick = self.rng.choice(idx, self.max_narrations, replace=False) if self.rng else idx[:self.max_narrations]
-            idx = np.sort(pick)
+        idx = keep_at_most(len(c.narr_time), self.max_narrations, self.rng)
         start, end = sample_intervals(c.narr_time[idx], c.start_lo[idx], c.end_hi[idx], self.rng)
         return {"chunk": c, "start": start, "end": end, "text": c.text[idx]}
 

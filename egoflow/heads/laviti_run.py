@@ -1,5 +1,7 @@
 """LAVITI from a feature store: pretrain on narrations (shared loop), zero-shot NLQ prediction, demo step.
 
+CharadesEgo (zero-shot scores and fine-tuning) is in ``laviti_charades_run.py``.
+
 Re-exported by ``egoflow.heads.laviti``; see docs/heads_laviti.md.
 """
 from __future__ import annotations
@@ -193,32 +195,3 @@ def demo_step(ctx) -> dict:
                                text_set=ctx.text_set, head_overrides=head, train_overrides=train)
     return {"benchmark": "nlq", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
             "gt": str(ctx.nlq_val)}
-
-
-def charades_from_store(run_dir, store, annotations, classes, *, feature_set=None, text_set=None,
-                        out_path=None) -> dict:
-    """Zero-shot CharadesEgo: ``annotations`` (CharadesEgo csv), ``classes`` (Charades_v1_classes.txt) whose
-    names must be in ``text_set``; videos are looked up by their ``id`` in ``feature_set``. Returns
-    ``{"mAP", "num_videos", ...}`` (``egoflow.evaluate.classification``); writes the official submission
-    (``id s_0 … s_{C-1}`` per line) to ``out_path`` when given."""
-    from egoflow.datasets.charades_ego import label_matrix, load_charades_classes, load_charades_ego
-    from egoflow.evaluate.classification import charades_map_report
-    from egoflow.heads.laviti_zeroshot import charades_scores
-    store = open_store(store)
-    model, decode, config = load_run(run_dir)
-    feature_set = feature_set or config["feature_set"]
-    text_set = resolve_text_set(store, text_set or config.get("text_set"))
-    videos, names = load_charades_ego(annotations), load_charades_classes(classes)
-    missing = sorted({v.video_id for v in videos} - set(store.videos(feature_set)))
-    if missing:
-        raise LavitiDataError(f"{annotations}: {len(missing)} video(s) without features in {feature_set!r}: "
-                              f"{missing[:5]}")
-    emb = text_embeddings(store, text_set, names, f"{classes} class names")
-    feats = store.load_feature_set(feature_set, [v.video_id for v in videos])
-    scores = charades_scores(model, decode, [feats[v.video_id] for v in videos],
-                             np.stack([emb[n] for n in names]), model.cfg)
-    if out_path is not None:
-        Path(out_path).write_text("".join(f"{v.video_id} " + " ".join(f"{x:.6f}" for x in row) + "\n"
-                                          for v, row in zip(videos, scores)))
-    report = charades_map_report(scores, label_matrix(videos, len(names)))
-    return {k: v for k, v in report.items() if k != "per_class_AP"} | {"num_videos": len(videos)}

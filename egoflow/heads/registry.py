@@ -13,6 +13,8 @@ _HEADS = {
     "vsgn": ("egoflow.heads.vsgn", "mq", "VSGN temporal action localisation for Ego4D moment queries"),
     "summarizer": ("egoflow.heads.summarizer", "qfvs", "KTS + transformer query-focused video summarizer"),
     "laviti": ("egoflow.heads.laviti", "nlq", "LAVITI language-video-time set prediction; zero-shot NLQ"),
+    "laviti-charades": ("egoflow.heads.laviti_charades", "charades",
+                        "LAVITI on CharadesEgo: fine-tune a pretraining run (--init); zero-shot with predict"),
 }
 
 

@@ -54,6 +54,7 @@ class NarratedData:
     narrations: list = field(default_factory=list)  # [Narration]
     queries: list = field(default_factory=list)  # [NLQQuery], one clip = the whole video
     texts: dict = field(default_factory=dict)  # string -> unit embedding [D]
+    anchors: np.ndarray | None = None  # [num_concepts, D] text anchors c_k (synthetic CharadesEgo class names)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ def make_narrated(spec: NarratedSpec | None = None) -> NarratedData:
     anchors = _unit(rng.normal(size=(spec.num_concepts, D)))
     visual = _unit(spec.text_weight * anchors + (1 - spec.text_weight) * _unit(rng.normal(size=anchors.shape)))
     background = _unit(rng.normal(size=(4, D)))
-    data = NarratedData(spec)
+    data = NarratedData(spec, anchors=anchors)
     noise = spec.frame_noise / np.sqrt(D)
     for p in range(spec.paraphrases):
         for k in range(spec.num_concepts):

@@ -231,7 +231,8 @@ class SyntheticDataset:
     segments: dict  # video_uid -> [Segment] concept segments (video time; the rest is background)
     clips: list  # [SynthClip] clip extents, their segments and annotation uids
     splits: dict  # "train" / "val" -> [video_uid]
-    annotations: dict  # "nlq_train", "nlq_val", "moments_train", "moments_val", "narration" -> Path
+    annotations: dict  # "nlq_train", "nlq_val", "moments_train", "moments_val", "narration", "charades_train",
+    #                    "charades_val", "charades_classes" -> Path
     duration_s: float  # length of every video
     fps: float  # source frame rate
     size: tuple  # (W, H)
@@ -259,6 +260,7 @@ def make_dataset(out_dir, num_videos: int = 4, duration_s: float = 180, concepts
     import random
 
     from egoflow.datasets.synthetic import annotations as ann
+    from egoflow.datasets.synthetic.charades import write_video_charades
 
     rng = random.Random(seed)
     root = Path(out_dir)
@@ -284,6 +286,7 @@ def make_dataset(out_dir, num_videos: int = 4, duration_s: float = 180, concepts
                                                root / "annotations" / f"nlq_{split}.json")
         paths[f"moments_{split}"] = ann.write_json(ann.moments_json(sc, by_name, split),
                                                    root / "annotations" / f"moments_{split}.json")
+    paths.update(write_video_charades(root / "annotations", splits, segments, concepts, duration_s))
     every = max(1.0, min(4.0, duration_s / 30))
     paths["narration"] = ann.write_json(ann.narration_json(clips, by_name, every, rng),
                                         root / "annotations" / "narration.json")
