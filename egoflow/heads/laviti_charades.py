@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from egoflow.heads.laviti import Config, Criterion, build  # noqa: F401 - registry interface: Config, build
-from egoflow.heads.laviti_data import Chunk, chunk_windows, collate, cut, keep_at_most, video_duration
+from egoflow.heads.laviti_data import (Chunk, SeededDraws, chunk_windows, collate, cut, keep_at_most,
+                                       video_duration)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def action_chunks(videos: dict, records: list, num_classes: int, cfg: Config) ->
     return out, dict(stats)
 
 
-class ActionChunks(torch.utils.data.Dataset):
+class ActionChunks(SeededDraws):
     """Items for :func:`collate_actions`: a chunk, its actions as (interval, class-name embedding), its labels.
 
     A chunk with more actions than moment queries keeps a random ``max_actions`` of them per draw (the first
@@ -106,8 +107,8 @@ class ActionChunks(torch.utils.data.Dataset):
     """
 
     def __init__(self, chunks: list[ActionChunk], class_emb: np.ndarray, max_actions: int, seed: int | None = 0):
+        super().__init__(seed)
         self.chunks, self.class_emb, self.max_actions = chunks, np.asarray(class_emb, np.float32), max_actions
-        self.rng = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.chunks)

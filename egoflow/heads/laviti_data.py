@@ -161,7 +161,22 @@ def keep_at_most(n: int, k: int, rng: np.random.Generator | None) -> np.ndarray:
     return np.sort(rng.choice(idx, k, replace=False)) if rng is not None else idx[:k]
 
 
-class NarratedChunks(torch.utils.data.Dataset):
+class SeededDraws(torch.utils.data.Dataset):
+    """A dataset drawing from its own generator (``None``: deterministic), whose state ``fit`` saves in
+    ``last.pt`` so that a resumed run repeats the draws of an uninterrupted one."""
+
+    def __init__(self, seed: int | None):
+        self.rng = None if seed is None else np.random.default_rng(seed)
+
+    def rng_state(self) -> dict | None:
+        return None if self.rng is None else self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict | None) -> None:
+        if self.rng is not None and state is not None:
+            self.rng.bit_generator.state = state
+
+
+class NarratedChunks(SeededDraws):
     """Training items: a chunk with freshly sampled narration intervals (``rng=None`` -> deterministic midpoints).
 
     Chunks with more narrations than moment queries keep a random ``max_narrations`` of them per draw so every
@@ -169,8 +184,8 @@ class NarratedChunks(torch.utils.data.Dataset):
     """
 
     def __init__(self, chunks: list[Chunk], max_narrations: int, seed: int | None = 0):
+        super().__init__(seed)
         self.chunks, self.max_narrations = chunks, max_narrations
-        self.rng = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.chunks)

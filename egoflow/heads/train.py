@@ -102,16 +102,23 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint under the real name
 
 
-def _rng_state(gen: torch.Generator) -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "loader": gen.get_state()}
+def _rng_state(gen: torch.Generator, train_set) -> dict:
+    """Every random state a resumed run needs to continue exactly: python, numpy, torch, the loader's shuffling
+    and a dataset's own draws (a dataset with ``rng_state()`` / ``set_rng_state()``, e.g. LAVITI's intervals)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "loader": gen.get_state()}
+    if hasattr(train_set, "rng_state"):
+        state["dataset"] = train_set.rng_state()
+    return state
 
 
-def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+def _set_rng_state(state: dict, gen: torch.Generator, train_set) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     gen.set_state(state["loader"])
+    if "dataset" in state and hasattr(train_set, "set_rng_state"):
+        train_set.set_rng_state(state["dataset"])
 
 
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None) -> dict:
@@ -163,7 +170,7 @@ def fit(model: torch.nn.Module, criterion: Callable, train_set: Dataset, collate
             sched.load_state_dict(ck["scheduler"])
             if isinstance(criterion, torch.nn.Module) and "criterion" in ck:
                 criterion.load_state_dict(ck["criterion"])
-            _set_rng_state(ck["rng"], gen)
+            _set_rng_state(ck["rng"], gen, train_set)
             best, best_epoch, history, start = ck["best"], ck["best_epoch"], ck["history"], ck["epoch"] + 1
             if cfg.progress:
                 print(f"resuming {out} from epoch {ck['epoch']} (best {metric}={best})")
@@ -211,7 +218,7 @@ def fit(model: torch.nn.Module, criterion: Callable, train_set: Dataset, collate
         if out is not None:
             _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                    "criterion": criterion.state_dict() if isinstance(criterion, torch.nn.Module) else {},
-                   "rng": _rng_state(gen), "epoch": epoch, "best": best, "best_epoch": best_epoch,
+                   "rng": _rng_state(gen, train_set), "epoch": epoch, "best": best, "best_epoch": best_epoch,
                    "history": history, **extra}, out / "last.pt")
             (out / "history.json").write_text(json.dumps(history, indent=1, default=float))
 
