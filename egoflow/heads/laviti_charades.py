@@ -18,7 +18,6 @@ laviti-charades --run RUN`` writes the official classification submission for ei
 """
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,10 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from egoflow.heads.laviti import Config, Criterion, build  # noqa: F401 - registry interface: Config, build
-from egoflow.heads.laviti_data import (Chunk, SeededDraws, chunk_windows, collate, cut, keep_at_most,
-                                       video_duration)
-
-log = logging.getLogger(__name__)
+from egoflow.heads.laviti_data import Chunk, SeededDraws, collate, keep_at_most, training_windows, video_duration
 
 
 @dataclass
@@ -78,14 +74,7 @@ def action_chunks(videos: dict, records: list, num_classes: int, cfg: Config) ->
                 unplaced.add(a.class_idx)
                 stats["actions_without_interval"] += 1
         stats["actions_duplicated"] += len(v.actions) - len(dict.fromkeys(v.actions))
-        wins = chunk_windows(duration, cfg.chunk_s)
-        for w, (cs, ce) in enumerate(wins):
-            feats, times = cut(vf.feats, vf.times, cs, ce, last=w == len(wins) - 1)
-            if len(times) < cfg.kernel:
-                stats["chunks_too_short"] += 1
-                log.warning("video %s: chunk at %.1f s has %d frame(s), fewer than one token (kernel %d): skipped",
-                            v.video_id, cs, len(times), cfg.kernel)
-                continue
+        for cs, ce, feats, times in training_windows(v.video_id, vf, duration, cfg, stats):
             acts = [(c, max(s, cs) - cs, min(e, ce) - cs) for c, s, e in placed if s < ce and e > cs]
             labels = np.zeros(num_classes, bool)
             labels[[c for c, _, _ in acts] + sorted(unplaced)] = True

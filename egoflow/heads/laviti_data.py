@@ -114,6 +114,20 @@ def select_narrations(narrs: list[Narration], duration: float, cfg, stats: dict)
     return np.array([t for t, _ in uniq], np.float64), [s for _, s in uniq]
 
 
+def training_windows(uid: str, vf, duration: float, cfg, stats: dict):
+    """``(start, end, feats, times)`` of every chunk of a video (times in chunk seconds) that holds at least one
+    token; shorter ones are counted in ``stats["chunks_too_short"]``, logged and skipped."""
+    wins = chunk_windows(duration, cfg.chunk_s)
+    for w, (s, e) in enumerate(wins):
+        feats, times = cut(vf.feats, vf.times, s, e, last=w == len(wins) - 1)
+        if len(times) < cfg.kernel:
+            stats["chunks_too_short"] += 1
+            log.warning("video %s: chunk at %.1f s has %d frame(s), fewer than one token (kernel %d): skipped",
+                        uid, s, len(times), cfg.kernel)
+            continue
+        yield s, e, feats, times
+
+
 def training_chunks(videos: dict, narrations: list[Narration], text_emb: dict[str, np.ndarray], cfg):
     """Cut every narrated video into chunks with their narrations -> ``(chunks, stats)``.
 
@@ -132,14 +146,7 @@ def training_chunks(videos: dict, narrations: list[Narration], text_emb: dict[st
         duration = video_duration(vf)
         t_all, texts = select_narrations(by_video[uid], duration, cfg, stats)
         lo_all, hi_all = narration_bounds(t_all, duration, cfg.interval_reach, cfg.default_gap_s)
-        wins = chunk_windows(duration, cfg.chunk_s)
-        for w, (s, e) in enumerate(wins):
-            feats, times = cut(vf.feats, vf.times, s, e, last=w == len(wins) - 1)
-            if len(times) < cfg.kernel:
-                stats["chunks_too_short"] += 1
-                log.warning("video %s: chunk at %.1f s has %d frame(s), fewer than one token (kernel %d): skipped",
-                            uid, s, len(times), cfg.kernel)
-                continue
+        for s, e, feats, times in training_windows(uid, vf, duration, cfg, stats):
             sel = (t_all >= s) & (t_all <= e)
             if not sel.any():
                 stats["chunks_without_narrations"] += 1
