@@ -112,9 +112,11 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
 
         md, js = write_report(results, out / "report")
         _say(f"report: {md}\n        {js}")
-    (out / "demo_summary.json").write_text(json.dumps(
+    from egoflow.evaluate.report import jsonable
+
+    (out / "demo_summary.json").write_text(json.dumps(jsonable(
         {"model": model, "pretrained": pretrained, "feature_set": feature_set, "extract": summary.line(),
-         "results": results, "failed_heads": failed}, indent=1, default=float))
+         "results": results, "failed_heads": failed}), indent=1, allow_nan=False, default=str))
     _say(f"demo finished in {time.perf_counter() - t_start:.0f} s"
          + (f"; FAILED heads: {', '.join(failed)}" if failed else ""))
     return 0 if summary.ok and not failed else 1

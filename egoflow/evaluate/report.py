@@ -159,13 +159,14 @@ PLOTS = {"nlq": ("nlq_recall_vs_iou.png", _plot_nlq), "mq": ("mq_ap_per_tiou.png
          "ek100-mir": ("ek100_mir_pr.png", _plot_pr), "qfvs": ("qfvs_f1_per_video.png", _plot_qfvs)}
 
 
-def _jsonable(x):
+def jsonable(x):
+    """``x`` with numpy values as python ones and NaN as None, for strict JSON."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, (float, np.floating)):
@@ -206,5 +207,5 @@ def write_report(results: dict, out_dir, title: str = "egoflow evaluation") -> t
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(results), f, indent=1)
+        json.dump(jsonable(results), f, indent=1)
     return md_path, json_path
