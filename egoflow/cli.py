@@ -146,8 +146,10 @@ def cmd_predict(a) -> int:
 def cmd_heads(a) -> int:
     from egoflow.heads.registry import describe_heads
 
-    for name, d in describe_heads().items():
-        print(f"{name:12s} {d['benchmark']:5s} {d['description']}")
+    heads = describe_heads()
+    width = max(map(len, heads))
+    for name, d in heads.items():
+        print(f"{name:{width}s}  {d['benchmark']:8s}  {d['description']}")
     return 0
 
 

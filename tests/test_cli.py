@@ -57,5 +57,5 @@ def test_bad_inputs_are_one_line_errors(ds, tmp_path, capsys):
 def test_heads_listing(capsys):
     assert main(["heads"]) == 0
     out = capsys.readouterr().out
-    for h in ("vslnet", "vsgn", "summarizer", "laviti"):
+    for h in ("vslnet", "vsgn", "summarizer", "laviti", "laviti-charades"):
         assert h in out
