@@ -189,6 +189,10 @@ def test_bad_input_is_a_clear_error(world, pretrained, tmp_path, capsys):
     with pytest.raises(LavitiDataError, match=r"cannot change the network's \['enc_layers'\]"):
         finetune(s, fs, f["train"], tmp_path / "r", text_set=ts, init=pretrained, head_overrides={"enc_layers": 3})
     assert not (tmp_path / "r").exists()  # nothing was written by a run that could not start
+    before = (pretrained / "config.json").read_text()
+    with pytest.raises(LavitiDataError, match="is the --init run itself"):
+        finetune(s, fs, f["train"], pretrained, text_set=ts, init=pretrained)
+    assert (pretrained / "config.json").read_text() == before
     assert main(["train", "vslnet", "--store", s, "--feature-set", fs, "--annotations", str(f["train"]),
                  "--init", str(pretrained), "--out", str(tmp_path / "v")]) == 2
     assert "head 'vslnet' does not take --init" in capsys.readouterr().err

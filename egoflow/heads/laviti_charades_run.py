@@ -141,6 +141,9 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     """
     from egoflow.heads.train import fit
     store, out = open_store(store), Path(out_dir)
+    if init is not None and out.resolve() == Path(init).resolve():
+        raise LavitiDataError(f"--out {out} is the --init run itself: fine-tuning would overwrite the pretraining "
+                              "run; give a new run directory")
     text_set = resolve_text_set(store, text_set)
     classes, names = class_list(classes, annotations)
     class_emb = class_embeddings(store, text_set, names, classes)
