@@ -16,6 +16,9 @@ def test_reads_csv_and_labels(tmp_path):
     assert vids[0].classes == [0, 2] and vids[0].actions[0].start_sec == 11.9 and vids[0].length_sec == 30.5
     assert vids[1].actions == ()
     assert label_matrix(vids, 3).astype(int).tolist() == [[1, 0, 1], [0, 0, 0]]
+    assert load_charades_ego(p, num_classes=3) == vids
+    with pytest.raises(AnnotationError, match=r"video AAAAEGO: class c002 is not in the class list \(2 classes\)"):
+        load_charades_ego(p, num_classes=2)  # the class list has fewer classes than the csv uses
 
 
 @pytest.mark.parametrize("actions, match", [("x002 1 2", "bad class id 'x002'"), ("c002 1", "bad action"),

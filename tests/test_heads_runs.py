@@ -38,6 +38,20 @@ def test_load_run_checks_the_directory(tmp_path):
         runs.load_run(tmp_path, "vslnet", None, None)
 
 
+def test_load_run_auto_device_ignores_the_training_device(tmp_path):
+    """A run trained with --device cuda loads for prediction wherever it is used (CUDA if here, else CPU)."""
+    from egoflow.heads.train import resolve_device
+
+    mod = get_head("vslnet")
+    model, _, _ = create_head("vslnet", dim=16, num_heads=2)
+    torch.save({"model": model.state_dict()}, tmp_path / "best.pt")
+    cfg = {"head": "vslnet", "head_config": model.cfg.to_dict(), "train_config": {"device": "cuda:7"}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded, _, _ = runs.load_run(tmp_path, "vslnet", mod.build, mod.Config.from_dict, "auto")
+    assert next(loaded.parameters()).device.type == resolve_device("auto").type
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
 def test_resolve_text_set(tmp_path):
     import numpy as np
 

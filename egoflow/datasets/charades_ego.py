@@ -41,8 +41,9 @@ def _class_idx(token: str, path, where: str) -> int:
     return int(token[1:])
 
 
-def load_charades_ego(path) -> list[CharadesVideo]:
-    """Rows of a CharadesEgo CSV -> ``CharadesVideo`` records (file order)."""
+def load_charades_ego(path, num_classes: int | None = None) -> list[CharadesVideo]:
+    """Rows of a CharadesEgo CSV -> ``CharadesVideo`` records (file order); with ``num_classes`` (the length of
+    the class list) a class index beyond it is an error naming the video."""
     out = []
     for n, row in enumerate(read_csv_rows(path, ("id", "actions")), start=2):
         where = f"line {n} (id {row['id']!r})"
@@ -57,7 +58,11 @@ def load_charades_ego(path) -> list[CharadesVideo]:
                 s, e = float(tok[1]), float(tok[2])
             except ValueError:
                 raise AnnotationError(path, where, f"bad times in action {part!r}") from None
-            acts.append(CharadesAction(_class_idx(tok[0], path, where), s, e))
+            idx = _class_idx(tok[0], path, where)
+            if num_classes is not None and idx >= num_classes:
+                raise AnnotationError(path, f"video {row['id']}", f"class c{idx:03d} is not in the class list "
+                                                                  f"({num_classes} classes)")
+            acts.append(CharadesAction(idx, s, e))
         length = row.get("length")
         try:
             length = float(length) if length not in (None, "") else None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egoflow.datasets.charades_ego import label_matrix, load_charades_classes, load_charades_ego
 from egoflow.heads import runs
 from egoflow.heads.laviti import build, config_from_dict
 from egoflow.heads.laviti_charades import (ActionChunks, FinetuneConfig, FinetuneCriterion, action_chunks,
@@ -33,25 +34,11 @@ CLASSES_FILE = "Charades_v1_classes.txt"
 def class_list(classes, annotations) -> tuple[str, list[str]]:
     """``(path, names)`` of the class list: ``classes``, else ``Charades_v1_classes.txt`` next to the csv (where
     the CharadesEgo release puts it)."""
-    from egoflow.datasets.charades_ego import load_charades_classes
     path = Path(classes) if classes else Path(annotations).with_name(CLASSES_FILE)
     if not classes and not path.is_file():
         raise LavitiDataError(f"{annotations}: no class list given and no {CLASSES_FILE} next to it ({path}); "
                               "pass classes= / --classes")
     return str(path), load_charades_classes(path)
-
-
-def load_videos(path, num_classes: int) -> list:
-    """CharadesEgo csv -> records; a class index beyond the class list is an error naming the video."""
-    from egoflow.datasets.charades_ego import load_charades_ego
-    from egoflow.datasets.errors import AnnotationError
-    videos = load_charades_ego(path)
-    for v in videos:
-        bad = [c for c in v.classes if c >= num_classes]
-        if bad:
-            raise AnnotationError(path, f"video {v.video_id}", f"class c{bad[0]:03d} is not in the class list "
-                                                               f"({num_classes} classes)")
-    return videos
 
 
 def class_embeddings(store, text_set: str, names: list[str], classes_path: str) -> np.ndarray:
@@ -64,7 +51,6 @@ class CharadesMAP:
     """``evaluate(model)`` for fit: class scores of every video of a CharadesEgo csv -> mAP; keeps the scores."""
 
     def __init__(self, store, feature_set: str, videos: list, class_emb: np.ndarray, decode, where: str):
-        from egoflow.datasets.charades_ego import label_matrix
         missing = sorted({v.video_id for v in videos} - set(store.videos(feature_set)))
         if missing:
             raise LavitiDataError(f"{where}: {len(missing)} video(s) without features in {feature_set!r}: "
@@ -105,13 +91,11 @@ def _split_overrides(overrides: dict | None) -> tuple[dict, FinetuneConfig]:
             FinetuneConfig(**{k: v for k, v in overrides.items() if k in ft_keys}))
 
 
-def _initial_model(store, feature_set, text_set, init, overrides: dict, seed: int):
-    """``(model, decode, cfg)``: the best weights of pretraining run ``init`` (network config from that run,
-    non-architecture ``overrides`` applied), or a seeded new model."""
+def _initial_config(store, feature_set, text_set, init, overrides: dict):
+    """``(cfg, weights)``: the network config of pretraining run ``init`` (non-architecture ``overrides``
+    applied) and its best weights, or a new config from the store and ``overrides`` and no weights."""
     if init is None:
-        cfg = head_config(store, feature_set, text_set, overrides)
-        model, _, decode = runs.build_seeded(build, cfg, seed)
-        return model, decode, cfg
+        return head_config(store, feature_set, text_set, overrides), None
     pretrained, _, config = load_run(init)  # checks that init is a finished LAVITI run
     arch = {"input_dim", "text_dim", "heads", "head_dim", "enc_layers", "dec_layers", "ffn_mult", "kernel",
             "num_queries", "num_time_embeddings"}
@@ -123,9 +107,7 @@ def _initial_model(store, feature_set, text_set, init, overrides: dict, seed: in
     if (cfg.input_dim, cfg.text_dim) != (want.input_dim, want.text_dim):
         raise LavitiDataError(f"init run {init} was trained on {cfg.input_dim}-d features / {cfg.text_dim}-d texts; "
                               f"{feature_set!r} / {text_set!r} have {want.input_dim} / {want.text_dim}")
-    model, _, decode = runs.build_seeded(build, cfg, seed)  # built anew: dropout etc. of cfg take effect
-    model.load_state_dict(pretrained.state_dict())
-    return model, decode, cfg
+    return cfg, pretrained.state_dict()
 
 
 def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annotations=None, text_set=None,
@@ -148,9 +130,8 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
     classes, names = class_list(classes, annotations)
     class_emb = class_embeddings(store, text_set, names, classes)
     net_overrides, ft = _split_overrides(head_overrides)
-    tcfg = runs.train_config(TRAIN_DEFAULTS, train_overrides, None, 0.0, "laviti-charades")
-    model, decode, cfg = _initial_model(store, feature_set, text_set, init, net_overrides, tcfg.seed)
-    train_videos = load_videos(annotations, len(names))
+    cfg, weights = _initial_config(store, feature_set, text_set, init, net_overrides)
+    train_videos = load_charades_ego(annotations, len(names))
     feats = store.load_feature_set(feature_set, sorted({v.video_id for v in train_videos}
                                                        & set(store.videos(feature_set))))
     chunks, stats = action_chunks(feats, train_videos, len(names), cfg)
@@ -159,11 +140,14 @@ def train_from_store(store, feature_set: str, annotations, out_dir, *, val_annot
                               f"{feature_set!r} ({stats})")
     log.info("laviti-charades: %s", stats)
     tcfg = runs.train_config(TRAIN_DEFAULTS, train_overrides, len(chunks), WARMUP_FRACTION, "laviti-charades")
+    model, _, decode = runs.build_seeded(build, cfg, tcfg.seed)  # built anew: dropout etc. of cfg take effect
+    if weights is not None:
+        model.load_state_dict(weights)
     criterion = FinetuneCriterion(cfg, ft, class_emb)
     evaluate = None
     metrics: dict = {}
     if val_annotations is not None:
-        evaluate = CharadesMAP(store, feature_set, load_videos(val_annotations, len(names)), class_emb, decode,
+        evaluate = CharadesMAP(store, feature_set, load_charades_ego(val_annotations, len(names)), class_emb, decode,
                                str(val_annotations))
         model.eval()
         with torch.no_grad():
@@ -195,15 +179,12 @@ def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=Non
                        classes=None) -> str:
     """Class scores for every video of a CharadesEgo csv with the best weights of ``run_dir`` — a pretraining
     run (zero-shot) or a fine-tuning run — written to ``out_path`` (see :func:`write_submission`)."""
-    from egoflow.heads.train import resolve_device
     store = open_store(store)
-    config_path = Path(run_dir) / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    model, decode, config = load_run(run_dir, resolve_device(config.get("train_config", {}).get("device", "auto")))
+    model, decode, config = load_run(run_dir, "auto")
     feature_set = feature_set or config["feature_set"]
     text_set = resolve_text_set(store, text_set or config.get("text_set"))
     classes, names = class_list(classes or config.get("classes"), annotations)
-    videos = load_videos(annotations, len(names))
+    videos = load_charades_ego(annotations, len(names))
     evaluate = CharadesMAP(store, feature_set, videos, class_embeddings(store, text_set, names, classes), decode,
                            str(annotations))
     return write_submission(evaluate.ids, evaluate.predict(model), out_path)

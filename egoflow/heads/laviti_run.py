@@ -169,11 +169,8 @@ def load_run(run_dir, device="cpu"):
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Zero-shot NLQ submission JSON for ``annotations`` (Ego4D NLQ file) with the best weights of ``run_dir``."""
     from egoflow.datasets.ego4d import load_nlq
-    from egoflow.heads.train import resolve_device
     store = open_store(store)
-    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").exists() \
-        else {}
-    model, decode, config = load_run(run_dir, resolve_device(config.get("train_config", {}).get("device", "auto")))
+    model, decode, config = load_run(run_dir, "auto")
     feature_set = feature_set or config["feature_set"]
     text_set = resolve_text_set(store, text_set or config.get("text_set"))
     queries = load_nlq(annotations) if not isinstance(annotations, (list, tuple)) else list(annotations)

@@ -53,8 +53,12 @@ def build_seeded(build: Callable, cfg, seed: int):
 
 
 def load_run(run_dir, head: str, build: Callable, config_from_dict: Callable, device="cpu"):
-    """``(model with the best weights, decode, config dict)`` of a run directory written by ``head``."""
-    from egoflow.heads.train import load_checkpoint
+    """``(model with the best weights, decode, config dict)`` of a run directory written by ``head``.
+
+    ``device="auto"``: CUDA when this machine has it, else CPU — what prediction wants, since the device a run
+    was trained on need not exist where it is used.
+    """
+    from egoflow.heads.train import load_checkpoint, resolve_device
 
     run = Path(run_dir)
     if not (run / "config.json").exists() or not (run / "best.pt").exists():
@@ -64,7 +68,7 @@ def load_run(run_dir, head: str, build: Callable, config_from_dict: Callable, de
         raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not {head}")
     model, _, decode = build(config_from_dict(config["head_config"]))
     load_checkpoint(run / "best.pt", model)
-    return model.to(device).eval(), decode, config
+    return model.to(resolve_device(device) if device == "auto" else device).eval(), decode, config
 
 
 def lazy_entry_points(run_module: str) -> tuple[Callable, Callable, Callable]:

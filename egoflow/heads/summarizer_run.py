@@ -99,10 +99,8 @@ def load_run(run_dir, device: str = "cpu"):
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Write QFVS predictions for the run's held-out video (``test_video``) of the QFVS folder ``annotations``."""
-    from egoflow.heads.train import resolve_device
     store = runs.open_store(store)
-    model, decode, config = load_run(run_dir, "cpu")
-    model.to(resolve_device(config.get("train_config", {}).get("device", "auto")))
+    model, decode, config = load_run(run_dir, "auto")
     cfg = model.cfg
     _, data = _dataset(store, feature_set or config["feature_set"], text_set or config["text_set"], annotations,
                        [cfg.test_video], cfg)

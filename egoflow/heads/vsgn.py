@@ -216,8 +216,7 @@ def load_run(run_dir, device: str = "cpu"):
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Predict every clip of ``annotations`` with the run's best weights; write the MQ submission JSON."""
-    from egoflow.heads.train import resolve_device
-    cfg, model, decode, conf = load_run(run_dir, str(resolve_device("auto")))
+    cfg, model, decode, conf = load_run(run_dir, "auto")
     store, feature_set = _store(store), feature_set or conf["feature_set"]
     check_feature_dim(store, feature_set, cfg.input_dim)
     clips = _clips(annotations)

@@ -158,9 +158,8 @@ def load_run(run_dir, device: str = "cpu"):
 
 def predict_from_store(run_dir, store, annotations, out_path, *, feature_set=None, text_set=None) -> str:
     """Write the official NLQ submission JSON for ``annotations`` with the best weights of ``run_dir``."""
-    from egoflow.heads.train import resolve_device
     store = runs.open_store(store)
-    model, decode, config = load_run(run_dir, resolve_device("auto"))  # the training device may not be here
+    model, decode, config = load_run(run_dir, "auto")  # the training device may not be here
     cfg = model.cfg
     feature_set = feature_set or config["feature_set"]
     text_set = text_set or config.get("text_set") or _resolve_text_set(store, None)
