@@ -116,6 +116,7 @@ def pretrained(world):
                                               progress=False))
     finally:
         torch.set_num_threads(prev)
+    assert "pretrain_loss" in json.loads((run / "metrics.json").read_text())  # no NLQ file: selected by its loss
     return run
 
 
@@ -141,6 +142,7 @@ def test_zero_shot_then_fine_tune_through_the_cli(world, pretrained, tmp_path, o
     assert zs_eval["mAP"] == pytest.approx(m["zero_shot_mAP"], abs=1e-6)  # the CLI's file = the run's own measure
     rng = np.random.default_rng(0)
     labels = label_matrix(load_charades_ego(gt), 12)
+    assert zs_eval["num_videos"] == 24 and zs_eval["num_classes_evaluated"] == int(labels.any(0).sum())
     chance = np.mean([charades_map(rng.random(labels.shape), labels) for _ in range(200)])
     # seed 0: chance 0.41, zero-shot 0.71, fine-tuned 0.80
     assert m["zero_shot_mAP"] >= chance + 0.15, (m, chance)
