@@ -58,7 +58,8 @@ def _step_memory(overrides: dict, q) -> None:
 
 def scale(quick: bool, device: str) -> dict:
     from egoflow.heads.laviti import Config, build
-    from egoflow.heads.train import move_to, resolve_device
+    from egoflow.device import resolve_device
+    from egoflow.heads.train import move_to
     dev = resolve_device(device)
     overrides = dict(enc_layers=2, dec_layers=2) if quick else {}
     torch.manual_seed(0)
@@ -138,7 +139,8 @@ def charades_scale(quick: bool, device: str) -> dict:
     from egoflow.heads.laviti_charades import (ActionChunk, ActionChunks, FinetuneConfig, FinetuneCriterion,
                                                collate_actions)
     from egoflow.heads.laviti_data import Chunk
-    from egoflow.heads.train import move_to, resolve_device
+    from egoflow.device import resolve_device
+    from egoflow.heads.train import move_to
     dev, rng = resolve_device(device), np.random.default_rng(0)
     cfg = Config(**(dict(enc_layers=2, dec_layers=2) if quick else {}))
     torch.manual_seed(0)

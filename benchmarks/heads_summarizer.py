@@ -29,7 +29,7 @@ def run(quick: bool = True, device: str = "auto") -> dict:
     from egoflow.datasets.synthetic.qfvs import make_qfvs
     from egoflow.heads import summarizer
     from egoflow.heads.summarizer_run import _dataset, load_run, predict, random_baseline
-    from egoflow.heads.train import resolve_device
+    from egoflow.device import resolve_device
 
     s = SETTINGS[bool(quick)]
     device = str(resolve_device(device))

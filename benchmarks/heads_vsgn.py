@@ -44,7 +44,7 @@ def run(quick: bool = True) -> dict:
     from egoflow.datasets.synthetic.mq import make_synthetic_mq
     from egoflow.features_store import FeatureStore
     from egoflow.heads import vsgn
-    from egoflow.heads.train import resolve_device
+    from egoflow.device import resolve_device
 
     s = SETTINGS[bool(quick)]
     device = str(resolve_device("auto"))

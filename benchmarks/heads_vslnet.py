@@ -18,7 +18,8 @@ from egoflow.datasets.nlq_data import collate_nlq, load_nlq_split
 from egoflow.datasets.synthetic.nlq import make_synthetic_nlq
 from egoflow.features_store import FeatureStore
 from egoflow.heads import vslnet
-from egoflow.heads.train import TrainConfig, fit, resolve_device
+from egoflow.device import resolve_device
+from egoflow.heads.train import TrainConfig, fit
 from egoflow.heads.vslnet_run import predict_dataset, score
 
 

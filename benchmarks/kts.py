@@ -1,11 +1,11 @@
 """KTS: egoflow's banded vectorised DP vs straightforward DPs, and peak memory at long lengths.
 
 Prints, measured in this run:
-  * time of ``egoflow.heads.kts.kts_auto`` vs (a) the textbook triple loop (pure Python over k, l, t, as in the
+  * time of ``egoflow.segment.kts.kts_auto`` vs (a) the textbook triple loop (pure Python over k, l, t, as in the
     public QFVS code) and (b) the common numpy variant (Python loops over k and l, numpy over t, full N x N
     scatter matrix), at N = 1 000 and 4 000, all from the same kernel matrix; and whether the change points are
     identical;
-  * peak resident memory of ``egoflow.heads.kts.segment`` at N = 4 000 and 30 000 (each in a fresh process).
+  * peak resident memory of ``egoflow.segment.kts.segment`` at N = 4 000 and 30 000 (each in a fresh process).
 
 Usage: python benchmarks/kts.py [--quick] [--skip-triple] [--full-band]
 """
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from egoflow.heads import kts
+from egoflow.segment import kts
 
 
 def planted(n: int, dim: int = 512, seed: int = 0) -> np.ndarray:
@@ -114,7 +114,7 @@ import json, resource, sys, time, tracemalloc
 import numpy as np
 sys.path.insert(0, {here!r})
 from kts import planted
-from egoflow.heads import kts
+from egoflow.segment import kts
 x = planted({n}, seed=1).astype(np.float32)
 tracemalloc.start()  # numpy reports its buffers to tracemalloc: the peak is KTS's own working memory
 t0 = time.perf_counter()

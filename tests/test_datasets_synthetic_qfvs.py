@@ -5,7 +5,8 @@ import pytest
 from egoflow.datasets.qfvs import VIDEOS, load_qfvs
 from egoflow.datasets.synthetic.qfvs import make_qfvs
 from egoflow.features_store import FeatureStore
-from egoflow.heads.summarizer_data import concept_prompt, qfvs_prompts, shot_features
+from egoflow.datasets.qfvs import concept_prompt, qfvs_prompts
+from egoflow.segment.shots import shot_features
 
 
 @pytest.fixture(scope="module")

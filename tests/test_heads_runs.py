@@ -40,7 +40,7 @@ def test_load_run_checks_the_directory(tmp_path):
 
 def test_load_run_auto_device_ignores_the_training_device(tmp_path):
     """A run trained with --device cuda loads for prediction wherever it is used (CUDA if here, else CPU)."""
-    from egoflow.heads.train import resolve_device
+    from egoflow.device import resolve_device
 
     mod = get_head("vslnet")
     model, _, _ = create_head("vslnet", dim=16, num_heads=2)

@@ -7,7 +7,8 @@ import torch
 
 from egoflow.evaluate.qfvs import evaluate_qfvs_files
 from egoflow.heads.summarizer import Config, build, predict_from_store, train_from_store
-from egoflow.heads.summarizer_data import SummarizerDataError, query_prompt, shot_features
+from egoflow.datasets.qfvs import query_prompt
+from egoflow.heads.summarizer_data import SummarizerDataError
 from egoflow.heads.summarizer_run import random_baseline
 
 
@@ -62,17 +63,6 @@ def test_decode_caps_shots_per_segment():
     assert len(shots) == 6 and max(np.bincount(seg[shots].numpy())) <= 3  # cap 2, then filled with the best
     _, _, plain = build(Config(top_percent=0.2, max_per_segment=0))
     assert plain({"logits": logits}, b)[0]["shots"] == list(range(15, 21))
-
-
-def test_shot_features_bad_input():
-    f = np.ones((10, 4), np.float32)
-    t = np.arange(10) * 1.0
-    np.testing.assert_allclose(shot_features(f * np.arange(10)[:, None], t, 2, 5.0, "v"), [[2] * 4, [7] * 4])
-    with pytest.raises(SummarizerDataError, match="'v'.*shots of 5.0s have no feature step"):
-        shot_features(f, t, 10, 5.0, "v")
-    f[3, 1] = np.nan
-    with pytest.raises(SummarizerDataError, match="'v'.*NaN"):
-        shot_features(f, t, 2, 5.0, "v")
 
 
 @pytest.fixture(scope="module")

@@ -136,3 +136,27 @@ def load_qfvs(root, videos=VIDEOS) -> dict[str, QFVSVideo]:
             video.queries.append(QFVSQuery(vid, (parts[0], parts[1]), read_summary(f, len(shots)), users))
         out[vid] = video
     return out
+
+
+# Text conditions of a QFVS query (EgoVLPv2's prompts): what `egoflow encode-text` embeds for a QFVS folder and
+# what the summarizer looks up. Concept names that read badly in a sentence are renamed.
+PROMPT_NAMES = {"Cupglass": "Glass", "Musicalinstrument": "Instrument", "Petsanimal": "Animal"}
+
+
+def concept_prompt(concept: str) -> str:
+    return f"There is a {PROMPT_NAMES.get(concept, concept)}"
+
+
+def query_prompt(c1: str, c2: str) -> str:
+    return f"There is a {PROMPT_NAMES.get(c1, c1)} and a {PROMPT_NAMES.get(c2, c2)}"
+
+
+def qfvs_prompts(videos: dict[str, QFVSVideo]) -> list[str]:
+    """Every text the summarizer needs for these videos (what ``egoflow encode-text`` must embed), sorted."""
+    out = set()
+    for v in videos.values():
+        for q in v.queries:
+            if not all(q.concepts):
+                raise AnnotationError(f"QFVS video {v.video_id}", f"query {q.concepts}", "empty concept")
+            out.update([query_prompt(*q.concepts), *(concept_prompt(c) for c in q.concepts)])
+    return sorted(out)

@@ -86,7 +86,7 @@ class ClipEncoder:
     def __init__(self, cfg: EncoderConfig):
         import open_clip
 
-        from egoflow.heads.train import resolve_device
+        from egoflow.device import resolve_device
 
         _register_configs()
         if cfg.model not in open_clip.list_models():

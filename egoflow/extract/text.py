@@ -28,7 +28,7 @@ def strings_from_file(path: str | Path, prompt: str | None = None) -> tuple[str,
         raise TextSourceError(f"annotation file {p} does not exist")
     if p.is_dir():  # a QFVS origin_data folder: the summarizer's query and concept prompts
         from egoflow.datasets.qfvs import load_qfvs
-        from egoflow.heads.summarizer_data import qfvs_prompts
+        from egoflow.datasets.qfvs import qfvs_prompts
 
         return "qfvs", qfvs_prompts(load_qfvs(p))
     if p.suffix.lower() in (".txt", ".lst"):

@@ -58,7 +58,8 @@ def load_run(run_dir, head: str, build: Callable, config_from_dict: Callable, de
     ``device="auto"``: CUDA when this machine has it, else CPU — what prediction wants, since the device a run
     was trained on need not exist where it is used.
     """
-    from egoflow.heads.train import load_checkpoint, resolve_device
+    from egoflow.device import resolve_device
+    from egoflow.heads.train import load_checkpoint
 
     run = Path(run_dir)
     if not (run / "config.json").exists() or not (run / "best.pt").exists():

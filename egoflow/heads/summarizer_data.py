@@ -13,67 +13,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egoflow.datasets.qfvs import QFVSVideo
-from egoflow.heads import kts
-
-# Concept names of the QFVS dictionary that read badly in a sentence (as in EgoVLPv2's QFVS prompts).
-PROMPT_NAMES = {"Cupglass": "Glass", "Musicalinstrument": "Instrument", "Petsanimal": "Animal"}
-
+from egoflow.datasets.qfvs import QFVSVideo, concept_prompt, qfvs_prompts, query_prompt
+from egoflow.segment import kts
+from egoflow.segment.shots import kts_segments, shot_features
 
 class SummarizerDataError(ValueError):
     """Store features or annotations unusable for the summarizer (names the video / query / string)."""
-
-
-def concept_prompt(concept: str) -> str:
-    return f"There is a {PROMPT_NAMES.get(concept, concept)}"
-
-
-def query_prompt(c1: str, c2: str) -> str:
-    return f"There is a {PROMPT_NAMES.get(c1, c1)} and a {PROMPT_NAMES.get(c2, c2)}"
-
-
-def qfvs_prompts(videos: dict[str, QFVSVideo]) -> list[str]:
-    """Every text the summarizer needs for these videos (what ``egoflow encode-text`` must embed), sorted."""
-    out = set()
-    for v in videos.values():
-        for q in v.queries:
-            if not all(q.concepts):
-                raise SummarizerDataError(f"{v.video_id}: empty concept in query {q.concepts}")
-            out.update([query_prompt(*q.concepts), *(concept_prompt(c) for c in q.concepts)])
-    return sorted(out)
-
-
-def shot_features(feats: np.ndarray, times: np.ndarray, num_shots: int, shot_seconds: float, uid: str) -> np.ndarray:
-    """Average store steps [T, D] into ``num_shots`` shots of ``shot_seconds`` -> [num_shots, D] float32.
-
-    Steps past the last shot are dropped; a few empty shots (video a little shorter than the annotation, or a
-    sparse sampling rate) copy the nearest non-empty shot; more than 5% empty is an error.
-    """
-    if not np.isfinite(feats).all():
-        raise SummarizerDataError(f"video {uid!r}: store features contain NaN/inf")
-    idx = np.floor(times / shot_seconds).astype(np.int64)
-    keep = (idx >= 0) & (idx < num_shots)
-    sums = np.zeros((num_shots, feats.shape[1]), np.float64)
-    np.add.at(sums, idx[keep], feats[keep])
-    counts = np.bincount(idx[keep], minlength=num_shots)
-    empty = counts == 0
-    if empty.mean() > 0.05:
-        raise SummarizerDataError(f"video {uid!r}: {int(empty.sum())} of {num_shots} shots of {shot_seconds}s have "
-                                  f"no feature step (store covers {times.max() if times.size else 0:.0f}s)")
-    full = np.flatnonzero(~empty)
-    out = sums / np.maximum(counts, 1)[:, None]
-    if empty.any():
-        near = full[np.clip(np.searchsorted(full, np.flatnonzero(empty)), 0, len(full) - 1)]
-        out[empty] = out[near]
-    return out.astype(np.float32)
-
-
-def kts_segments(shots: np.ndarray, lmax: int, max_change_points: int, vmax: float) -> np.ndarray:
-    """KTS boundaries [m + 2] of one video's shots; enough change points to respect ``lmax``."""
-    n = shots.shape[0]
-    lmax = min(lmax, n)
-    m_max = min(n - 1, max(max_change_points, math.ceil(n / lmax) - 1))
-    return kts.segment(shots, max_change_points=m_max, lmax=lmax, vmax=vmax, kernel="cosine")
 
 
 @dataclass

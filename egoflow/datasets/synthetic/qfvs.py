@@ -143,7 +143,7 @@ def make_qfvs(out_dir, store_url: str | None = None, *, num_shots=(420, 480, 360
 
 def _write_store(store_url, videos, concepts, concept_text, dim, steps, feature_set, text_set, rng, seed) -> None:
     from egoflow.features_store import FeatureStore
-    from egoflow.heads.summarizer_data import concept_prompt, query_prompt
+    from egoflow.datasets.qfvs import concept_prompt, query_prompt
 
     store = FeatureStore(str(store_url))
     store.create_feature_set(feature_set, {"kind": "synthetic-qfvs", "dim": dim, "steps_per_shot": steps,

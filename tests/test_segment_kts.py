@@ -5,7 +5,7 @@ import zlib
 import numpy as np
 import pytest
 
-from egoflow.heads import kts
+from egoflow.segment import kts
 
 
 def reference(K, m_max, lmin=1, lmax=None):

@@ -20,8 +20,8 @@ def segment_video(store, feature_set: str, video_uid: str, shot_seconds: float =
                   max_change_points: int | None = None, vmax: float = 1.0, kernel: str = "cosine") -> dict:
     """KTS of one stored video -> {"video_uid", "num_shots", "boundaries" (shot indices), "segments" [[s, e]] sec}."""
     from egoflow.features_store import FeatureStore
-    from egoflow.heads import kts
-    from egoflow.heads.summarizer_data import shot_features
+    from egoflow.segment import kts
+    from egoflow.segment.shots import shot_features
 
     store = store if hasattr(store, "read_video") else FeatureStore(str(store), mode="r")
     vf = store.read_video(feature_set, video_uid)
