@@ -12,9 +12,10 @@
 2. **Zero-shot NLQ** on synthetic narrated videos: pretrain a tiny head on 48 videos' narrations, ask NLQ
    queries on 8 held-out videos; R@1/R@5 at IoU 0.3/0.5 against chance (the same moments ranked by random
    query vectors).
-3. **CharadesEgo** fine-tuning speed of the default head on 30 s videos at 6 fps (batches of 16), and, on planted videos (class names a different wording of the narrated concepts): pretrain on
-   narrations of one set of videos, then test-split mAP of the zero-shot model, of the model fine-tuned on the
-   train split, and of the same fine-tune from scratch, against chance (random scores).
+3. **CharadesEgo** fine-tuning speed of the default head on 30 s videos at 6 fps (batches of 16), and, on
+   planted videos (class names a different wording of the narrated concepts): pretrain on narrations of one set
+   of videos, then test-split mAP of the zero-shot model, of the model fine-tuned on the train split, and of the
+   same fine-tune from scratch, against chance (random scores).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import torch
 
 
 def _batch(T: int, D: int, M: int, seed: int = 0) -> dict:
-    from egoflow.heads.laviti_data import Chunk, NarratedChunks, collate, narration_bounds
+    from egoflow.heads.laviti.data import Chunk, NarratedChunks, collate, narration_bounds
     rng = np.random.default_rng(seed)
     times = (np.arange(T) + 0.5) / 6.0
     t = np.sort(rng.uniform(0, T / 6.0, M))
@@ -104,9 +105,8 @@ def zero_shot(quick: bool, device: str) -> dict:
     from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_to_store
     from egoflow.evaluate.nlq import evaluate_nlq
     from egoflow.features_store import FeatureStore
-    from egoflow.heads.laviti import train_from_store
-    from egoflow.heads.laviti_run import load_run
-    from egoflow.heads.laviti_zeroshot import nlq_zero_shot
+    from egoflow.heads import runner
+    from egoflow.heads.laviti.zeroshot import nlq_zero_shot
     data = make_narrated(NarratedSpec(num_videos=56, seed=0))
     held = {f"narrated{i:03d}" for i in range(48, 56)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,12 +116,12 @@ def zero_shot(quick: bool, device: str) -> dict:
                     kernel=3, dropout=0.0)
         epochs = 30 if quick else 60
         t0 = time.perf_counter()
-        m = train_from_store(store, fs, [n for n in data.narrations if n.video_uid not in held], f"{tmp}/run",
-                             val_annotations=[q for q in data.queries if q.video_uid in held], text_set=ts,
-                             head_overrides=head, train_overrides=dict(epochs=epochs, batch_size=4, lr=2e-3,
-                             schedule="constant", eval_every=10, device=device, progress=False))
+        m = runner.train("laviti", store, fs, [n for n in data.narrations if n.video_uid not in held], f"{tmp}/run",
+                         val_annotations=[q for q in data.queries if q.video_uid in held], text_set=ts,
+                         head_overrides=head, train_overrides=dict(epochs=epochs, batch_size=4, lr=2e-3,
+                         schedule="constant", eval_every=10, device=device, progress=False))
         train_s = time.perf_counter() - t0
-        model, decode, _ = load_run(f"{tmp}/run")
+        model, decode, _, _ = runner.load_run(f"{tmp}/run", "laviti")
         val = [q for q in data.queries if q.video_uid in held]
         rng = np.random.default_rng(0)
         rand = {q.query: rng.normal(size=data.spec.dim) for q in val}
@@ -135,16 +135,15 @@ def zero_shot(quick: bool, device: str) -> dict:
 def charades_scale(quick: bool, device: str) -> dict:
     """Fine-tuning steps/s at CharadesEgo's scale: the default head, batches of 16 videos of 30 s at 6 fps
     (180 frames -> 26 tokens), 7 actions each, 157 classes."""
-    from egoflow.heads.laviti import Config, build
-    from egoflow.heads.laviti_charades import (ActionChunk, ActionChunks, FinetuneConfig, FinetuneCriterion,
-                                               collate_actions)
-    from egoflow.heads.laviti_data import Chunk
+    from egoflow.heads.laviti import CharadesConfig, build_charades
+    from egoflow.heads.laviti.charades_data import ActionChunk, ActionChunks, collate_actions
+    from egoflow.heads.laviti.data import Chunk
     from egoflow.device import resolve_device
     from egoflow.heads.train import move_to
     dev, rng = resolve_device(device), np.random.default_rng(0)
-    cfg = Config(**(dict(enc_layers=2, dec_layers=2) if quick else {}))
+    cfg = CharadesConfig(**(dict(enc_layers=2, dec_layers=2) if quick else {}))  # 157 classes
     torch.manual_seed(0)
-    model, _, _ = build(cfg)
+    model, criterion, _ = build_charades(cfg)
     model.to(dev)
     class_emb = rng.normal(size=(157, 512)).astype(np.float32)
     chunks = []
@@ -156,7 +155,8 @@ def charades_scale(quick: bool, device: str) -> dict:
         chunks.append(ActionChunk(Chunk(f"v{i}", 0.0, 30.0, rng.normal(size=(180, 512)).astype(np.float32),
                                         (np.arange(180) + 0.5) / 6), s, s + 5, cls, labels))
     batch = move_to(collate_actions([ActionChunks(chunks, class_emb, 256)[i] for i in range(16)]), dev)
-    criterion = FinetuneCriterion(cfg, FinetuneConfig(), class_emb).to(dev)
+    criterion.set_class_embeddings(class_emb)
+    criterion.to(dev)
     opt = torch.optim.AdamW(list(model.parameters()) + list(criterion.parameters()), lr=5e-5)
 
     def step():
@@ -185,8 +185,7 @@ def charades(quick: bool, device: str) -> dict:
     from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_to_store
     from egoflow.evaluate.classification import charades_map
     from egoflow.features_store import FeatureStore
-    from egoflow.heads.laviti import train_from_store
-    from egoflow.heads.laviti_charades import train_from_store as finetune
+    from egoflow.heads import runner
     n_pre, n_train, n_test = (40, 32, 24) if quick else (96, 64, 64)
     data = make_narrated(NarratedSpec(num_videos=n_pre + n_train + n_test, num_concepts=12, dim=32, seed=0))
     uids = sorted(data.videos)
@@ -198,15 +197,16 @@ def charades(quick: bool, device: str) -> dict:
                                         tmp)
         store = FeatureStore(f"{tmp}/s.zarr")
         fs, ts = write_to_store(data, store)
-        train_from_store(store, fs, [n for n in data.narrations if n.video_uid in uids[:n_pre]], f"{tmp}/pre",
-                         text_set=ts, head_overrides=head, train_overrides=dict(
-                             epochs=30, batch_size=4, lr=2e-3, schedule="constant", device=device, progress=False))
+        runner.train("laviti", store, fs, [n for n in data.narrations if n.video_uid in uids[:n_pre]], f"{tmp}/pre",
+                     text_set=ts, head_overrides=head, train_overrides=dict(
+                         epochs=30, batch_size=4, lr=2e-3, schedule="constant", device=device, progress=False))
         t0 = time.perf_counter()
-        ft = finetune(store, fs, files["train"], f"{tmp}/ft", val_annotations=files["test"], text_set=ts,
-                      init=f"{tmp}/pre", train_overrides=ft_train)
+        ft = runner.train("laviti-charades", store, fs, files["train"], f"{tmp}/ft", val_annotations=files["test"],
+                          text_set=ts, init=f"{tmp}/pre", train_overrides=ft_train)
         ft_s = time.perf_counter() - t0
-        scratch = finetune(store, fs, files["train"], f"{tmp}/scratch", val_annotations=files["test"], text_set=ts,
-                           head_overrides=head, train_overrides=ft_train)
+        scratch = runner.train("laviti-charades", store, fs, files["train"], f"{tmp}/scratch",
+                               val_annotations=files["test"], text_set=ts, head_overrides=head,
+                               train_overrides=ft_train)
         labels = label_matrix(load_charades_ego(files["test"]), 12)
     rng = np.random.default_rng(0)
     chance = float(np.mean([charades_map(rng.random(labels.shape), labels) for _ in range(200)]))

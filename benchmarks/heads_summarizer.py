@@ -27,9 +27,11 @@ SETTINGS = {
 
 def run(quick: bool = True, device: str = "auto") -> dict:
     from egoflow.datasets.synthetic.qfvs import make_qfvs
-    from egoflow.heads import summarizer
-    from egoflow.heads.summarizer_run import _dataset, load_run, predict, random_baseline
     from egoflow.device import resolve_device
+    from egoflow.heads import runner, summarizer
+    from egoflow.heads.summarizer.data import load_split
+    from egoflow.heads.summarizer.head import predict_dataset
+    from egoflow.heads.summarizer.protocol import random_baseline
 
     s = SETTINGS[bool(quick)]
     device = str(resolve_device(device))
@@ -40,24 +42,23 @@ def run(quick: bool = True, device: str = "auto") -> dict:
         store = FeatureStore(syn.store)
         cfg = summarizer.Config(video_dim=s["dim"], text_dim=s["dim"], **s["head"])
         t0 = time.perf_counter()
-        _, train = _dataset(store, syn.feature_set, syn.text_set, syn.root, cfg.train_videos, cfg)
+        _, train = load_split(store, syn.feature_set, syn.text_set, syn.root, cfg.train_videos, cfg)
         kts_s = time.perf_counter() - t0  # store read + shot averaging + KTS of three videos
         t0 = time.perf_counter()
-        metrics = summarizer.train_from_store(store, syn.feature_set, syn.root, Path(tmp) / "run",
-                                              text_set=syn.text_set, head_overrides=s["head"],
-                                              train_overrides=dict(epochs=s["epochs"], batch_size=4, lr=3e-3,
-                                                                   warmup_steps=5, device=device, progress=False,
-                                                                   eval_every=s["epochs"]))
+        metrics = runner.train("summarizer", store, syn.feature_set, syn.root, Path(tmp) / "run",
+                               text_set=syn.text_set, head_overrides=s["head"],
+                               train_overrides=dict(epochs=s["epochs"], batch_size=4, lr=3e-3, warmup_steps=5,
+                                                    device=device, progress=False, eval_every=s["epochs"]))
         total = time.perf_counter() - t0
-        model, decode, _ = load_run(Path(tmp) / "run", device)
-        vids, val = _dataset(store, syn.feature_set, syn.text_set, syn.root, [cfg.test_video], cfg)
-        predict(model, decode, val)  # warm-up
+        model, decode, _, _ = runner.load_run(Path(tmp) / "run", "summarizer", device)
+        _, val = load_split(store, syn.feature_set, syn.text_set, syn.root, [cfg.test_video], cfg)
+        predict_dataset(model, decode, val)  # warm-up
         t1 = time.perf_counter()
-        predict(model, decode, val)
+        predict_dataset(model, decode, val)
         infer_s = time.perf_counter() - t1
         rand = [random_baseline(store, syn.feature_set, syn.root, videos=("P04",), text_set=syn.text_set,
                                 head_overrides=s["head"], seed=k)["F1"] for k in range(5)]
-        # train_from_store = load + KTS of 4 videos, training, 2 predictions of the held-out video
+        # runner.train = load + KTS of 4 videos, training, 2 predictions of the held-out video
         train_s = max(total - 4 / 3 * kts_s - 2 * infer_s, 1e-9)
         n_train_shots = sum(x.video.shots.shape[0] for x in train.samples)
         return {"head": "summarizer", "benchmark": "qfvs", "device": device,

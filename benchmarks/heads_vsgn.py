@@ -42,9 +42,10 @@ def _chance_map(clips, labels, seed=0) -> float:
 
 def run(quick: bool = True) -> dict:
     from egoflow.datasets.synthetic.mq import make_synthetic_mq
-    from egoflow.features_store import FeatureStore
-    from egoflow.heads import vsgn
     from egoflow.device import resolve_device
+    from egoflow.features_store import FeatureStore
+    from egoflow.heads import runner
+    from egoflow.heads.vsgn.head import load_split, predict_dataset
 
     s = SETTINGS[bool(quick)]
     device = str(resolve_device("auto"))
@@ -53,20 +54,20 @@ def run(quick: bool = True) -> dict:
         data = make_synthetic_mq(store, num_videos=s["videos"], seed=0, **s["data"])
         train = dict(s["train"], device=device, progress=False, eval_every=s["train"]["epochs"])
         t0 = time.perf_counter()
-        metrics = vsgn.train_from_store(store, data.feature_set, data.train, Path(tmp) / "run",
-                                        val_annotations=data.val, head_overrides=s["head"], train_overrides=train)
+        metrics = runner.train("vsgn", store, data.feature_set, data.train, Path(tmp) / "run",
+                               val_annotations=data.val, head_overrides=s["head"], train_overrides=train)
         total = time.perf_counter() - t0
-        cfg, model, decode, _ = vsgn.load_run(Path(tmp) / "run", device)
-        val_set = vsgn._dataset(cfg, store, data.feature_set, data.val, "ignore")
-        vsgn.predict(model, decode, val_set, 8)  # warm-up
+        model, decode, cfg, _ = runner.load_run(Path(tmp) / "run", "vsgn", device)
+        val_set = load_split(cfg, store, data.feature_set, data.val, "ignore")
+        predict_dataset(model, decode, val_set, 8)  # warm-up
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t1 = time.perf_counter()
         reps = 3
         for _ in range(reps):
-            vsgn.predict(model, decode, val_set, 8)
+            predict_dataset(model, decode, val_set, 8)
         infer_s = (time.perf_counter() - t1) / reps
-        # train_from_store = training + 2 evaluations of the val set (best epoch + final predictions)
+        # runner.train = training + 2 evaluations of the val set (best epoch + final predictions)
         train_s = max(total - 2 * infer_s, 1e-9)
         n_params = sum(p.numel() for p in model.parameters())
         return {"head": "vsgn", "benchmark": "mq", "setting": "tiny" if quick else "ego4d-baseline-architecture",

@@ -90,7 +90,7 @@ def test_unknown_label_error_or_ignored(store):
 
 def test_dimension_mismatch(store):
     assert check_feature_dim(store, "fs", 3) == 3
-    with pytest.raises(MQDataError, match="has dim 3.*input_dim=512"):
+    with pytest.raises(MQDataError, match="has dim 3.*video_dim=512"):
         check_feature_dim(store, "fs", 512)
 
 

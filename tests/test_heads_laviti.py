@@ -9,19 +9,19 @@ from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, wri
 from egoflow.evaluate.classification import charades_map
 from egoflow.evaluate.nlq import evaluate_nlq
 from egoflow.features_store import FeatureStore, VideoFeatures
-from egoflow.heads.laviti import Config, build, predict_from_store, train_from_store
-from egoflow.heads.laviti_data import (Chunk, LavitiDataError, NarratedChunks, chunk_windows, collate,
+from egoflow.heads import runner
+from egoflow.heads.laviti import Config, build
+from egoflow.heads.laviti.data import (Chunk, LavitiDataError, NarratedChunks, chunk_windows, collate,
                                        narration_bounds, sample_intervals, training_chunks)
-from egoflow.heads.laviti_model import sample_te, sinusoidal_table
-from egoflow.heads.laviti_run import load_run
-from egoflow.heads.laviti_zeroshot import charades_scores, nlq_zero_shot, span_chunks
+from egoflow.heads.laviti.temporal import sample_te, sinusoidal_table
+from egoflow.heads.laviti.zeroshot import charades_scores, nlq_zero_shot, span_chunks
 
 TINY = dict(heads=2, head_dim=16, enc_layers=2, dec_layers=2, num_queries=16, num_time_embeddings=64, kernel=3,
             dropout=0.0)
 
 
 def tiny(**kw) -> Config:
-    return Config(**{"input_dim": 16, "text_dim": 16, **TINY, **kw})
+    return Config(**{"video_dim": 16, "text_dim": 16, **TINY, **kw})
 
 
 def chunk(n: int, dim: int = 16, seed: int = 0, start: float = 0.0) -> Chunk:
@@ -115,8 +115,8 @@ def test_bad_narrations_and_chunks_have_defined_handling():
     (c,) = chunks
     assert c.video_uid == "long" and c.narr_time.tolist() == [5.0, 5.0] and len(c.times) == 40
     with pytest.raises(LavitiDataError, match="no training chunk"):
-        train_from_store(store_with(videos, text), "f", narrs[3:5], "/nonexistent/run", text_set="t",
-                         head_overrides=TINY)
+        runner.train("laviti", store_with(videos, text), "f", narrs[3:5], "/nonexistent/run", text_set="t",
+                     head_overrides=TINY)
 
 
 def store_with(videos, text, tmp=None):
@@ -148,7 +148,7 @@ def narrated():
 
 def test_loss_decreases_on_a_fixed_batch(narrated, one_thread):
     videos = {u: VideoFeatures(f, t, {"duration_s": d}) for u, (f, t, d) in narrated.videos.items()}
-    cfg = tiny(input_dim=32, text_dim=32)
+    cfg = tiny(video_dim=32, text_dim=32)
     chunks, _ = training_chunks(videos, narrated.narrations, narrated.texts, cfg)
     batch = collate([NarratedChunks(chunks[:2], cfg.num_queries, seed=None)[i] for i in range(2)])
     torch.manual_seed(0)
@@ -173,9 +173,9 @@ def test_zero_shot_nlq_on_held_out_videos_far_above_chance(narrated, tmp_path, o
     val = [q for q in narrated.queries if q.video_uid in held_out]
     _, nlq_path = write_annotations(narrated, tmp_path)
     run = tmp_path / "run"
-    metrics = train_from_store(store, fs, train, run, val_annotations=val, text_set=ts, head_overrides=TINY,
-                               train_overrides=dict(epochs=30, batch_size=4, lr=2e-3, schedule="constant",
-                                                    eval_every=10, device="cpu", progress=False))
+    metrics = runner.train("laviti", store, fs, train, run, val_annotations=val, text_set=ts, head_overrides=TINY,
+                           train_overrides=dict(epochs=30, batch_size=4, lr=2e-3, schedule="constant",
+                                                eval_every=10, device="cpu", progress=False))
     cfg_json = json.loads((run / "config.json").read_text())
     assert cfg_json["head"] == "laviti" and cfg_json["benchmark"] == "nlq"
     assert json.loads((run / "metrics.json").read_text())["R@1 IoU=0.3"] == metrics["R@1 IoU=0.3"]
@@ -184,7 +184,7 @@ def test_zero_shot_nlq_on_held_out_videos_far_above_chance(narrated, tmp_path, o
     assert all(len(r["predicted_times"]) == 5 for r in preds["results"])
 
     # chance: the same trained model's moments ranked by random "queries" instead of the real ones
-    model, decode, _ = load_run(run)
+    model, decode, _, _ = runner.load_run(run, "laviti")
     videos = store.load_feature_set(fs, sorted(held_out))
     rng = np.random.default_rng(0)
     chance = np.mean([evaluate_nlq(val, nlq_zero_shot(model, decode, videos, val, {q.query: rng.normal(size=32)
@@ -194,8 +194,8 @@ def test_zero_shot_nlq_on_held_out_videos_far_above_chance(narrated, tmp_path, o
     assert metrics["R@1 IoU=0.3"] >= max(0.5, 2.5 * chance), (metrics["R@1 IoU=0.3"], chance)
     assert metrics["R@5 IoU=0.3"] >= metrics["R@1 IoU=0.3"]
 
-    # predict_from_store on the NLQ file answers every query there (train videos too) in the official format
-    out = predict_from_store(run, str(tmp_path / "s.zarr"), nlq_path, tmp_path / "pred.json")
+    # predict on the NLQ file answers every query there (train videos too) in the official format
+    out = runner.predict("laviti", run, str(tmp_path / "s.zarr"), nlq_path, tmp_path / "pred.json")
     sub = json.loads(open(out).read())
     assert sub["challenge"] == "ego4d_nlq_challenge" and len(sub["results"]) == len(narrated.queries)
     held = [r for r in sub["results"] if r["clip_uid"] in {f"{u}_clip" for u in held_out}]
@@ -219,9 +219,9 @@ def test_resume_repeats_the_interval_draws_of_an_uninterrupted_run(narrated, tmp
     narrs = [n for n in narrated.narrations if n.video_uid < "narrated008"]
 
     def train(out, epochs):
-        return train_from_store(store, fs, narrs, tmp_path / out, text_set=ts, head_overrides=TINY,
-                                train_overrides=dict(epochs=epochs, batch_size=4, lr=1e-3, schedule="constant",
-                                                     device="cpu", progress=False))
+        return runner.train("laviti", store, fs, narrs, tmp_path / out, text_set=ts, head_overrides=TINY,
+                            train_overrides=dict(epochs=epochs, batch_size=4, lr=1e-3, schedule="constant",
+                                                 device="cpu", progress=False))
     full = train("full", 4)
     train("part", 2)
     resumed = train("part", 4)  # picks up last.pt of epoch 2, with the intervals' generator where it was

@@ -1,7 +1,9 @@
 """LAVITI on CharadesEgo: action chunks and their bad input, the fine-tune loss, zero-shot and fine-tuned runs
 through the CLI as a user runs them (train laviti -> predict laviti-charades -> train laviti-charades --init ->
 evaluate charades)."""
+import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,19 +13,25 @@ from egoflow.cli import main
 from egoflow.datasets.charades_ego import CharadesAction, CharadesVideo, label_matrix, load_charades_ego
 from egoflow.datasets.errors import AnnotationError
 from egoflow.datasets.synthetic.charades import write_narrated_charades
-from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_to_store
+from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_annotations, write_to_store
 from egoflow.evaluate.benchmarks import get_benchmark
 from egoflow.evaluate.classification import charades_map
 from egoflow.features_store import FeatureStore, VideoFeatures
-from egoflow.heads.laviti import Config, train_from_store
-from egoflow.heads.laviti_charades import (ActionChunks, FinetuneConfig, FinetuneCriterion, action_chunks,
-                                           collate_actions, predict_from_store)
-from egoflow.heads.laviti_charades import train_from_store as finetune
-from egoflow.heads.laviti_data import LavitiDataError
+from egoflow.heads import laviti, runner
+from egoflow.heads.laviti import CharadesConfig, Config
+from egoflow.heads.laviti.charades_data import ActionChunks, action_chunks, collate_actions
+from egoflow.heads.laviti.criterion import FinetuneCriterion
+from egoflow.heads.laviti.data import LavitiDataError
+from egoflow.heads.registry import create_head
 
 TINY = dict(heads=2, head_dim=16, enc_layers=2, dec_layers=2, num_queries=16, num_time_embeddings=64, kernel=3,
             dropout=0.0)
 TRAIN = dict(epochs=20, batch_size=4, lr=1e-3, device="cpu", progress=False)
+
+
+def finetune(store, feature_set, annotations, out, **kw):
+    """A laviti-charades run through the shared runner (what `egoflow train laviti-charades` does)."""
+    return runner.train("laviti-charades", store, feature_set, annotations, out, **kw)
 
 
 def video(n: int, fps: float = 2.0, dim: int = 8, seed: int = 0) -> VideoFeatures:
@@ -39,7 +47,7 @@ def act(c, s, e):
 # ---------------------------------------------------------------- data
 
 def test_action_chunks_handle_bad_input_and_long_videos():
-    cfg = Config(input_dim=8, text_dim=8, kernel=3, chunk_s=20.0)
+    cfg = Config(video_dim=8, text_dim=8, kernel=3, chunk_s=20.0)
     videos = {"A": video(20), "B": video(100), "C": video(2)}  # 10 s, 50 s (3 chunks), 1 s (< one token)
     records = [
         CharadesVideo("A", (act(1, 1.0, 4.0), act(1, 1.0, 4.0), act(2, 6.0, 3.0), act(3, 12.0, 15.0),
@@ -71,10 +79,10 @@ def test_action_chunks_handle_bad_input_and_long_videos():
 
 
 def test_class_loss_is_the_sigmoid_loss_on_the_mean_score():
-    cfg = Config(input_dim=8, text_dim=4, num_queries=3)
+    cfg = CharadesConfig(video_dim=8, text_dim=4, num_queries=3, num_classes=2, set_loss_weight=0.0,
+                         class_init_temperature=2.0, class_init_bias=-1.0)
     class_emb = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)
-    crit = FinetuneCriterion(cfg, FinetuneConfig(set_loss_weight=0.0, init_temperature=2.0, init_bias=-1.0),
-                             class_emb)
+    crit = FinetuneCriterion(cfg, class_emb)
     visual = torch.tensor([[[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0]]])  # mean = (2/3, 1/3, 0, 0)
     outputs = {"visual": visual, "start_te": torch.zeros(1, 3, 4), "end_te": torch.zeros(1, 3, 4),
                "te_table": torch.randn(8, 4), "logit_scale": torch.zeros(3), "logit_bias": torch.zeros(3)}
@@ -87,6 +95,18 @@ def test_class_loss_is_the_sigmoid_loss_on_the_mean_score():
     # class 0 present: -log sigmoid(2 * 2/3 - 1); class 1 absent: -log sigmoid(-(2 * 1/3 - 1))
     want = softplus(-(2 * 2 / 3 - 1)) + softplus(2 * 1 / 3 - 1)
     assert float(out["loss"].detach()) == pytest.approx(want, rel=1e-5) and float(out["loss_set"]) == 0.0
+
+
+def test_create_head_returns_the_criterion_fine_tuning_uses():
+    net = dict(video_dim=8, text_dim=4, num_queries=3, heads=2, head_dim=8, enc_layers=1, dec_layers=1)
+    model, crit, _ = create_head("laviti-charades", num_classes=2, **net)
+    assert isinstance(crit, FinetuneCriterion) and tuple(crit.class_emb.shape) == (2, 4)
+    crit.set_class_embeddings(np.array([[3.0, 0, 0, 0], [0, 0, 2.0, 0]]))
+    assert crit.class_emb.tolist() == [[1.0, 0, 0, 0], [0, 0, 1.0, 0]]  # L2-normalised, as the score uses them
+    with pytest.raises(ValueError, match="num_classes"):
+        crit.set_class_embeddings(np.ones((3, 4)))
+    pretraining_model, _, _ = create_head("laviti", **net)  # one network: the checkpoints are interchangeable
+    pretraining_model.load_state_dict(model.state_dict())
 
 
 # ---------------------------------------------------------------- runs through the CLI
@@ -109,11 +129,11 @@ def pretrained(world):
     run, prev = world["tmp"] / "pretrain", torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_from_store(world["store"], world["fs"], [n for n in world["data"].narrations
-                                                       if n.video_uid in world["uids"][:40]], run,
-                         text_set=world["ts"], head_overrides=TINY,
-                         train_overrides=dict(epochs=30, batch_size=4, lr=2e-3, schedule="constant", device="cpu",
-                                              progress=False))
+        runner.train("laviti", world["store"], world["fs"], [n for n in world["data"].narrations
+                                                             if n.video_uid in world["uids"][:40]], run,
+                     text_set=world["ts"], head_overrides=TINY,
+                     train_overrides=dict(epochs=30, batch_size=4, lr=2e-3, schedule="constant", device="cpu",
+                                          progress=False))
     finally:
         torch.set_num_threads(prev)
     assert "pretrain_loss" in json.loads((run / "metrics.json").read_text())  # no NLQ file: selected by its loss
@@ -136,6 +156,9 @@ def test_zero_shot_then_fine_tune_through_the_cli(world, pretrained, tmp_path, o
     m = json.loads((run / "metrics.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["benchmark"] == "charades" and cfg["init"] == str(pretrained) and cfg["classes"] == str(f["classes"])
+    assert cfg["head"] == "laviti-charades" and cfg["head_config"]["num_classes"] == 12
+    _, _, ft_cfg, _ = runner.load_run(run, "laviti")  # a fine-tuned run is a LAVITI run for NLQ, too
+    assert isinstance(ft_cfg, CharadesConfig) and ft_cfg.enc_layers == TINY["enc_layers"]
 
     gt = str(f["test"])
     zs_eval = get_benchmark("charades").evaluate(gt, str(zs))
@@ -166,6 +189,7 @@ def test_fine_tune_is_seeded_and_works_from_scratch(world, tmp_path, one_thread)
               train_overrides={**TRAIN, "epochs": 3})
     a = finetune(world["store"], world["fs"], f["train"], tmp_path / "a", **kw)
     b = finetune(world["store"], world["fs"], f["train"], tmp_path / "b", **kw)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["head"] == "laviti-charades"
     assert a == b and "initial_mAP" in a and a["data_chunks"] == 32
 
 
@@ -187,7 +211,7 @@ def test_bad_input_is_a_clear_error(world, pretrained, tmp_path, capsys):
     missing = tmp_path / "missing.csv"
     missing.write_text("id,actions\nnot_extracted,c001 0.0 3.0\n")
     with pytest.raises(LavitiDataError, match="not_extracted"):
-        predict_from_store(pretrained, s, missing, tmp_path / "p.txt", classes=f["classes"])
+        runner.predict("laviti-charades", pretrained, s, missing, tmp_path / "p.txt", classes=f["classes"])
     with pytest.raises(LavitiDataError, match=r"cannot change the network's \['enc_layers'\]"):
         finetune(s, fs, f["train"], tmp_path / "r", text_set=ts, init=pretrained, head_overrides={"enc_layers": 3})
     assert not (tmp_path / "r").exists()  # nothing was written by a run that could not start
@@ -198,3 +222,25 @@ def test_bad_input_is_a_clear_error(world, pretrained, tmp_path, capsys):
     assert main(["train", "vslnet", "--store", s, "--feature-set", fs, "--annotations", str(f["train"]),
                  "--init", str(pretrained), "--out", str(tmp_path / "v")]) == 2
     assert "head 'vslnet' does not take --init" in capsys.readouterr().err
+
+
+def test_demo_steps_quick(world, tmp_path, one_thread):
+    """The demo's two LAVITI steps: pretraining (zero-shot NLQ), then the fine-tune starting from that run."""
+    few = set(world["uids"][:8] + world["uids"][72:80])  # the demo's few videos: seconds, not minutes
+    d = world["data"]
+    d = dataclasses.replace(d, narrations=[n for n in d.narrations if n.video_uid in few],
+                            queries=[q for q in d.queries if q.video_uid in few])
+    narrations, nlq = write_annotations(d, tmp_path / "ann")
+    f = world["files"]
+    ctx = SimpleNamespace(store=world["store"], feature_set=world["fs"], text_set=world["ts"], narrations=narrations,
+                          nlq_val=nlq, charades_train=f["train"], charades_val=f["test"],
+                          charades_classes=f["classes"], out_dir=tmp_path / "runs" / "laviti", device="cpu", seed=0,
+                          quick=True)
+    res = laviti.SPEC.demo(ctx)
+    assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0 and res["gt"] == str(nlq)
+    assert len(json.loads(open(res["predictions"]).read())["results"]) == res["metrics"]["num_queries"] > 0
+    ctx.out_dir = tmp_path / "runs" / "laviti-charades"
+    res = laviti.CHARADES_SPEC.demo(ctx)
+    assert res["benchmark"] == "charades" and "zero_shot_mAP" in res["metrics"] and res["gt"] == str(f["test"])
+    cfg = json.loads((ctx.out_dir / "config.json").read_text())
+    assert cfg["head"] == "laviti-charades" and cfg["init"] == str(tmp_path / "runs" / "laviti")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.heads.laviti_matcher import HungarianMatcher, alignment_logits, hungarian_match
+from egoflow.heads.laviti.matcher import HungarianMatcher, alignment_logits, hungarian_match
 
 
 def brute_force(p_vt, p_s, p_e):

@@ -1,15 +1,16 @@
 """Summarizer head: shapes, segment isolation, decode, bad input, and it beats random scores on a held-out video."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from egoflow.evaluate.qfvs import evaluate_qfvs_files
-from egoflow.heads.summarizer import Config, build, predict_from_store, train_from_store
 from egoflow.datasets.qfvs import query_prompt
-from egoflow.heads.summarizer_data import SummarizerDataError
-from egoflow.heads.summarizer_run import random_baseline
+from egoflow.evaluate.qfvs import evaluate_qfvs_files
+from egoflow.heads import runner
+from egoflow.heads.summarizer import Config, SummarizerDataError, build
+from egoflow.heads.summarizer.protocol import random_baseline
 
 
 def _batch(n=(30, 22), seed=0):
@@ -26,8 +27,9 @@ def _batch(n=(30, 22), seed=0):
     for r, x in enumerate(seg_rows):
         seg_index[r, :len(x)] = x
     mask = torch.arange(N)[None] < torch.tensor(n)[:, None]
-    return {"shots": shots, "mask": mask, "text": torch.randn(b, 3, 5, 6, generator=g),
-            "text_mask": torch.ones(b, 3, 5, dtype=torch.bool), "labels": (torch.rand(b, 3, N, generator=g) < 0.1).float(),
+    return {"feats": shots, "mask": mask, "text": torch.randn(b, 3, 5, 6, generator=g),
+            "text_mask": torch.ones(b, 3, 5, dtype=torch.bool),
+            "labels": (torch.rand(b, 3, N, generator=g) < 0.1).float(),
             "seg_index": seg_index, "segments": segments, "num_shots": torch.tensor(n),
             "video": ["P01", "P02"], "query": ["A_B", "A_C"]}
 
@@ -42,8 +44,8 @@ def test_shapes_loss_and_segment_isolation():
     loss = crit(model(b), b)
     assert torch.isfinite(loss["loss"]) and loss["loss"] > 0
     # shots attend only within their KTS segment: changing the last segment leaves the first ones unchanged
-    b2 = dict(b, shots=b["shots"].clone())
-    b2["shots"][0, 15:30] += 5.0
+    b2 = dict(b, feats=b["feats"].clone())
+    b2["feats"][0, 15:30] += 5.0
     out2 = model(b2)["logits"]
     torch.testing.assert_close(out2[0, :, :15], out[0, :, :15])
     assert not torch.allclose(out2[0, :, 15:30], out[0, :, 15:30])
@@ -80,9 +82,10 @@ def test_beats_random_scores_on_held_out_video(syn, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model: one thread is fastest, and the suite shares the cores
     try:
-        m = train_from_store(syn.store, syn.feature_set, syn.root, tmp_path / "run", text_set=syn.text_set,
-                             head_overrides=HEAD, train_overrides=dict(epochs=12, batch_size=4, lr=3e-3,
-                                                                       progress=False, warmup_steps=5, seed=0))
+        m = runner.train("summarizer", syn.store, syn.feature_set, syn.root, tmp_path / "run",
+                         text_set=syn.text_set, head_overrides=HEAD,
+                         train_overrides=dict(epochs=12, batch_size=4, lr=3e-3, progress=False, warmup_steps=5,
+                                              seed=0))
     finally:
         torch.set_num_threads(threads)
     rand = [random_baseline(syn.store, syn.feature_set, syn.root, videos=("P04",), text_set=syn.text_set,
@@ -92,12 +95,14 @@ def test_beats_random_scores_on_held_out_video(syn, tmp_path):
     # the written predictions are what `egoflow evaluate qfvs` scores, with the same number
     again = evaluate_qfvs_files(syn.root, tmp_path / "run" / "predictions.json")
     assert again["F1"] == pytest.approx(m["F1"])
-    out = predict_from_store(tmp_path / "run", syn.store, syn.root, tmp_path / "pred.json")
-    assert json.load(open(out))["results"] == json.load(open(tmp_path / "run" / "predictions.json"))["results"]
+    out = runner.predict("summarizer", tmp_path / "run", syn.store, syn.root, tmp_path / "pred.json")
+    predicted = json.loads(Path(out).read_text())["results"]
+    assert predicted == json.loads((tmp_path / "run" / "predictions.json").read_text())["results"]
 
 
 def test_bad_annotations_and_texts(syn, tmp_path):
     import shutil
+
     from egoflow.datasets.errors import AnnotationError
     from egoflow.features_store import FeatureStore
     root = tmp_path / "bad"
@@ -106,19 +111,22 @@ def test_bad_annotations_and_texts(syn, tmp_path):
     f = sorted(oracle.iterdir())[0]
     f.rename(oracle / "Book_Unicorn_oracle.txt")  # a concept that is not in the dictionary
     with pytest.raises(AnnotationError, match="not in Dictionary"):
-        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r1", text_set=syn.text_set, head_overrides=HEAD)
+        runner.train("summarizer", syn.store, syn.feature_set, root, tmp_path / "r1", text_set=syn.text_set,
+                     head_overrides=HEAD)
     (oracle / "Book_Unicorn_oracle.txt").rename(oracle / "_Book_oracle.txt")  # empty concept
     with pytest.raises(AnnotationError, match="CONCEPT1_CONCEPT2"):
-        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r2", text_set=syn.text_set, head_overrides=HEAD)
+        runner.train("summarizer", syn.store, syn.feature_set, root, tmp_path / "r2", text_set=syn.text_set,
+                     head_overrides=HEAD)
     (oracle / "_Book_oracle.txt").unlink()
     store = FeatureStore(syn.store)
     store.write_texts("partial", [query_prompt("Book", "Car")], np.zeros((1, 32)), config={"k": 1})
     with pytest.raises(SummarizerDataError, match="prompts missing from text set 'partial'"):
-        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r3", text_set="partial", head_overrides=HEAD)
+        runner.train("summarizer", syn.store, syn.feature_set, root, tmp_path / "r3", text_set="partial",
+                     head_overrides=HEAD)
     with pytest.raises(SummarizerDataError, match="also a training video"):
-        train_from_store(syn.store, syn.feature_set, root, tmp_path / "r4", text_set=syn.text_set,
-                         head_overrides={**HEAD, "test_video": "P01"})
+        runner.train("summarizer", syn.store, syn.feature_set, root, tmp_path / "r4", text_set=syn.text_set,
+                     head_overrides={**HEAD, "test_video": "P01"})
     with pytest.raises(SummarizerDataError, match="'P04' has no complete features"):
-        train_from_store(syn.store, "qfvs-synthetic", root, tmp_path / "r5", text_set=syn.text_set,
-                         head_overrides={**HEAD, "train_videos": ("P01",), "test_video": "P04"},
-                         train_overrides=dict(epochs=1)) if store.delete_video(syn.feature_set, "P04") is None else None
+        runner.train("summarizer", syn.store, "qfvs-synthetic", root, tmp_path / "r5", text_set=syn.text_set,
+                     head_overrides={**HEAD, "train_videos": ("P01",), "test_video": "P04"},
+                     train_overrides=dict(epochs=1)) if store.delete_video(syn.feature_set, "P04") is None else None

@@ -1,6 +1,7 @@
 """VSGN head: hand-worked geometry, losses and Soft-NMS; model I/O checks; training on the planted benchmark."""
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,13 +11,13 @@ import torch
 from egoflow.datasets.mq_data import MQDataError
 from egoflow.datasets.records import MQClip, MQInstance
 from egoflow.datasets.synthetic.mq import make_synthetic_mq, write_mq_json
-from egoflow.evaluate.mq import evaluate_mq
+from egoflow.evaluate.mq import evaluate_mq, evaluate_mq_files
 from egoflow.features_store import FeatureStore
-from egoflow.heads import vsgn
-from egoflow.heads.vsgn_layers import (GraphConv, VSGNInputError, decode_segments, encode_segments, knn_indices,
-                                       make_anchors)
-from egoflow.heads.vsgn_loss import auxiliary_targets, balanced_bce, giou_loss, match, segment_iou
-from egoflow.heads.vsgn_post import positions_to_seconds, soft_nms
+from egoflow.heads import runner, vsgn
+from egoflow.heads.vsgn import VSGNInputError
+from egoflow.heads.vsgn.layers import GraphConv, decode_segments, encode_segments, knn_indices, make_anchors
+from egoflow.heads.vsgn.loss import auxiliary_targets, balanced_bce, giou_loss, match, segment_iou
+from egoflow.heads.vsgn.post import positions_to_seconds, soft_nms
 
 TINY = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layers=1, num_neighbours=4)
 
@@ -111,7 +112,7 @@ def _batch(B=3, T=64, D=8):
 @pytest.mark.parametrize("cls_loss", ["balanced", "focal"])
 def test_model_criterion_decode(cls_loss, one_thread):
     torch.manual_seed(0)
-    model, crit, decode = vsgn.build(vsgn.Config(input_dim=8, labels=("a", "b"), cls_loss=cls_loss, **TINY))
+    model, crit, decode = vsgn.build(vsgn.Config(video_dim=8, labels=("a", "b"), cls_loss=cls_loss, **TINY))
     b = _batch()
     out = model(b)
     n = 64 * 2 + 32 * 2 + 16 * 2
@@ -131,7 +132,7 @@ def test_model_criterion_decode(cls_loss, one_thread):
 def test_self_stitched_batch(one_thread):
     """Original (20 steps) + gap (4) + magnified copy (40): losses train, predictions land inside the clip."""
     torch.manual_seed(0)
-    model, crit, decode = vsgn.build(vsgn.Config(input_dim=8, labels=("a", "b"), stitching=True, **TINY))
+    model, crit, decode = vsgn.build(vsgn.Config(video_dim=8, labels=("a", "b"), stitching=True, **TINY))
     b = _batch(B=1)
     b["part"] = torch.tensor([[0] * 20 + [-1] * 4 + [1] * 40])
     b["mask"] = b["part"] >= 0
@@ -146,7 +147,7 @@ def test_self_stitched_batch(one_thread):
 
 
 def test_batch_of_empty_clips_trains(one_thread):
-    model, crit, _ = vsgn.build(vsgn.Config(input_dim=8, labels=("a",), **TINY))
+    model, crit, _ = vsgn.build(vsgn.Config(video_dim=8, labels=("a",), **TINY))
     b = _batch()
     b["gt_labels"].zero_()
     losses = crit(model(b), b)
@@ -160,7 +161,7 @@ def test_bad_config_and_input():
         vsgn.Config(temporal_scale=6, num_levels=3)  # level 2 would have 1.5 steps
     with pytest.raises(vsgn.VSGNConfigError, match="label vocabulary"):
         vsgn.build(vsgn.Config(**TINY))
-    model, _, _ = vsgn.build(vsgn.Config(input_dim=8, labels=("a",), **TINY))
+    model, _, _ = vsgn.build(vsgn.Config(video_dim=8, labels=("a",), **TINY))
     b = _batch()
     with pytest.raises(VSGNInputError, match="feature dim"):
         model({**b, "feats": torch.randn(3, 64, 5)})
@@ -181,10 +182,10 @@ def trained(tmp_path_factory):
     val.append(MQClip(val[0].video_uid, "novel_clip", val[0].clip_video_start_sec, val[0].clip_video_end_sec,
                       [MQInstance("never_seen", 3.0, 9.0)]))
     train_p, val_p = write_mq_json(data.train, root / "train.json"), write_mq_json(val, root / "val.json")
-    metrics = vsgn.train_from_store(store, data.feature_set, train_p, root / "run", val_annotations=val_p,
-                                    head_overrides=TINY, train_overrides=dict(
-                                        epochs=16, batch_size=4, lr=1e-3, step_milestones=(12,), device="cpu",
-                                        progress=False))
+    metrics = runner.train("vsgn", store, data.feature_set, train_p, root / "run", val_annotations=val_p,
+                           head_overrides=TINY, train_overrides=dict(
+                               epochs=16, batch_size=4, lr=1e-3, step_milestones=(12,), device="cpu",
+                               progress=False))
     torch.set_num_threads(n)
     return SimpleNamespace(store=store, data=data, val=val, val_path=val_p, run=root / "run", metrics=metrics,
                            root=root)
@@ -216,15 +217,17 @@ def test_run_directory_contents(trained):
     assert set(sub["results"]) == {c.clip_uid for c in trained.val}
     p = sub["results"][trained.val[0].clip_uid][0]
     assert set(p) == {"label", "score", "segment"} and p["label"] in trained.data.labels
-    m = json.loads((trained.run / "metrics.json").read_text())["metrics"]
+    m = json.loads((trained.run / "metrics.json").read_text())
     assert m["mAP"] == pytest.approx(trained.metrics["mAP"]) and "R@1 tIoU=0.5" in m
-    assert m["per_class"]["never_seen"]["AP"] == 0.0
+    # per-class tables are `egoflow evaluate`'s (metrics.json is flat): the written predictions, scored
+    per_class = evaluate_mq_files(trained.val_path, trained.run / "predictions.json")["per_class"]
+    assert per_class["never_seen"]["AP"] == 0.0
     assert (trained.run / "best.pt").exists()
 
 
-def test_predict_from_store_reproduces_predictions(trained, tmp_path, one_thread):
-    out = vsgn.predict_from_store(trained.run, trained.store.url, trained.val_path, tmp_path / "p.json")
-    again = json.loads(open(out).read())["results"]
+def test_predict_reproduces_predictions(trained, tmp_path, one_thread):
+    out = runner.predict("vsgn", trained.run, trained.store.url, trained.val_path, tmp_path / "p.json")
+    again = json.loads(Path(out).read_text())["results"]
     before = json.loads((trained.run / "predictions.json").read_text())["results"]
     uid = trained.val[1].clip_uid
     assert len(again[uid]) == len(before[uid])
@@ -236,10 +239,10 @@ def test_bad_inputs_at_train_and_predict(trained, tmp_path):
     st.create_feature_set("other-dim", {"name": "x"}, dim=5, dtype="float32")
     st.write_video("other-dim", trained.data.val[0].video_uid, np.zeros((4, 5)), np.arange(4.0))
     with pytest.raises(MQDataError, match="has dim 5"):
-        vsgn.predict_from_store(trained.run, st, trained.val_path, tmp_path / "p.json", feature_set="other-dim")
+        runner.predict("vsgn", trained.run, st, trained.val_path, tmp_path / "p.json", feature_set="other-dim")
     empty = [MQClip("v", "c", 0.0, 10.0, [])]
     with pytest.raises(MQDataError, match="no labelled"):
-        vsgn.train_from_store(st, trained.data.feature_set, empty, tmp_path / "r")
+        runner.train("vsgn", st, trained.data.feature_set, empty, tmp_path / "r")
 
 
 def test_demo_step_quick(trained, tmp_path, one_thread):
@@ -247,6 +250,6 @@ def test_demo_step_quick(trained, tmp_path, one_thread):
     ctx = SimpleNamespace(store=trained.store.url, feature_set=trained.data.feature_set, text_set=None,
                           mq_train=root / "train.json", mq_val=root / "val.json", out_dir=tmp_path / "demo",
                           device="cpu", seed=0, quick=True)
-    r = vsgn.demo_step(ctx)
+    r = vsgn.SPEC.demo(ctx)
     assert r["benchmark"] == "mq" and 0 <= r["metrics"]["mAP"] <= 1
-    assert json.loads(open(r["predictions"]).read())["challenge"] == "ego4d_moment_queries"
+    assert json.loads(Path(r["predictions"]).read_text())["challenge"] == "ego4d_moment_queries"

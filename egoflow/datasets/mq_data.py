@@ -16,7 +16,7 @@ Handling of awkward input (documented, tested):
   ``MQDataError`` naming the clip and video (``on_missing="skip"`` drops such clips instead, with a warning);
 - a label outside the vocabulary raises ``MQDataError`` (``unknown_labels="ignore"`` drops those instances
   from the *targets* only; evaluation still scores them, so the metric is not flattered);
-- a feature set whose dim differs from the head's ``input_dim`` raises ``MQDataError`` before any training.
+- a feature set whose dim differs from the head's ``video_dim`` raises ``MQDataError`` before any training.
 """
 from __future__ import annotations
 
@@ -167,12 +167,12 @@ def collate(samples: list[MQSample]) -> dict:
     return batch
 
 
-def check_feature_dim(store, feature_set: str, input_dim: int | None) -> int:
-    """The feature set's dim; ``MQDataError`` when it differs from ``input_dim`` (if given)."""
+def check_feature_dim(store, feature_set: str, video_dim: int | None) -> int:
+    """The feature set's dim; ``MQDataError`` when it differs from ``video_dim`` (if given)."""
     dim = int(store.feature_set_info(feature_set)["dim"])
-    if input_dim is not None and dim != input_dim:
+    if video_dim is not None and dim != video_dim:
         raise MQDataError(f"feature set {feature_set!r} in {store.url} has dim {dim}, but the VSGN head expects "
-                          f"input_dim={input_dim} (the run was trained on other features)")
+                          f"video_dim={video_dim} (the run was trained on other features)")
     return dim
 
 

@@ -6,16 +6,16 @@ token-level ``[L, Dt]`` from the store's text set (or its pooled vector as a sin
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egoflow.datasets.qfvs import QFVSVideo, concept_prompt, qfvs_prompts, query_prompt
+from egoflow.datasets.qfvs import QFVSVideo, concept_prompt, load_qfvs, qfvs_prompts, query_prompt
 from egoflow.segment import kts
 from egoflow.segment.shots import kts_segments, shot_features
+
 
 class SummarizerDataError(ValueError):
     """Store features or annotations unusable for the summarizer (names the video / query / string)."""
@@ -88,6 +88,8 @@ def make_samples(store, text_set: str, videos: dict[str, QFVSVideo], data: dict[
 
 
 class QFVSDataset(Dataset):
+    """The samples of a split, one per (video, query)."""
+
     def __init__(self, samples: list[Sample]):
         self.samples = samples
 
@@ -99,7 +101,7 @@ class QFVSDataset(Dataset):
 
 
 def collate_qfvs(samples: list[Sample]) -> dict:
-    """Pad to the batch: shots [B, N, Dv], mask [B, N], segments [B, N], text [B, 3, L, Dt], text_mask [B, 3, L],
+    """Pad to the batch: feats [B, N, Dv] shots, mask [B, N], text [B, 3, L, Dt], text_mask [B, 3, L],
     labels [B, 3, N], KTS segment ids "segments" [B, N] (-1 pad); "video"/"query" names; "seg_index" [B * S, Lseg]
     (flat shot index b * N + i of every segment's shots, -1 = pad)."""
     b = len(samples)
@@ -124,6 +126,16 @@ def collate_qfvs(samples: list[Sample]) -> dict:
     seg_index = torch.full((len(segs), lseg), -1, dtype=torch.long)
     for r, x in enumerate(segs):
         seg_index[r, :len(x)] = x
-    return {"shots": shots, "mask": mask, "text": text, "text_mask": tmask, "labels": labels,
-            "seg_index": seg_index, "segments": seg_ids, "num_shots": torch.tensor([s.video.shots.shape[0] for s in samples]),
+    return {"feats": shots, "mask": mask, "text": text, "text_mask": tmask, "labels": labels,
+            "seg_index": seg_index, "segments": seg_ids,
+            "num_shots": torch.tensor([s.video.shots.shape[0] for s in samples]),
             "video": [s.video.uid for s in samples], "query": [s.name for s in samples]}
+
+
+def load_split(store, feature_set: str, text_set: str, root, videos, cfg) -> tuple[dict[str, QFVSVideo], QFVSDataset]:
+    """QFVS ``videos`` of the folder ``root`` (annotations, the ground truth) and their samples: shot features
+    of ``feature_set``, KTS segments and prompt embeddings of ``text_set`` as ``cfg`` (a summarizer Config) says."""
+    vids = load_qfvs(root, videos=tuple(videos))
+    data = load_videos(store, feature_set, vids, cfg.shot_seconds, cfg.kts_lmax, cfg.kts_max_change_points,
+                       cfg.kts_vmax)
+    return vids, QFVSDataset(make_samples(store, text_set, vids, data))

@@ -11,7 +11,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from egoflow.heads.laviti_data import Chunk, LavitiDataError, chunk_windows, collate, cut, video_duration
+from egoflow.formats import temporal_iou
+from egoflow.heads.laviti.data import Chunk, LavitiDataError, chunk_windows, collate, cut, video_duration
 from egoflow.heads.train import move_to
 
 log = logging.getLogger(__name__)
@@ -50,25 +51,19 @@ def predict_moments(model, decode, chunks: list[Chunk], batch_size: int = 8) -> 
     return {k: np.concatenate([p[k] for p in parts]) for k in ("start", "end", "visual")}
 
 
-def temporal_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one window ``a [2]`` with windows ``b [n, 2]``."""
-    inter = np.clip(np.minimum(a[1], b[:, 1]) - np.maximum(a[0], b[:, 0]), 0, None)
-    union = np.maximum(a[1], b[:, 1]) - np.minimum(a[0], b[:, 0])
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), (a[0] == b[:, 0]).astype(float))
-
-
 def rank_moments(moments: dict, query: np.ndarray, top_k: int, nms_iou: float) -> list[list[float]]:
     """Top-``top_k`` windows ``[[start, end]]`` by cosine similarity to ``query [E]``.
 
     Greedy temporal NMS at ``nms_iou`` drops windows overlapping a better one (several queries often predict
-    the same moment); if fewer than ``top_k`` survive, suppressed windows fill up in rank order.
+    the same moment); if fewer than ``top_k`` survive, suppressed windows fill up in rank order. Two
+    zero-length windows at one time are the same moment (IoU 1).
     """
     scores = moments["visual"] @ unit(query)
     order = np.argsort(-scores, kind="stable")
     wins = np.stack([moments["start"], moments["end"]], 1)[order]
     kept, rest = [], []
     for w in wins:
-        if len(kept) < top_k and (not kept or temporal_iou(w, np.array(kept)).max() < nms_iou):
+        if len(kept) < top_k and (not kept or temporal_iou(w, np.array(kept), empty=1.0).max() < nms_iou):
             kept.append(w)
         elif len(rest) < top_k:
             rest.append(w)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from egoflow.heads.laviti_model import sample_te
+from egoflow.heads.laviti.temporal import sample_te
 
 
 def hungarian_match(p_vt, p_start, p_end) -> tuple[np.ndarray, np.ndarray]:

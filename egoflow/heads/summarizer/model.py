@@ -8,11 +8,14 @@ segment* -> a linear score per shot. Each query is run under three text conditio
 the shots tagged with that concept (BCE on all three). The summary is the top ``top_percent`` shots of the
 query condition.
 
-Train/predict/leave-one-out/demo live in :mod:`egoflow.heads.summarizer_run` and are re-exported here.
+    model, criterion, decode = build(Config(video_dim=512, text_dim=512))
+    out = model(batch); loss = criterion(out, batch)["loss"]; summaries = decode(out, batch)
+
+Store + QFVS folder -> batches: ``data.py``; the runner's hooks: ``head.py``; the QFVS leave-one-out protocol
+and the random-scores baseline: ``protocol.py``.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -20,12 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from egoflow.heads.runs import lazy_entry_points
-
 
 @dataclass
 class Config:
-    video_dim: int = 512  # Dv of the store features (filled from the feature set by train_from_store)
+    video_dim: int = 512  # Dv of the store features (the runner fills it from the feature set)
     text_dim: int = 512  # Dt of the text embeddings (filled from the text set)
     dim: int = 256  # model width
     num_heads: int = 4  # attention heads (cross-attention and segment transformer)
@@ -44,22 +45,11 @@ class Config:
     train_videos: tuple = ("P01", "P02", "P03")  # QFVS videos to train on
     test_video: str = "P04"  # held-out video (leave-one-out protocol)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise TypeError(f"summarizer Config has no field(s) {bad}")
-        d = dict(d)
-        if "train_videos" in d:
-            d["train_videos"] = tuple(d["train_videos"])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def _sinusoid(length: int, dim: int, device) -> torch.Tensor:
+    """Sine/cosine positions ``[length, dim]`` of the shots in a KTS segment. Not shared with LAVITI's
+    ``sinusoidal_table``: that one multiplies the frequency terms in another order, which differs in the last
+    float32 bits for most ``dim`` (500 of the even dims 2..1024), so one shared table would move a head's numbers."""
     pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
     freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
     pe = torch.zeros(length, dim, device=device)
@@ -69,6 +59,13 @@ def _sinusoid(length: int, dim: int, device) -> torch.Tensor:
 
 
 class Summarizer(nn.Module):
+    """Per-shot summary logits of a video under each of its text conditions.
+
+    batch: "feats" [B, N, Dv] shot features, "mask" [B, N] bool, "text" [B, T, L, Dt], "text_mask" [B, T, L],
+    "seg_index" [S, Ls] (flat shot index b * N + i of each KTS segment's shots, -1 pads).
+    returns: "logits" [B, T, N].
+    """
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
@@ -87,8 +84,7 @@ class Summarizer(nn.Module):
         nn.init.constant_(self.score.bias, math.log(cfg.prior / (1 - cfg.prior)))
 
     def forward(self, batch: dict) -> dict:
-        """shots [B, N, Dv], text [B, T, L, Dt], text_mask [B, T, L], seg_index [S, Ls] -> logits [B, T, N]."""
-        shots, text, tmask = batch["shots"], batch["text"], batch["text_mask"]
+        shots, text, tmask = batch["feats"], batch["text"], batch["text_mask"]
         b, n, _ = shots.shape
         t = text.shape[1]
         d = self.cfg.dim
@@ -167,18 +163,7 @@ class Decode:
 
 
 def build(cfg: Config | None = None) -> tuple[Summarizer, Criterion, Decode]:
+    """``(model, criterion, decode)`` for ``cfg``."""
     cfg = cfg or Config()
     return Summarizer(cfg), Criterion(cfg), Decode(cfg.top_percent, cfg.shot_seconds, cfg.max_per_segment,
                                                    cfg.decode_conditions)
-
-
-# Train / predict / protocol / demo live in summarizer_run (which imports this module); thin wrappers keep the
-# head interface (train_from_store, predict_from_store, demo_step) on this module without an import cycle.
-train_from_store, predict_from_store, demo_step = lazy_entry_points("egoflow.heads.summarizer_run")
-
-
-def leave_one_out(*args, **kwargs) -> dict:
-    from egoflow.heads.summarizer_run import leave_one_out as f
-    return f(*args, **kwargs)
-
-

@@ -34,7 +34,7 @@ class Chunk:
     video_uid: str
     start_s: float  # chunk start in video (or clip) time
     duration_s: float  # chunk length: relative time = chunk time / duration_s
-    feats: np.ndarray  # [T, D] float32
+    feats: np.ndarray  # [T, Dv] float32
     times: np.ndarray  # [T] float64
     narr_time: np.ndarray | None = None  # [M] narration timestamps
     start_lo: np.ndarray | None = None  # [M] earliest allowed interval start (bounded by the previous narration)
@@ -207,7 +207,7 @@ class NarratedChunks(SeededDraws):
 def collate(items: list) -> dict:
     """Items (dicts from :class:`NarratedChunks`, or bare :class:`Chunk` for prediction) -> padded batch.
 
-    ``feats [B, T, D]``, ``mask [B, T]``, ``frame_pos [B, T]`` (relative time), ``frame_times [B, T]`` (chunk
+    ``feats [B, T, Dv]``, ``mask [B, T]``, ``frame_pos [B, T]`` (relative time), ``frame_times [B, T]`` (chunk
     seconds), ``offset [B]`` (chunk start), ``duration [B]``; with narrations also ``text [B, M, E]``,
     ``text_mask [B, M]``, ``start_pos`` / ``end_pos [B, M]``.
     """

@@ -1,7 +1,18 @@
-"""LAVITI network: frame features -> conv tokens + temporal embeddings -> transformer -> moment queries.
+"""LAVITI (Liu et al., "Contrastive Language Video Time Pre-training", 2024) on cached CLIP frame features.
 
-Shapes: B chunks, T frames, D frame-feature dim, L = ceil(T / kernel) visual tokens, d = heads * head_dim model
-width, N moment queries, E text-embedding dim (the joint CLIP space), K temporal-embedding (TE) table size.
+A transformer over a whole chunk (600 s) of frame features decodes N learnable moment queries; each predicts a
+language-aligned visual embedding and start/end temporal embeddings (TEs). Predictions are matched to the
+chunk's narrations by a three-way Hungarian matching and aligned with sigmoid (SigLIP) contrastive losses
+(criterion.py). A time is read out as the frame whose TE is most similar to the predicted TE.
+
+Shapes: B chunks, T frames, Dv frame-feature dim (``video_dim``), L = ceil(T / kernel) visual tokens,
+d = heads * head_dim model width, N moment queries, E text-embedding dim (the joint CLIP space), K TE table size.
+
+    model, criterion, decode = build(Config(video_dim=512, text_dim=512))
+    out = model(batch); loss = criterion(out, batch)["loss"]; moments = decode(out, batch)
+
+Two tasks share the network: pretraining / zero-shot NLQ (``Config``, ``build``) and CharadesEgo fine-tuning
+(``CharadesConfig``, ``build_charades``: the same model, the fine-tune criterion).
 """
 from __future__ import annotations
 
@@ -12,10 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.laviti.criterion import Criterion, FinetuneCriterion
+from egoflow.heads.laviti.temporal import sample_te, sinusoidal_table
+
+# the keys that shape the network's weights: a fine-tune from a pretraining run cannot change them
+ARCHITECTURE = ("video_dim", "text_dim", "heads", "head_dim", "enc_layers", "dec_layers", "ffn_mult", "kernel",
+                "num_queries", "num_time_embeddings")
+
 
 @dataclass
 class Config:
-    input_dim: int = 512  # D of the stored frame features (train_from_store sets it from the feature set)
+    video_dim: int = 512  # Dv of the stored frame features (the runner sets it from the feature set)
     text_dim: int = 512  # E of the pooled text embeddings the visual head is aligned to
     heads: int = 8  # attention heads in encoder and decoder
     head_dim: int = 64  # dims per head; model width d = heads * head_dim
@@ -42,28 +60,16 @@ class Config:
         return self.heads * self.head_dim
 
 
-def sinusoidal_table(n: int, dim: int) -> torch.Tensor:
-    """1D sine/cosine position embeddings ``[n, dim]`` (Transformer, Vaswani et al.) for positions 0..n-1."""
-    pos = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
-    table = torch.zeros(n, dim)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
-    return table
+@dataclass
+class CharadesConfig(Config):
+    """The network's fields plus the CharadesEgo fine-tune's (``laviti-charades``)."""
 
-
-def sample_te(table: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Linearly interpolate the TE table ``[K, d]`` at relative times ``pos [...]`` in [0, 1] -> ``[..., d]``.
-
-    This is the "interpolate to the token count" of the paper, done per position so that chunks of different
-    lengths in one batch, ground-truth start/end times and every frame time all read the same table.
-    """
-    k = table.shape[0]
-    x = pos.clamp(0.0, 1.0) * (k - 1)
-    i0 = x.floor().long().clamp(max=k - 1)
-    i1 = (i0 + 1).clamp(max=k - 1)
-    w = (x - i0.to(x.dtype)).unsqueeze(-1).to(table.dtype)
-    return table[i0] * (1 - w) + table[i1] * w
+    num_classes: int = 157  # C classes of the class list (the task sets it; sizes the class-name buffer)
+    class_loss_weight: float = 1.0  # weight of the video-level sigmoid class loss (what the mAP ranks by)
+    set_loss_weight: float = 1.0  # weight of the pretraining set loss on the action intervals (0: class loss only)
+    class_init_temperature: float = 10.0  # start of the learnable scale t of the class logits t * score + b
+    class_init_bias: float = -5.0  # start of the learnable bias b: sigmoid(-5) ~ 1/150, about one class of 157
+    class_max_temperature: float = 100.0  # clamp of t, as in CLIP
 
 
 def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -73,7 +79,7 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
 class LavitiModel(nn.Module):
     """Set-prediction model over one chunk of frame features.
 
-    ``forward(batch)`` reads ``feats [B, T, D]``, ``mask [B, T]`` (bool, True = real frame) and
+    ``forward(batch)`` reads ``feats [B, T, Dv]``, ``mask [B, T]`` (bool, True = real frame) and
     ``frame_pos [B, T]`` (frame time / chunk duration, in [0, 1]) and returns
 
     - ``visual [B, N, E]``: L2-normalised, language-aligned embedding of each moment query
@@ -86,7 +92,7 @@ class LavitiModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.width
-        self.proj = nn.Conv1d(cfg.input_dim, d, kernel_size=cfg.kernel, stride=cfg.kernel)
+        self.proj = nn.Conv1d(cfg.video_dim, d, kernel_size=cfg.kernel, stride=cfg.kernel)
         self.proj_norm = nn.LayerNorm(d)
         # learnable, but started as sinusoids so nearby relative times begin similar and far ones dissimilar
         self.te_table = nn.Parameter(sinusoidal_table(cfg.num_time_embeddings, d))
@@ -104,7 +110,7 @@ class LavitiModel(nn.Module):
         self.logit_bias = nn.Parameter(torch.full((3,), float(cfg.init_bias)))
 
     def tokens(self, feats: torch.Tensor, mask: torch.Tensor, frame_pos: torch.Tensor):
-        """Frames ``[B, T, D]`` -> tokens ``[B, L, d]``, token mask ``[B, L]``, token relative time ``[B, L]``.
+        """Frames ``[B, T, Dv]`` -> tokens ``[B, L, d]``, token mask ``[B, L]``, token relative time ``[B, L]``.
 
         T is zero-padded to a multiple of the kernel; a token is valid when it holds at least one real frame,
         so a clip shorter than one kernel still yields one (partial) token at prediction time.
@@ -139,3 +145,57 @@ class LavitiModel(nn.Module):
             "logit_bias": self.logit_bias,
             "token_mask": token_mask,
         }
+
+
+@torch.no_grad()
+def readout_times(te: torch.Tensor, table: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Predicted TEs ``[B, N, d]`` -> times ``[B, N]`` (float64 seconds, chunk offset included).
+
+    The time is that of the frame whose TE (the table read at the frame's relative time) is most similar to the
+    predicted TE: the paper's "argmax over all TEs", at the resolution of the stored frames.
+    """
+    frame_te = F.normalize(sample_te(table, batch["frame_pos"]), dim=-1)  # [B, T, d]
+    sim = F.normalize(te, dim=-1) @ frame_te.transpose(1, 2)  # [B, N, T]
+    sim = sim.masked_fill(~batch["mask"][:, None, :], float("-inf"))
+    idx = sim.argmax(-1)
+    return batch["frame_times"].gather(1, idx) + batch["offset"][:, None]
+
+
+class Decode:
+    """``(outputs, batch) -> [{"start": [N], "end": [N], "visual": [N, E]}]`` per chunk, numpy, seconds.
+
+    Times are in the time base of the chunk's ``offset`` (video time for training chunks, clip time for NLQ
+    clips); a prediction whose end reads out before its start is swapped.
+    """
+
+    def __call__(self, outputs: dict, batch: dict) -> list[dict]:
+        start = readout_times(outputs["start_te"], outputs["te_table"], batch)
+        end = readout_times(outputs["end_te"], outputs["te_table"], batch)
+        lo, hi = torch.minimum(start, end), torch.maximum(start, end)
+        vis = outputs["visual"].detach().float().cpu().numpy()
+        return [{"start": lo[b].cpu().numpy(), "end": hi[b].cpu().numpy(), "visual": vis[b]}
+                for b in range(len(vis))]
+
+
+def _check(cfg: Config) -> None:
+    if cfg.kernel < 1 or cfg.num_queries < 1 or cfg.num_time_embeddings < 2:
+        raise ValueError(f"laviti: kernel, num_queries must be >= 1 and num_time_embeddings >= 2, got {cfg}")
+    if not 0.0 < cfg.interval_reach <= 1.0:
+        raise ValueError(f"laviti: interval_reach must be in (0, 1] (bounded by the neighbours), "
+                         f"got {cfg.interval_reach}")
+
+
+def build(cfg: Config | None = None) -> tuple[LavitiModel, Criterion, Decode]:
+    """DETR-style constructor: ``(model, criterion, decode)`` for ``cfg`` (defaults: the paper's sizes)."""
+    cfg = cfg or Config()
+    _check(cfg)
+    return LavitiModel(cfg), Criterion(cfg), Decode()
+
+
+def build_charades(cfg: CharadesConfig | None = None) -> tuple[LavitiModel, FinetuneCriterion, Decode]:
+    """The same network with the CharadesEgo fine-tune criterion (class-name buffer to be filled by the run)."""
+    cfg = cfg or CharadesConfig()
+    _check(cfg)
+    if cfg.num_classes < 1:
+        raise ValueError(f"laviti-charades: num_classes must be >= 1, got {cfg.num_classes}")
+    return LavitiModel(cfg), FinetuneCriterion(cfg), Decode()

@@ -6,13 +6,16 @@ Ground truth comes in the batch as ``gt_segments [B, G, 2]`` (positions on the r
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-
+from torch import nn
 
 
 def segment_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every segment in ``a [N, 2]`` with every segment in ``b [G, 2]`` -> ``[N, G]``."""
+    """IoU of every segment in ``a [N, 2]`` with every segment in ``b [G, 2]`` -> ``[N, G]``.
+
+    A torch twin of ``egoflow.formats.temporal_iou(union="sum")`` on purpose: it labels anchors of a batch that
+    lives on the training device (no round trip to numpy per clip), and a ``1e-6`` floor instead of ``empty``.
+    """
     inter = (torch.min(a[:, None, 1], b[None, :, 1]) - torch.max(a[:, None, 0], b[None, :, 0])).clamp(min=0)
     union = (a[:, 1] - a[:, 0]).clamp(min=0)[:, None] + (b[:, 1] - b[:, 0]).clamp(min=0)[None] - inter
     return inter / union.clamp(min=1e-6)
@@ -88,7 +91,7 @@ class VSGNCriterion(nn.Module):
     def forward(self, out: dict, batch: dict) -> dict:
         cfg = self.cfg
         cls, seg, ref, anchors = out["cls_logits"], out["segments"], out["refined"], out["anchors"]
-        B, N, K = cls.shape
+        B, N, _ = cls.shape
         T = out["actionness"].shape[1]
         labels = torch.zeros(B, N, dtype=torch.long, device=cls.device)
         reg_pred, reg_gt, adj_pred, adj_gt = [], [], [], []
@@ -157,4 +160,4 @@ class VSGNCriterion(nn.Module):
         return loss
 
 
-__all__ = ["VSGNCriterion", "segment_iou", "match", "giou_loss", "balanced_bce", "auxiliary_targets"]
+__all__ = ["VSGNCriterion", "auxiliary_targets", "balanced_bce", "giou_loss", "match", "segment_iou"]

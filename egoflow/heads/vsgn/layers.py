@@ -1,4 +1,4 @@
-"""VSGN network: conv stem, cross-scale graph pyramid (xGPN), anchors, towers, boundary adjustment.
+"""VSGN building blocks: box coding, anchors, kNN graph conv, xGPN level, towers, interpolation.
 
 After Zhao, Thabet & Ghanem, "Video Self-Stitching Graph Network for Temporal Action Localization" (ICCV 2021)
 and its use as the Ego4D Moment Queries baseline. Coordinates are continuous positions on the resampled clip
@@ -10,13 +10,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-
-
-class VSGNInputError(ValueError):
-    """The model was given features it cannot localise in (wrong dim, too short, wrong length)."""
-
+from torch import nn
 
 # box coding (centre, log-width) with the usual detection weights, so that regression outputs start near 0
 BOX_WEIGHTS = (10.0, 5.0)
@@ -134,7 +129,7 @@ class XGN(nn.Module):
         return out, mask, part
 
 
-def _conv_relu(dim: int) -> nn.Module:
+def conv_relu(dim: int) -> nn.Module:
     return nn.Sequential(nn.Conv1d(dim, dim, 3, padding=1), nn.ReLU())
 
 
@@ -152,94 +147,6 @@ class Tower(nn.Module):
 
     def forward(self, x):  # [B, C, T] -> [B, out, T]
         return self.out(self.body(x))
-
-
-class VSGNModel(nn.Module):
-    """VSGN on ``feats [B, T, D]`` + ``mask [B, T]`` (T = temporal_scale). See ``forward`` for outputs."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.cfg = cfg
-        H, L, A = cfg.hidden_dim, cfg.num_levels, len(cfg.anchor_scales)
-        self.num_classes = len(cfg.labels)
-        self.stem = nn.Sequential(nn.Conv1d(cfg.input_dim, H, 3, padding=1), nn.ReLU())
-        self.enc = nn.ModuleList(XGN(H, cfg.num_neighbours, 1 if i == 0 else 2, cfg.use_graph, cfg.graph_mode,
-                                     cfg.graph_agg) for i in range(L))
-        # decoder (coarse -> fine): upsample the level above, add a lateral conv of the encoder level, fuse
-        self.up = nn.ModuleList(nn.Sequential(nn.ConvTranspose1d(H, H, 3, stride=2, padding=1, output_padding=1),
-                                              nn.ReLU()) for _ in range(L - 1))
-        self.lateral = nn.ModuleList(_conv_relu(H) for _ in range(L - 1))
-        self.fuse = nn.ModuleList(_conv_relu(H) for _ in range(L))
-        self.cls_tower = Tower(H, cfg.num_head_layers, A * (self.num_classes + 1))  # +1: background
-        self.reg_tower = Tower(H, cfg.num_head_layers, A * 2)
-        self.aux = nn.ModuleDict({n: nn.Sequential(nn.Conv1d(H, H, 3, padding=1), nn.ReLU(), nn.Conv1d(H, 1, 1))
-                                  for n in ("actionness", "startness", "endness")})
-        # boundary adjustment: features at (b - w/beta, b, b + w/beta) of each coarse boundary -> an offset
-        self.bd_start = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
-        self.bd_end = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
-        self.register_buffer("anchors", make_anchors(cfg.temporal_scale, L, tuple(cfg.anchor_scales)), False)
-        # background prior: most anchors are negatives, so start the classifier there (stable early training)
-        nn.init.constant_(self.cls_tower.out.bias, 0.0)
-
-    def check_input(self, feats: torch.Tensor, mask: torch.Tensor) -> None:
-        cfg = self.cfg
-        if feats.ndim != 3 or feats.shape[-1] != cfg.input_dim:
-            raise VSGNInputError(f"VSGN expects feats [batch, {cfg.temporal_scale}, {cfg.input_dim}], "
-                                 f"got {list(feats.shape)} (feature dim must equal Config.input_dim)")
-        if feats.shape[1] != cfg.temporal_scale:
-            raise VSGNInputError(f"VSGN expects clips resampled to temporal_scale={cfg.temporal_scale} steps, got "
-                                 f"{feats.shape[1]} (use egoflow.datasets.mq_data to resample)")
-        if mask.shape != feats.shape[:2]:
-            raise VSGNInputError(f"mask {list(mask.shape)} does not match feats {list(feats.shape[:2])}")
-
-    def forward(self, batch: dict) -> dict:
-        """Outputs, N = number of anchors, K = classes + 1 (index 0 = background):
-
-        cls_logits [B, N, K]; reg [B, N, 2]; segments [B, N, 2] (coarse, positions); anchors [N, 2];
-        refined [B, N, 2] (after boundary adjustment); actionness/startness/endness [B, T] logits.
-        """
-        feats, mask = batch["feats"], batch["mask"].bool()
-        self.check_input(feats, mask)
-        part = batch.get("part")
-        x = self.stem(feats.transpose(1, 2)).transpose(1, 2)
-        enc, m, p = [], mask, part
-        for level in self.enc:
-            x, m, p = level(x, m, p)
-            enc.append(x)
-        # decoder: dec[l] has the resolution of enc[l]
-        y = self.fuse[0](enc[-1].transpose(1, 2))
-        dec = [y]
-        for i, l in enumerate(range(len(enc) - 2, -1, -1)):
-            y = self.fuse[i + 1](self.lateral[i](enc[l].transpose(1, 2)) + self.up[i](y))
-            dec.append(y)
-        dec = dec[::-1]  # finest first, like the anchors; each [B, H, T_l]
-        B = feats.shape[0]
-        cls = torch.cat([self.cls_tower(d).transpose(1, 2).reshape(B, -1, self.num_classes + 1) for d in dec], 1)
-        reg = torch.cat([self.reg_tower(d).transpose(1, 2).reshape(B, -1, 2) for d in dec], 1)
-        segments = decode_segments(reg, self.anchors)
-        fine = dec[0]  # [B, H, T], stride 1
-        out = {"cls_logits": cls, "reg": reg, "segments": segments, "anchors": self.anchors}
-        for name, head in self.aux.items():
-            out[name] = head(fine).squeeze(1)
-        out["refined"] = self.adjust(segments.detach(), fine.transpose(1, 2))
-        return out
-
-    def adjust(self, seg: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-        """Boundary adjustment: ``seg [B, N, 2]`` coarse segments, ``fine [B, T, H]`` -> refined ``[B, N, 2]``.
-
-        Features are re-sampled (linear interpolation) at each boundary and at +-width/beta around it; the
-        predicted offset is in units of width/beta so that long and short segments are refined alike.
-        """
-        T = fine.shape[1]
-        seg = seg.clamp(0, T)
-        w = (seg[..., 1] - seg[..., 0]).clamp(min=1.0) / self.cfg.boundary_beta  # [B, N]
-        out = []
-        for b, head in ((seg[..., 0], self.bd_start), (seg[..., 1], self.bd_end)):
-            pts = torch.stack((b - w, b, b + w), dim=-1)  # [B, N, 3] positions
-            f = sample_at(fine, pts.flatten(1))  # [B, N*3, H]
-            f = f.view(seg.shape[0], seg.shape[1], -1)  # [B, N, 3H]
-            out.append(b + head(f).squeeze(-1) * w)
-        return torch.stack(out, dim=-1)
 
 
 def sample_at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -1,23 +1,18 @@
-"""VSGN post-processing: scores, positions -> seconds, Gaussian Soft-NMS per class, top-N, submission JSON.
+"""VSGN post-processing: scores, positions -> seconds, Gaussian Soft-NMS per class, top-N records.
 
 Positions map to clip seconds through the clip's *parts* (``parts [P, 3]`` rows ``(offset, length,
 duration_s)``): a plain clip has one part ``(0, temporal_scale, duration)``; a self-stitched one has the
 original and the magnified copy. A position ``x`` in part ``p`` is ``(x - offset) / length * duration``
-seconds, the exact inverse of the resampling in ``egoflow.datasets.mq_data``.
+seconds, the exact inverse of the resampling in ``egoflow.datasets.mq_data``. The records (``{"label", "score",
+"segment"}`` per clip) become the official submission through ``egoflow.formats`` (the runner writes it).
 """
 from __future__ import annotations
-
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from egoflow.heads.vsgn_layers import sample_at
-
-MQ_VERSION = "1.0"
-MQ_CHALLENGE = "ego4d_moment_queries"
+from egoflow.formats import temporal_iou
+from egoflow.heads.vsgn.layers import sample_at
 
 
 def positions_to_seconds(seg: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
@@ -67,7 +62,6 @@ def soft_nms(seg: np.ndarray, scores: np.ndarray, classes: np.ndarray, sigma: fl
     s = np.asarray(scores, dtype=np.float64)[order].copy()
     cls = classes[order]
     bounds = np.searchsorted(cls, cls, side="left"), np.searchsorted(cls, cls, side="right")
-    length = seg[:, 1] - seg[:, 0]
     keep, kept = [], []
     for _ in range(min(top_n, len(s))):
         i = int(np.argmax(s))
@@ -77,9 +71,7 @@ def soft_nms(seg: np.ndarray, scores: np.ndarray, classes: np.ndarray, sigma: fl
         kept.append(s[i])
         s[i] = -np.inf
         lo, hi = bounds[0][i], bounds[1][i]
-        inter = np.minimum(seg[lo:hi, 1], seg[i, 1]) - np.maximum(seg[lo:hi, 0], seg[i, 0])
-        inter = np.maximum(inter, 0.0)
-        iou = inter / np.maximum(length[lo:hi] + length[i] - inter, 1e-12)
+        iou = temporal_iou(seg[i], seg[lo:hi], union="sum")[0]  # decode passes positive lengths only: union > 0
         s[lo:hi] *= np.exp(-(iou * iou) / sigma)
     return np.array(keep, dtype=np.int64), np.array(kept, dtype=np.float64)
 
@@ -108,17 +100,3 @@ def make_decode(cfg):
     def decode(out: dict, batch: dict) -> list[list[dict]]:
         return [decode_clip(out, b, batch["parts"][b], cfg) for b in range(out["cls_logits"].shape[0])]
     return decode
-
-
-def submission(results: dict[str, list[dict]]) -> dict:
-    """The official Ego4D MQ submission object from ``{clip_uid: [{"label", "score", "segment"}]}``."""
-    return {"version": MQ_VERSION, "challenge": MQ_CHALLENGE, "results": results}
-
-
-def write_submission(results: dict[str, list[dict]], path: str | os.PathLike) -> str:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(submission(results)))
-    tmp.replace(path)  # never leave a half-written submission behind
-    return str(path)

@@ -1,0 +1,112 @@
+"""The summarizer's hooks for the shared runner: QFVS folder + store -> datasets; predict/score a video; demo.
+
+``annotations`` is a QFVS ``origin_data`` folder (or a parent of it). Records are ``{video_id:
+{CONCEPT1_CONCEPT2: [0-based shots]}}``, written by ``egoflow.formats`` as what ``egoflow.evaluate.qfvs`` scores.
+The recipe itself (seeded build, fit, run directory) is ``egoflow.heads.runner``; the QFVS protocol (one run per
+held-out video) is ``protocol.py``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from egoflow.heads.spec import Task, config_from_dict
+from egoflow.heads.summarizer.data import QFVSDataset, SummarizerDataError, collate_qfvs, load_split
+from egoflow.heads.summarizer.model import Config
+from egoflow.heads.train import move_to
+
+TRAIN_DEFAULTS = dict(epochs=20, batch_size=4, lr=5e-4, weight_decay=0.01, optimizer="adamw", grad_clip=1.0,
+                      schedule="cosine", warmup_steps=10)
+METRIC = "F1"
+PREDICT_BATCH = 4  # queries per forward pass of `egoflow predict` (training predicts at its batch size)
+
+
+@torch.no_grad()
+def predict_dataset(model, decode, data: QFVSDataset, batch_size: int = PREDICT_BATCH) -> dict:
+    """``{video: {query: [shots]}}`` for every sample of ``data``."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: dict = {}
+    for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate_qfvs):
+        for p in decode(model(move_to(batch, device)), batch):
+            out.setdefault(p["video"], {})[p["query"]] = p["shots"]
+    return out
+
+
+def score(videos, records: dict) -> dict[str, float]:
+    """F1 / precision / recall over ``videos`` and the F1 of each ("F1 P04"), with the official QFVS metric."""
+    from egoflow.evaluate.qfvs import evaluate_qfvs
+    r = evaluate_qfvs(videos, records)
+    out = {k: r[k] for k in ("F1", "precision", "recall")}
+    out.update({f"F1 {v}": s["F1"] for v, s in r["per_video"].items()})
+    return out
+
+
+class QFVSEvaluation:
+    """Summaries of the held-out video's queries, scored against its QFVS annotations ``videos``."""
+
+    metric, mode = METRIC, "max"
+
+    def __init__(self, videos: dict, data: QFVSDataset, batch_size: int = PREDICT_BATCH):
+        self.videos, self.data, self.batch_size = videos, data, batch_size
+
+    def predict(self, model, decode) -> dict:
+        return predict_dataset(model, decode, self.data, self.batch_size)
+
+    def score(self, records: dict) -> dict[str, float]:
+        return score(self.videos, records)
+
+
+def _text_set(inputs) -> str:
+    return inputs.text_set_or(SummarizerDataError, "prompt embeddings")
+
+
+def task(inputs, overrides: dict) -> Task:
+    """Train on ``cfg.train_videos`` of the QFVS folder; validate (pick the best epoch by F1) on
+    ``cfg.test_video``, read from the val annotations if given, else from the same folder."""
+    from egoflow.heads.summarizer import SPEC
+    store, feature_set = inputs.store, inputs.feature_set
+    text_set = _text_set(inputs)
+    over = dict(overrides)
+    over.setdefault("video_dim", int(store.feature_set_info(feature_set)["dim"]))
+    over.setdefault("text_dim", int(store.text_set_info(text_set)["dim"]))
+    cfg = config_from_dict(SPEC, over)
+    if cfg.test_video in cfg.train_videos:
+        raise SummarizerDataError(f"test video {cfg.test_video} is also a training video {cfg.train_videos}")
+    _, train = load_split(store, feature_set, text_set, inputs.annotations, cfg.train_videos, cfg)
+    val_root = inputs.val_annotations or inputs.annotations
+    val_videos, val = load_split(store, feature_set, text_set, val_root, [cfg.test_video], cfg)
+    info = {"text_set": text_set, "val_annotations": str(val_root), "num_train": len(train), "num_val": len(val)}
+    return Task(cfg, train, collate_qfvs, QFVSEvaluation(val_videos, val), info)
+
+
+def predictor(inputs, cfg: Config) -> QFVSEvaluation:
+    """The run's held-out video (``cfg.test_video``) of the QFVS folder ``inputs.annotations``."""
+    videos, data = load_split(inputs.store, inputs.feature_set, _text_set(inputs), inputs.annotations,
+                              [cfg.test_video], cfg)
+    return QFVSEvaluation(videos, data)
+
+
+def demo(ctx) -> dict:
+    """Synthetic QFVS (own data + store under ctx.out_dir), KTS + summarizer, leave-one-out over P01-P04."""
+    from egoflow.datasets.synthetic.qfvs import make_qfvs
+    from egoflow.heads.summarizer.protocol import leave_one_out, random_baseline
+    t0 = time.perf_counter()
+    out = Path(ctx.out_dir)
+    # quick: ~20 s CPU; full: ~40 s CPU (both well under a minute on one core)
+    shots = (200, 220, 180, 200) if ctx.quick else (320, 360, 300, 340)
+    frac = 0.05 if ctx.quick else 0.03
+    syn = make_qfvs(out / "qfvs_data", str(out / "qfvs_store.zarr"), num_shots=shots, seed=ctx.seed, dim=32,
+                    queries_per_video=20, summary_fraction=frac)
+    head = dict(dim=32, top_percent=frac, kts_lmax=40)
+    train = dict(epochs=6 if ctx.quick else 8, batch_size=4, lr=3e-3, warmup_steps=5, seed=ctx.seed,
+                 device=ctx.device, progress=False)
+    metrics = leave_one_out(syn.store, syn.feature_set, syn.root, out / "runs", text_set=syn.text_set,
+                            head_overrides=head, train_overrides=train)
+    metrics["F1 random"] = random_baseline(syn.store, syn.feature_set, syn.root, text_set=syn.text_set,
+                                           head_overrides=head, seed=ctx.seed)["F1"]
+    metrics["seconds"] = time.perf_counter() - t0
+    return {"benchmark": "qfvs", "metrics": metrics, "predictions": str(out / "runs"), "gt": syn.root}
