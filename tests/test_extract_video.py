@@ -9,7 +9,7 @@ import pytest
 
 from egoflow.datasets.synthetic.faults import make_fault_files, unreadable_is_enforced
 from egoflow.datasets.synthetic.videos import make_video
-from egoflow.extract import _decord, _pyav, video
+from egoflow.extract import _decord, _pyav, video, video_types
 from egoflow.extract.video import (Sampler, VideoReadError, iter_frames, num_samples, output_size, probe,
                                    sample_times)
 
@@ -302,7 +302,7 @@ def test_good_special_cases_read(faults):
 
 def test_permission_denied_reported(faults, monkeypatch):
     # root reads chmod-000 files, so simulate the kernel's answer for an ordinary user
-    monkeypatch.setattr(video.os, "access", lambda p, mode: False)
+    monkeypatch.setattr(video_types.os, "access", lambda p, mode: False)
     with pytest.raises(VideoReadError, match="permission denied") as info:
         iter_frames(faults["ntsc_2997"], 2.0)
     assert info.value.stage == "open"

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from egoflow.errors import EgoflowUserError
+
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 _MODEL_CACHE: dict[tuple, "ClipEncoder"] = {}
 
 
-class EncoderError(RuntimeError):
+class EncoderError(EgoflowUserError, RuntimeError):
     pass
 
 
@@ -90,7 +92,8 @@ class ClipEncoder:
 
         _register_configs()
         if cfg.model not in open_clip.list_models():
-            raise EncoderError(f"unknown open_clip model {cfg.model!r}; see `egoflow models` for the list")
+            raise EncoderError(f"unknown open_clip model {cfg.model!r}; the accepted names are "
+                               "egoflow.extract.clip.list_models() (open_clip's plus egoflow's tiny test configs)")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.dtype = resolve_precision(cfg.precision, self.device)
