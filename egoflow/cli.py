@@ -15,6 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.segment.cli import register as register_segment
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -75,13 +79,52 @@ def cmd_store(a) -> int:
             for f in store.failures(name):
                 print(f"  FAILED {f['video_uid']} [{f['stage']}] {f['reason']}")
         for name in store.text_sets():
-            print(f"texts/{name}: {len(store._text_lookup(name))} strings")
+            print(f"texts/{name}: {store.num_texts(name)} strings")
         return 0
     problems = store.verify()  # verify
     for p in problems:
         print("PROBLEM", p)
     print(f"verify {a.store}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
     return 0 if not problems else 1
+
+
+def cmd_store_export(a) -> int:
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.interop import export_hdf5, export_pt
+
+    store = FeatureStore(a.store, mode="r")
+    uids = a.videos.split(",") if a.videos else None
+    done = (export_pt if a.format == "pt" else export_hdf5)(store, a.feature_set, a.out, uids)
+    print(f"exported {len(done)} videos of {a.feature_set} to {a.out} ({a.format})")
+    return 0
+
+
+def cmd_store_import(a) -> int:
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.interop import import_hdf5, import_pt
+
+    store = FeatureStore(a.store)
+    extractor = json.loads(Path(a.extractor).read_text() if Path(a.extractor).is_file() else a.extractor) \
+        if a.extractor else None
+    fn = import_pt if a.format == "pt" else import_hdf5
+    rep = fn(store, a.feature_set, a.src, a.fps, extractor, a.window_frames, a.stride_frames, a.source_fps,
+             dtype=a.dtype, skip_existing=not a.force)
+    if rep.imported:
+        store.pack(a.feature_set)  # bulk loads read the packed copy (see docs/store.md, "Loading speed")
+    for where, reason in rep.failed:
+        print(f"FAILED {where}: {reason}")
+    print(f"{a.feature_set}: {rep.summary()}")
+    return 0 if rep.ok else 1
+
+
+def cmd_store_pack(a) -> int:
+    from egoflow.features_store import FeatureStore
+
+    store = FeatureStore(a.store)
+    for name in [a.feature_set] if a.feature_set else store.feature_sets():
+        r = store.pack(name)
+        print(f"packed {name}: {r['videos']} videos, {r['rows']} steps")
+    return 0
 
 
 def cmd_encode_text(a) -> int:
@@ -190,12 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--feature-set", default=None)
             q.add_argument("--json", action="store_true")
         q.set_defaults(func=cmd_store)
-    try:
-        from egoflow.features_store.interop import register_store_commands
-    except ImportError:
-        register_store_commands = None
-    if register_store_commands is not None:
-        register_store_commands(ssub)
+    q = ssub.add_parser("pack", help="write a packed copy of feature sets for fast bulk loading")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", default=None, help="default: every feature set")
+    q.set_defaults(func=cmd_store_pack)
+    q = ssub.add_parser("export", help="write a feature set as one .pt per video or one HDF5 file")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", required=True)
+    q.add_argument("--format", choices=["pt", "hdf5"], default="pt")
+    q.add_argument("--out", required=True, help="directory (pt) or file (hdf5)")
+    q.add_argument("--videos", default=None, help="comma-separated uids (default: all complete videos)")
+    q.set_defaults(func=cmd_store_export)
+    q = ssub.add_parser("import", help="import .pt files or an HDF5 file into a feature set")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", required=True)
+    q.add_argument("--format", choices=["pt", "hdf5"], default="pt")
+    q.add_argument("--src", required=True, help="directory of <uid>.pt (pt) or file (hdf5)")
+    q.add_argument("--fps", type=float, default=None, help="steps per second when the files carry no times")
+    q.add_argument("--window-frames", type=int, default=None, help="window features: frames per window (Ego4D 32)")
+    q.add_argument("--stride-frames", type=int, default=None, help="window features: frames between windows (16)")
+    q.add_argument("--source-fps", type=float, default=30.0, help="frame rate the windows count in")
+    q.add_argument("--extractor", default=None, help="extractor config: JSON string or file (default: sidecar)")
+    q.add_argument("--dtype", choices=["float16", "float32"], default=None, help="stored dtype (default float16)")
+    q.add_argument("--force", action="store_true", help="re-import videos that are already complete")
+    q.set_defaults(func=cmd_store_import)
 
     p = sub.add_parser("encode-text", help="encode queries/narrations/labels of annotation files into texts/")
     p.add_argument("annotations", nargs="+", help="Ego4D NLQ/MQ/narration JSON files or .txt lists")
@@ -248,14 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
     p.set_defaults(func=cmd_demo)
 
-    for mod in ("egoflow.evaluate.cli", "egoflow.segment.cli"):
-        try:
-            register = __import__(mod, fromlist=["register"]).register
-        except ImportError as e:
-            if e.name and e.name.startswith("egoflow"):
-                continue  # module not built in this checkout: its verb is simply absent
-            raise
-        register(sub)
+    register_evaluate(sub)
+    register_segment(sub)
     return ap
 
 
