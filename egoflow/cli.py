@@ -128,7 +128,7 @@ def cmd_store_pack(a) -> int:
 
 
 def cmd_encode_text(a) -> int:
-    from egoflow.extract.text import encode_files
+    from egoflow.encode_text import encode_files
 
     name, counts = encode_files(a.store, a.annotations, _encoder(a), a.text_set, a.prompt)
     for f, n in counts.items():
