@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from egoflow.features_store import FeatureSetMismatch, FeatureStore
-from egoflow.features_store.interop import (SIDECAR, InteropError, export_hdf5, export_pt, import_hdf5,
-                                            import_pt, step_times)
+from egoflow.features_store.interop import (
+    SIDECAR,
+    InteropError,
+    export_hdf5,
+    export_pt,
+    import_hdf5,
+    import_pt,
+    step_times,
+)
 
 D = 8
 EXTRACTOR = {"encoder": "clip", "model": "ViT-B-32", "fps": 2.0}

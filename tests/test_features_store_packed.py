@@ -1,8 +1,7 @@
 """Packed copy of a feature set: same arrays as per-video reads; never used once stale."""
 import numpy as np
 
-from egoflow.features_store import FeatureStore
-from egoflow.features_store import packed
+from egoflow.features_store import FeatureStore, packed
 
 
 def make(tmp_path, n=9, D=6):

@@ -32,13 +32,20 @@ decord can crash on garbage).
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from egoflow.extract import _decord, _pyav
-from egoflow.extract.video_types import (EPS, Sampler, VideoInfo, VideoReadError, check_readable, num_samples,
-                                         sample_times)
+from egoflow.extract.video_types import (
+    EPS,
+    Sampler,
+    VideoInfo,
+    VideoReadError,
+    check_readable,
+    num_samples,
+    sample_times,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,7 @@ dataset per video (``<uid> -> [T, D]``, Ego-Exo4D's layout).
 A bad file (not a tensor, wrong ndim, other dim than the set, NaN/inf, empty) is reported with its name and
 recorded in the store as a failure; the import goes on with the others.
 """
-from egoflow.features_store.interop_core import (FEATURE_KEYS, SIDECAR, TIME_KEYS, ImportReport, InteropError,
-                                                 step_times)
+from egoflow.features_store.interop_core import FEATURE_KEYS, SIDECAR, TIME_KEYS, ImportReport, InteropError, step_times
 from egoflow.features_store.interop_hdf5 import export_hdf5, import_hdf5
 from egoflow.features_store.interop_pt import export_pt, import_pt
 

@@ -4,9 +4,9 @@ rule for files without timestamps, per-entry checks, the one import loop, and th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 

@@ -3,14 +3,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from egoflow.features_store.interop_core import (FEATURE_KEYS, SIDECAR, TIME_KEYS, Entry, ImportReport,
-                                                 InteropError, file_source, iter_videos, read_sidecar, run_import,
-                                                 select_uids, sidecar_entry)
+from egoflow.features_store.interop_core import (
+    FEATURE_KEYS,
+    SIDECAR,
+    TIME_KEYS,
+    Entry,
+    ImportReport,
+    InteropError,
+    file_source,
+    iter_videos,
+    read_sidecar,
+    run_import,
+    select_uids,
+    sidecar_entry,
+)
 from egoflow.features_store.store import FeatureStore
 
 

@@ -9,8 +9,8 @@ otherwise ``load_feature_set`` falls back to per-video reads.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 

@@ -15,10 +15,11 @@ is written last, so a reader (and a rerun) never mistakes a half-written video f
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 import numpy as np
 import zarr
@@ -26,8 +27,15 @@ from zarr.codecs import ZstdCodec
 
 from egoflow import __version__
 from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError, VideoMissing
-from egoflow.features_store.layout import (RESERVED, SetGroup, VideoFeatures, check_uid, config_hash,
-                                           optional_torch, to_float32)
+from egoflow.features_store.layout import (
+    RESERVED,
+    SetGroup,
+    VideoFeatures,
+    check_uid,
+    config_hash,
+    optional_torch,
+    to_float32,
+)
 from egoflow.features_store.packed import drop_pack, load_packed, pack_feature_set
 from egoflow.features_store.texts import TextFeatures, TextSets
 
@@ -98,10 +106,9 @@ class FeatureStore:
         attrs = {"extractor": extractor, "config_hash": h, "dim": int(dim), "dtype": str(np.dtype(dtype)),
                  "egoflow_version": __version__}
         if name not in self.root:
-            try:
+            # another writer may win the race; its config is checked below like any existing set
+            with contextlib.suppress(zarr.errors.ContainsGroupError):
                 self.root.create_group(name, attributes=attrs)
-            except zarr.errors.ContainsGroupError:
-                pass  # another writer won the race; its config is checked below like any existing set
         have = self.feature_set_group(name).attrs
         if have.get("config_hash") != h:
             diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))

@@ -7,6 +7,7 @@ last, so several encoders can add to a text set at once and a killed one leaves 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -76,11 +77,9 @@ class TextSets:
         h = config_hash({"config": config or {}, "dim": pooled.shape[1]})
         root = self._texts_root(create=True)
         if text_set not in root:
-            try:
+            with contextlib.suppress(zarr.errors.ContainsGroupError):  # another encoder created it meanwhile
                 root.create_group(text_set, attributes={"encoder": config or {}, "config_hash": h,
                                                         "dim": int(pooled.shape[1])})
-            except zarr.errors.ContainsGroupError:
-                pass
         ts = root[text_set]
         if ts.attrs.get("config_hash") != h:
             raise FeatureSetMismatch(f"text set {text_set!r} in {self.url} was made with a different encoder config")
@@ -159,7 +158,8 @@ class TextSets:
             pooled[out_rows] = parts[p]["pooled"].get_orthogonal_selection((rows, slice(None)))
             if has_tokens:
                 lengths[out_rows] = parts[p]["lengths"].get_orthogonal_selection((rows,))
-                tok_chunks[p] = (out_rows, parts[p]["tokens"].get_orthogonal_selection((rows, slice(None), slice(None))))
+                tok_chunks[p] = (out_rows,
+                                 parts[p]["tokens"].get_orthogonal_selection((rows, slice(None), slice(None))))
         if not has_tokens:
             return TextFeatures(pooled, None, None)
         L = int(lengths.max()) if len(strings) else 0

@@ -11,8 +11,16 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 
-from egoflow.extract.pipeline import (TRANSIENT, ExtractConfig, Summary, VideoResult, discover_videos,
-                                      extract_one, prepare, shard)
+from egoflow.extract.pipeline import (
+    TRANSIENT,
+    ExtractConfig,
+    Summary,
+    VideoResult,
+    discover_videos,
+    extract_one,
+    prepare,
+    shard,
+)
 from egoflow.features_store import FeatureStore
 
 
@@ -45,9 +53,9 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
                  window: int = 0, stride: int = 0, backend: str = "auto", feature_set: str | None = None,
                  shard_spec: str | None = None, force: bool = False) -> dict:
     """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict."""
-    from egoflow.extract.clip import create_encoder
-
     import time
+
+    from egoflow.extract.clip import create_encoder
 
     enc_kw = dict(model=model, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size)
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend, force=force)
