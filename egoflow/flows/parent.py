@@ -26,46 +26,11 @@ from egoflow.extract.pipeline import (
     source_info,
     video_uid,
 )
+from egoflow.extract.plan import make_shards, probe_hours
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.remote import open_store
 
 FINAL_OK = "COMPLETED"
-
-
-def probe_hours(paths: list[Path]) -> list[float]:
-    """Durations in hours from the container header (cheap: no decoding); 0 for unreadable files."""
-    from egoflow.extract.video import probe
-
-    out = []
-    for p in paths:
-        try:
-            out.append(float(probe(p).duration_s) / 3600.0)
-        except Exception:  # noqa: BLE001 - a bad file is the child's to record, with its reason
-            out.append(0.0)
-    return out
-
-
-def make_shards(paths: list, shards: int = 0, shard_hours: float = 0.0, hours: list[float] | None = None
-                ) -> list[list]:
-    """Split ``paths`` into shards: ``shards`` of equal total duration (``hours`` given) or count, or as many
-    as needed for about ``shard_hours`` of video each. Longest-first greedy packing keeps shards balanced."""
-    if not paths:
-        return []
-    if shard_hours and shard_hours > 0:
-        if hours is None:
-            raise ValueError("shard_hours needs the videos' durations")
-        shards = max(1, round(sum(hours) / shard_hours))
-    shards = max(1, min(int(shards or 1), len(paths)))
-    if hours is None:  # by count: contiguous, so a shard's videos are neighbours in the list
-        size = -(-len(paths) // shards)
-        return [paths[i:i + size] for i in range(0, len(paths), size)]
-    bins: list[list] = [[] for _ in range(shards)]
-    load = [0.0] * shards
-    for i in sorted(range(len(paths)), key=lambda i: -hours[i]):
-        b = min(range(shards), key=load.__getitem__)
-        bins[b].append(paths[i])
-        load[b] += hours[i]
-    return [b for b in bins if b]
 
 
 def _finished(store: FeatureStore, name: str, paths: list[Path], since: float) -> set[str]:
@@ -87,6 +52,21 @@ def _finished(store: FeatureStore, name: str, paths: list[Path], since: float) -
     return done
 
 
+def _check_same_config(store: FeatureStore, name: str, want: dict) -> None:
+    """Fail before any shard runs when ``name`` exists with another model/weights/fps/window (the full config,
+    precision included, is checked again by each child: writing into a set with another hash is an error)."""
+    if name not in store.feature_sets():
+        return
+    have = store.feature_set_info(name).get("extractor", {})
+    diff = sorted(k for k, v in want.items() if k in have and have[k] != v)
+    if diff:
+        from egoflow.features_store import FeatureSetMismatch
+
+        what = ", ".join(f"{k}: {have[k]!r} vs {want[k]!r}" for k in diff)
+        raise FeatureSetMismatch(f"feature set {name!r} in {store.url} was made with other settings ({what}); "
+                                 "use another --feature-set")
+
+
 def _wait(client, runs: dict, store, name, stall_s: float, poll_s: float, since: float, log) -> dict[str, str]:
     """Poll the child runs until each is final or stalled; return {run id: final state name}."""
     state: dict[str, str] = {}
@@ -102,8 +82,8 @@ def _wait(client, runs: dict, store, name, stall_s: float, poll_s: float, since:
                 if kind != FINAL_OK:
                     log.warning(f"shard {fr_name}: {st.name}: {(st.message or '')[:300]}")
                 continue
-            if kind != "RUNNING":
-                continue  # waiting for a free worker is not a stall
+            if kind in ("SCHEDULED", "PAUSED"):
+                continue  # waiting for a free worker is not a stall; PENDING/RUNNING/CANCELLING: a worker has it
             n = len(_finished(store, name, shard, since))
             t, have = activity.get(rid, (time.time(), -1))
             if n != have:
@@ -126,7 +106,7 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
                         precision: str = "auto", device: str = "auto", batch_size: int = 64, fps: float = 1.875,
                         window: int = 0, stride: int = 0, backend: str = "auto", feature_set: str | None = None,
                         in_flight: int = 0, storage_options: dict | None = None, stall_s: float = 600.0,
-                        poll_s: float = 5.0, max_rounds: int = 3, pack: bool = True,
+                        poll_s: float = 0.0, max_rounds: int = 3, pack: bool = True,
                         job_variables: dict | None = None) -> dict:
     """Extract ``inputs`` into ``store`` with one ``deployment`` run per shard; returns the final counts."""
     from prefect.client.orchestration import get_client
@@ -135,6 +115,7 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
     from egoflow.extract.clip import weights_description
 
     log = get_run_logger()
+    poll_s = poll_s or min(5.0, stall_s / 10)  # 0: often enough to notice a stall within ~10% of stall_s
     since = time.time()
     paths = discover_videos(inputs)
     missing = [str(p) for p in paths if not Path(p).is_file()]
@@ -143,17 +124,20 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
     st = open_store(store, storage_options=storage_options)  # unreachable/bad store: fail before any shard
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend)
     name = feature_set or feature_set_name({"model": model, **weights_description(pretrained)}, cfg)
+    _check_same_config(st, name, {"model": model, "fps": fps, "window": window, "stride": stride or window,
+                                  **weights_description(pretrained)})
     params = {"store": store, "model": model, "pretrained": pretrained, "precision": precision, "device": device,
               "batch_size": batch_size, "fps": fps, "window": window, "stride": stride, "backend": backend,
               "feature_set": name, "in_flight": in_flight, "pack": False, "storage_options": storage_options}
-    history = []
+    history, given_up = [], set()  # given_up: videos of shards whose run *failed* (an error, not a lost worker)
     with get_client(sync_client=True) as client:
         for rnd in range(1, max_rounds + 1):
-            todo = [p for p in paths if str(p) not in _finished(st, name, paths, since)]
+            todo = [p for p in paths if str(p) not in _finished(st, name, paths, since) and str(p) not in given_up]
             if not todo:
                 break
             hours = probe_hours(todo) if shard_hours else None
-            split = make_shards(todo, shards or 1, shard_hours, hours)
+            # a later round keeps round 1's shard size (its few leftovers make few shards, not `shards` tiny ones)
+            split = make_shards(todo, -(-len(todo) // -(-len(paths) // (shards or 1))), shard_hours, hours)
             print(f"round {rnd}: {len(todo)} video(s) in {len(split)} shard(s) -> {deployment}")
             runs = {}
             for i, part in enumerate(split):
@@ -161,6 +145,9 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
                                     timeout=0, flow_run_name=f"{name}-r{rnd}-s{i}", job_variables=job_variables)
                 runs[str(fr.id)] = (fr.name, part)
             states = _wait(client, runs, st, name, stall_s, poll_s, since, log)
+            for rid, state in states.items():
+                if state == "Failed":  # e.g. a config mismatch: the same error again on any worker
+                    given_up |= {str(p) for p in runs[rid][1]}
             history.append({"round": rnd, "shards": len(split), "videos": len(todo),
                             "states": sorted(states.values())})
     complete = [video_uid(p) for p in paths if str(p) in _finished(st, name, paths, since)
