@@ -8,6 +8,9 @@
     egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
     egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
     egoflow segment --store S --feature-set F VIDEO_UID
+    egoflow extract LIST --store s3://b/f.zarr --submit egoflow-extract/extract --shards N   (parent flow)
+    egoflow deploy --source GIT_URL_OR_PATH --pool POOL
+    egoflow plan VIDEOS --model M --fps F [--workers N]
     egoflow demo [--out DIR]
 """
 from __future__ import annotations

@@ -72,6 +72,14 @@ def cluster(tmp_path_factory):
            "PREFECT_SERVER_UI_ENABLED": "false", "OMP_NUM_THREADS": "1", "EGOFLOW_VIDEOS_IN_FLIGHT": "1",
            "PREFECT_WORKER_QUERY_SECONDS": "2"}  # workers poll for runs every 2 s (default 10)
     env.pop("PREFECT_API_KEY", None)
+    # a moto S3 server on loopback; every worker gets its endpoint and keys from its environment (as in the docs)
+    from moto.server import ThreadedMotoServer
+
+    s3_port = _free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port)
+    s3.start()
+    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_EC2_METADATA_DISABLED": "true"})
     procs = [_start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
                     tmp / "server.log")]
     try:
@@ -92,6 +100,7 @@ def cluster(tmp_path_factory):
     finally:
         for p in procs[::-1]:
             _stop(p)
+        s3.stop()
 
 
 def _worker(env, tmp, name) -> subprocess.Popen:
@@ -143,3 +152,55 @@ def test_parent_flow_survives_a_killed_worker(cluster, tmp_path):
     r = _cli(["store", "verify", "--store", store], env)
     assert r.returncode == 0 and "OK" in r.stdout
     print(json.dumps({"parent_log_tail": log[-600:]}))
+
+
+@pytest.mark.timeout(300)
+def test_parent_flow_into_an_s3_store(cluster, tmp_path):
+    """The same commands with the store on S3 (a moto server on 127.0.0.1; workers get the endpoint and keys
+    from their environment, as docs/scale-out.md says)."""
+    env, tmp, procs = cluster
+    import s3fs
+
+    s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing").mkdir("egoflow")
+    uids = [f"s3clip{i}" for i in range(4)]
+    for i, u in enumerate(uids):
+        make_video(tmp_path / f"{u}.mp4", [(0, 2, "blue mug")], fps=30, size=(96, 72), seed=20 + i)
+    w = _worker(env, tmp, "w-s3")
+    procs.append(w)
+    store = "s3://egoflow/parent.zarr"
+    r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), "--store", store, "--submit",
+              "egoflow-extract/extract", "--shards", "2", "--stall-s", "120", *TINY], env, timeout=240)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    r = _cli(["store", "info", "--store", store, "--json"], env)
+    info = json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])
+    assert info["videos_complete"] == 4 and info["videos_failed"] == 0 and info["videos_incomplete"] == 0
+    r = _cli(["store", "verify", "--store", store], env)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_deploy_refuses_a_source_without_egoflow(tmp_path):
+    from egoflow.flows.deploy import deploy_all
+
+    with pytest.raises(FileNotFoundError, match="no egoflow checkout"):
+        deploy_all(str(tmp_path), "pool")
+    with pytest.raises(ValueError, match="needs --source"):
+        deploy_all("", "pool")
+
+
+def test_served_deployment_names_never_collide_with_the_pool_ones():
+    from egoflow.flows.deploy import ENTRYPOINTS, served_deployments
+
+    names = [d.name for d in served_deployments()]
+    assert names == [f"serve-{n}" for n in ENTRYPOINTS] and not set(names) & set(ENTRYPOINTS)
+
+
+def test_parent_refuses_another_config_before_any_shard(tmp_path, prefect_harness):
+    from egoflow.features_store import FeatureSetMismatch
+    from egoflow.flows.parent import extract_parent_flow
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    store.create_feature_set("clip-ViT-B-32-none-1.875fps", {"model": "ViT-B-32", "pretrained": "none", "fps": 2.0,
+                                                             "window": 0, "stride": 0}, dim=4)
+    with pytest.raises(FeatureSetMismatch, match="fps: 2.0 vs 1.875"):
+        extract_parent_flow([str(tmp_path / "a.mp4")], str(tmp_path / "s.zarr"),
+                            feature_set="clip-ViT-B-32-none-1.875fps", deployment="nowhere/none")

@@ -130,4 +130,9 @@ def serve_all() -> None:  # pragma: no cover - blocks forever by design
     deployments of ``deploy_all`` / prefect.yaml (same flow, same deployment name would be one deployment)."""
     from prefect import serve
 
-    serve(*(_flow(n).to_deployment(f"serve-{n}") for n in ENTRYPOINTS))
+    serve(*served_deployments())
+
+
+def served_deployments() -> list:
+    """One ``serve-<name>`` deployment per flow (for ``serve_all``)."""
+    return [_flow(n).to_deployment(f"serve-{n}") for n in ENTRYPOINTS]

@@ -35,6 +35,9 @@ FINAL_OK = "COMPLETED"
 
 def _finished(store: FeatureStore, name: str, paths: list[Path], since: float) -> set[str]:
     """Paths whose video is complete for its current source, or whose failure was recorded after ``since``."""
+    fs = getattr(store.root.store, "fs", None)
+    if fs is not None:  # s3fs & co. cache directory listings: the children's new groups would stay invisible
+        fs.invalidate_cache()
     if name not in store.feature_sets():
         return set()
     done = set()
@@ -129,10 +132,10 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
     params = {"store": store, "model": model, "pretrained": pretrained, "precision": precision, "device": device,
               "batch_size": batch_size, "fps": fps, "window": window, "stride": stride, "backend": backend,
               "feature_set": name, "in_flight": in_flight, "pack": False, "storage_options": storage_options}
-    history, given_up = [], set()  # given_up: videos of shards whose run *failed* (an error, not a lost worker)
+    history = []
     with get_client(sync_client=True) as client:
         for rnd in range(1, max_rounds + 1):
-            todo = [p for p in paths if str(p) not in _finished(st, name, paths, since) and str(p) not in given_up]
+            todo = [p for p in paths if str(p) not in _finished(st, name, paths, since)]
             if not todo:
                 break
             hours = probe_hours(todo) if shard_hours else None
@@ -145,9 +148,6 @@ def extract_parent_flow(inputs: list[str], store: str, deployment: str = "egoflo
                                     timeout=0, flow_run_name=f"{name}-r{rnd}-s{i}", job_variables=job_variables)
                 runs[str(fr.id)] = (fr.name, part)
             states = _wait(client, runs, st, name, stall_s, poll_s, since, log)
-            for rid, state in states.items():
-                if state == "Failed":  # e.g. a config mismatch: the same error again on any worker
-                    given_up |= {str(p) for p in runs[rid][1]}
             history.append({"round": rnd, "shards": len(split), "videos": len(todo),
                             "states": sorted(states.values())})
     complete = [video_uid(p) for p in paths if str(p) in _finished(st, name, paths, since)
