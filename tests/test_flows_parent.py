@@ -168,12 +168,13 @@ def test_parent_flow_into_an_s3_store(cluster, tmp_path):
     w = _worker(env, tmp, "w-s3")
     procs.append(w)
     store = "s3://egoflow/parent.zarr"
-    r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), "--store", store, "--submit",
-              "egoflow-extract/extract", "--shards", "2", "--stall-s", "120", *TINY], env, timeout=240)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    r = _cli(["store", "info", "--store", store, "--json"], env)
-    info = json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])
-    assert info["videos_complete"] == 4 and info["videos_failed"] == 0 and info["videos_incomplete"] == 0
+    # one listed video does not exist: its child records the failure, the other videos and shards go on
+    r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), str(tmp_path / "gone.mp4"), "--store", store,
+              "--submit", "egoflow-extract/extract", "--shards", "2", "--stall-s", "120", *TINY], env, timeout=240)
+    assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]  # not ok: one video failed
+    assert "do not exist" in r.stdout + r.stderr and "4 complete, 1 failed, 0 not done" in r.stdout + r.stderr
+    r = _cli(["store", "info", "--store", store], env)
+    assert "4 complete, 1 failed, 0 incomplete" in r.stdout and "FAILED gone [open]" in r.stdout, r.stdout
     r = _cli(["store", "verify", "--store", store], env)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
 
