@@ -170,8 +170,10 @@ def test_parent_flow_into_an_s3_store(cluster, tmp_path):
     store = "s3://egoflow/parent.zarr"
     # one listed video does not exist: its child records the failure, the other videos and shards go on
     r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), str(tmp_path / "gone.mp4"), "--store", store,
-              "--submit", "egoflow-extract/extract", "--shards", "2", "--stall-s", "120", *TINY], env, timeout=240)
+              "--submit", "egoflow-extract/extract", "--shard-hours", "0.0012", "--stall-s", "120", *TINY], env,
+             timeout=240)
     assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]  # not ok: one video failed
+    assert "5 video(s) in 2 shard(s)" in r.stdout + r.stderr  # 4 x 2 s of video (+ 0 s missing) / 4.3 s per shard
     assert "do not exist" in r.stdout + r.stderr and "4 complete, 1 failed, 0 not done" in r.stdout + r.stderr
     r = _cli(["store", "info", "--store", store], env)
     assert "4 complete, 1 failed, 0 incomplete" in r.stdout and "FAILED gone [open]" in r.stdout, r.stdout
