@@ -8,6 +8,9 @@
     egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
     egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
     egoflow segment --store S --feature-set F VIDEO_UID
+    egoflow extract LIST --store s3://b/f.zarr --submit egoflow-extract/extract --shards N   (parent flow)
+    egoflow deploy --source GIT_URL_OR_PATH --pool POOL
+    egoflow plan VIDEOS --model M --fps F [--workers N]
     egoflow demo [--out DIR]
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.flows.cli import register as register_flow_verbs
 from egoflow.segment.cli import register as register_segment
 
 
@@ -30,6 +34,26 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
 
 
+def _add_storage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-options", default=None, metavar="JSON",
+                   help='fsspec options for an s3:// (etc.) store, e.g. \'{"endpoint_url": "http://host:9000"}\' '
+                        "or @file.json; credentials come from the environment (docs/scale-out.md)")
+
+
+def _open_remote(a) -> None:
+    """Apply --storage-options for the whole process and fail early, in one line, on an unusable remote store."""
+    store = getattr(a, "store", None)
+    if not store:
+        return
+    from egoflow.features_store import remote
+
+    apply_storage_options = remote.apply_storage_options
+    opts = remote.parse_storage_options(getattr(a, "storage_options", None))
+    apply_storage_options(store, opts)
+    if remote.protocol(store) not in (None, "memory", "file"):
+        remote.open_store(store, mode="a" if a.command in ("extract", "encode-text") else "r")
+
+
 def _encoder(a):
     from egoflow.extract.clip import create_encoder
 
@@ -40,11 +64,21 @@ def cmd_extract(a) -> int:
     from egoflow.extract.pipeline import ExtractConfig, extract
 
     cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
+    if a.submit:
+        from egoflow.features_store.remote import parse_storage_options
+        from egoflow.flows.parent import extract_parent_flow
+
+        res = extract_parent_flow(a.inputs, a.store, a.submit, a.shards, a.shard_hours, a.model, a.pretrained,
+                                  a.precision, a.device, a.batch_size, a.fps, a.window, a.stride, a.backend,
+                                  a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
+                                  a.stall_s, pack=not a.no_pack)
+        return 0 if res["ok"] else 1
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
         res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
-                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force)
+                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
+                           in_flight=a.in_flight, pack=not a.no_pack)
         return 0 if res["ok"] else 1
     summary, name = extract(a.inputs, a.store, _encoder(a), cfg, a.feature_set, progress=not a.quiet,
                             shard_spec=a.shard, pack=not a.no_pack)
@@ -220,7 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--in-flight", type=int, default=0,
+                   help="--prefect/--submit: videos decoded at once per worker (default: 2 with a GPU, else "
+                        "min(4, cores); env EGOFLOW_VIDEOS_IN_FLIGHT)")
+    p.add_argument("--submit", default=None, metavar="FLOW/DEPLOYMENT",
+                   help="run the parent flow: one run of this deployment per shard (e.g. egoflow-extract/extract)")
+    p.add_argument("--shards", type=int, default=0, help="--submit: number of shards (equal video count)")
+    p.add_argument("--shard-hours", type=float, default=0.0,
+                   help="--submit: shards of about this many hours of video (probed durations)")
+    p.add_argument("--stall-s", type=float, default=600.0,
+                   help="--submit: re-run a shard whose run made no progress for this long (lost worker)")
     _add_encoder_args(p)
+    _add_storage_args(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("store", help="inspect, verify, export or import a feature store")
@@ -232,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "info":
             q.add_argument("--feature-set", default=None)
             q.add_argument("--json", action="store_true")
+        _add_storage_args(q)
         q.set_defaults(func=cmd_store)
     q = ssub.add_parser("pack", help="write a packed copy of feature sets for fast bulk loading")
     q.add_argument("--store", required=True)
@@ -264,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None, help="default: clip-<model>-<pretrained>-text")
     p.add_argument("--prompt", default=None, help='template for label names, e.g. "a photo of {}"')
     _add_encoder_args(p)
+    _add_storage_args(p)
     p.set_defaults(func=cmd_encode_text)
 
     p = sub.add_parser("train", help="train a head from a feature store")
@@ -284,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(laviti-charades: a laviti pretraining run)")
     p.add_argument("--classes", default=None, help="class list, e.g. Charades_v1_classes.txt (default: next to "
                    "the annotations)")
+    _add_storage_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="write official-format predictions with a trained run")
@@ -296,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
+    _add_storage_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("heads", help="list the registered heads")
@@ -311,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_evaluate(sub)
     register_segment(sub)
+    register_flow_verbs(sub)
     return ap
 
 
@@ -319,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _open_remote(args)
         return int(args.func(args) or 0)
     except user_errors() as e:
         print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
