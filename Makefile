@@ -18,7 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/egoflow demo --out demo_out
 
+# fail fast: an upward import or a cycle (import-linter contracts in pyproject.toml) or a lint error stops
+# the run before the tests
 test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -110,7 +110,7 @@ def main() -> None:
 
     results = {}
     for size in (224, None):
-        for rep in range(args.reps):
+        for _rep in range(args.reps):
             for backend in ("pyav", "decord"):  # interleaved, so load changes hit both alike
                 r = measure(src, backend, args.fps, size, args.batch)
                 key = (backend, size)

@@ -36,7 +36,8 @@ def make(workdir: Path, minutes: float, base_minutes: float | None = None) -> Pa
         return path
     t0 = time.perf_counter()
     if base_minutes and minutes > base_minutes and minutes % base_minutes == 0:
-        spec = importlib.util.spec_from_file_location("decode_throughput", Path(__file__).parent / "decode_throughput.py")
+        spec = importlib.util.spec_from_file_location("decode_throughput",
+                                                      Path(__file__).parent / "decode_throughput.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         mod.remux_repeat(make(workdir, base_minutes), path, int(minutes // base_minutes))

@@ -8,6 +8,9 @@
     egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
     egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
     egoflow segment --store S --feature-set F VIDEO_UID
+    egoflow extract LIST --store s3://b/f.zarr --submit egoflow-extract/extract --shards N   (parent flow)
+    egoflow deploy --source GIT_URL_OR_PATH --pool POOL
+    egoflow plan VIDEOS --model M --fps F [--workers N]
     egoflow demo [--out DIR]
 """
 from __future__ import annotations
@@ -15,6 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.flows.cli import register as register_flow_verbs
+from egoflow.segment.cli import register as register_segment
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -24,6 +32,26 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32", "fp16"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
+
+
+def _add_storage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-options", default=None, metavar="JSON",
+                   help='fsspec options for an s3:// (etc.) store, e.g. \'{"endpoint_url": "http://host:9000"}\' '
+                        "or @file.json; credentials come from the environment (docs/scale-out.md)")
+
+
+def _open_remote(a) -> None:
+    """Apply --storage-options for the whole process and fail early, in one line, on an unusable remote store."""
+    store = getattr(a, "store", None)
+    if not store:
+        return
+    from egoflow.features_store import remote
+
+    apply_storage_options = remote.apply_storage_options
+    opts = remote.parse_storage_options(getattr(a, "storage_options", None))
+    apply_storage_options(store, opts)
+    if remote.protocol(store) not in (None, "memory", "file"):
+        remote.open_store(store, mode="a" if a.command in ("extract", "encode-text") else "r")
 
 
 def _encoder(a):
@@ -36,11 +64,21 @@ def cmd_extract(a) -> int:
     from egoflow.extract.pipeline import ExtractConfig, extract
 
     cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
+    if a.submit:
+        from egoflow.features_store.remote import parse_storage_options
+        from egoflow.flows.parent import extract_parent_flow
+
+        res = extract_parent_flow(a.inputs, a.store, a.submit, a.shards, a.shard_hours, a.model, a.pretrained,
+                                  a.precision, a.device, a.batch_size, a.fps, a.window, a.stride, a.backend,
+                                  a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
+                                  a.stall_s, pack=not a.no_pack)
+        return 0 if res["ok"] else 1
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
         res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
-                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force)
+                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
+                           in_flight=a.in_flight, pack=not a.no_pack)
         return 0 if res["ok"] else 1
     summary, name = extract(a.inputs, a.store, _encoder(a), cfg, a.feature_set, progress=not a.quiet,
                             shard_spec=a.shard, pack=not a.no_pack)
@@ -75,7 +113,7 @@ def cmd_store(a) -> int:
             for f in store.failures(name):
                 print(f"  FAILED {f['video_uid']} [{f['stage']}] {f['reason']}")
         for name in store.text_sets():
-            print(f"texts/{name}: {len(store._text_lookup(name))} strings")
+            print(f"texts/{name}: {store.num_texts(name)} strings")
         return 0
     problems = store.verify()  # verify
     for p in problems:
@@ -84,8 +122,47 @@ def cmd_store(a) -> int:
     return 0 if not problems else 1
 
 
+def cmd_store_export(a) -> int:
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.interop import export_hdf5, export_pt
+
+    store = FeatureStore(a.store, mode="r")
+    uids = a.videos.split(",") if a.videos else None
+    done = (export_pt if a.format == "pt" else export_hdf5)(store, a.feature_set, a.out, uids)
+    print(f"exported {len(done)} videos of {a.feature_set} to {a.out} ({a.format})")
+    return 0
+
+
+def cmd_store_import(a) -> int:
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.interop import import_hdf5, import_pt
+
+    store = FeatureStore(a.store)
+    extractor = json.loads(Path(a.extractor).read_text() if Path(a.extractor).is_file() else a.extractor) \
+        if a.extractor else None
+    fn = import_pt if a.format == "pt" else import_hdf5
+    rep = fn(store, a.feature_set, a.src, a.fps, extractor, a.window_frames, a.stride_frames, a.source_fps,
+             dtype=a.dtype, skip_existing=not a.force)
+    if rep.imported:
+        store.pack(a.feature_set)  # bulk loads read the packed copy (see docs/store.md, "Loading speed")
+    for where, reason in rep.failed:
+        print(f"FAILED {where}: {reason}")
+    print(f"{a.feature_set}: {rep.summary()}")
+    return 0 if rep.ok else 1
+
+
+def cmd_store_pack(a) -> int:
+    from egoflow.features_store import FeatureStore
+
+    store = FeatureStore(a.store)
+    for name in [a.feature_set] if a.feature_set else store.feature_sets():
+        r = store.pack(name)
+        print(f"packed {name}: {r['videos']} videos, {r['rows']} steps")
+    return 0
+
+
 def cmd_encode_text(a) -> int:
-    from egoflow.extract.text import encode_files
+    from egoflow.encode_text import encode_files
 
     name, counts = encode_files(a.store, a.annotations, _encoder(a), a.text_set, a.prompt)
     for f, n in counts.items():
@@ -162,7 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--in-flight", type=int, default=0,
+                   help="--prefect/--submit: videos decoded at once per worker (default: 2 with a GPU, else "
+                        "min(4, cores); env EGOFLOW_VIDEOS_IN_FLIGHT)")
+    p.add_argument("--submit", default=None, metavar="FLOW/DEPLOYMENT",
+                   help="run the parent flow: one run of this deployment per shard (e.g. egoflow-extract/extract)")
+    p.add_argument("--shards", type=int, default=0, help="--submit: number of shards (equal video count)")
+    p.add_argument("--shard-hours", type=float, default=0.0,
+                   help="--submit: shards of about this many hours of video (probed durations)")
+    p.add_argument("--stall-s", type=float, default=600.0,
+                   help="--submit: re-run a shard whose run made no progress for this long (lost worker)")
     _add_encoder_args(p)
+    _add_storage_args(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("store", help="inspect, verify, export or import a feature store")
@@ -174,13 +262,32 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "info":
             q.add_argument("--feature-set", default=None)
             q.add_argument("--json", action="store_true")
+        _add_storage_args(q)
         q.set_defaults(func=cmd_store)
-    try:
-        from egoflow.features_store.interop import register_store_commands
-    except ImportError:
-        register_store_commands = None
-    if register_store_commands is not None:
-        register_store_commands(ssub)
+    q = ssub.add_parser("pack", help="write a packed copy of feature sets for fast bulk loading")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", default=None, help="default: every feature set")
+    q.set_defaults(func=cmd_store_pack)
+    q = ssub.add_parser("export", help="write a feature set as one .pt per video or one HDF5 file")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", required=True)
+    q.add_argument("--format", choices=["pt", "hdf5"], default="pt")
+    q.add_argument("--out", required=True, help="directory (pt) or file (hdf5)")
+    q.add_argument("--videos", default=None, help="comma-separated uids (default: all complete videos)")
+    q.set_defaults(func=cmd_store_export)
+    q = ssub.add_parser("import", help="import .pt files or an HDF5 file into a feature set")
+    q.add_argument("--store", required=True)
+    q.add_argument("--feature-set", required=True)
+    q.add_argument("--format", choices=["pt", "hdf5"], default="pt")
+    q.add_argument("--src", required=True, help="directory of <uid>.pt (pt) or file (hdf5)")
+    q.add_argument("--fps", type=float, default=None, help="steps per second when the files carry no times")
+    q.add_argument("--window-frames", type=int, default=None, help="window features: frames per window (Ego4D 32)")
+    q.add_argument("--stride-frames", type=int, default=None, help="window features: frames between windows (16)")
+    q.add_argument("--source-fps", type=float, default=30.0, help="frame rate the windows count in")
+    q.add_argument("--extractor", default=None, help="extractor config: JSON string or file (default: sidecar)")
+    q.add_argument("--dtype", choices=["float16", "float32"], default=None, help="stored dtype (default float16)")
+    q.add_argument("--force", action="store_true", help="re-import videos that are already complete")
+    q.set_defaults(func=cmd_store_import)
 
     p = sub.add_parser("encode-text", help="encode queries/narrations/labels of annotation files into texts/")
     p.add_argument("annotations", nargs="+", help="Ego4D NLQ/MQ/narration JSON files or .txt lists")
@@ -188,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None, help="default: clip-<model>-<pretrained>-text")
     p.add_argument("--prompt", default=None, help='template for label names, e.g. "a photo of {}"')
     _add_encoder_args(p)
+    _add_storage_args(p)
     p.set_defaults(func=cmd_encode_text)
 
     p = sub.add_parser("train", help="train a head from a feature store")
@@ -208,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(laviti-charades: a laviti pretraining run)")
     p.add_argument("--classes", default=None, help="class list, e.g. Charades_v1_classes.txt (default: next to "
                    "the annotations)")
+    _add_storage_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="write official-format predictions with a trained run")
@@ -220,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
+    _add_storage_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("heads", help="list the registered heads")
@@ -233,14 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
     p.set_defaults(func=cmd_demo)
 
-    for mod in ("egoflow.evaluate.cli", "egoflow.segment.cli"):
-        try:
-            register = __import__(mod, fromlist=["register"]).register
-        except ImportError as e:
-            if e.name and e.name.startswith("egoflow"):
-                continue  # module not built in this checkout: its verb is simply absent
-            raise
-        register(sub)
+    register_evaluate(sub)
+    register_segment(sub)
+    register_flow_verbs(sub)
     return ap
 
 
@@ -249,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _open_remote(args)
         return int(args.func(args) or 0)
     except user_errors() as e:
         print(f"egoflow {args.command}: error: {e}", file=sys.stderr)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import os
 
 
+class EgoflowUserError(Exception):
+    """Base of egoflow's own bad-input errors (feature store, encoder): a one-line message, not a traceback.
+
+    It lives here, at the bottom, so that this module imports nothing from the layers above it."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     if os.environ.get("EGOFLOW_DEBUG"):
         return ()
-    from egoflow.features_store import StoreError
-
-    errs: list[type[BaseException]] = [StoreError, FileNotFoundError, PermissionError, ValueError, KeyError]
-    try:
-        from egoflow.extract.clip import EncoderError
-
-        errs.append(EncoderError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (EgoflowUserError, FileNotFoundError, PermissionError, ValueError, KeyError)

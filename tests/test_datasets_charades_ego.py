@@ -1,7 +1,11 @@
 import pytest
 
-from egoflow.datasets.charades_ego import (label_matrix, load_charades_classes, load_charades_ego,
-                                           load_charades_submission)
+from egoflow.datasets.charades_ego import (
+    label_matrix,
+    load_charades_classes,
+    load_charades_ego,
+    load_charades_submission,
+)
 from egoflow.datasets.errors import AnnotationError, PredictionError
 
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length,egocentric\n"

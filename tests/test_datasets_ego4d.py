@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from egoflow.datasets.ego4d import (load_mq, load_narrations, load_nlq, load_nlq_report, mq_label_vocabulary)
+from egoflow.datasets.ego4d import load_mq, load_narrations, load_nlq, load_nlq_report, mq_label_vocabulary
 from egoflow.datasets.errors import AnnotationError
 
 

@@ -19,7 +19,8 @@ def write(tmp_path, items):
 
 ITEMS = {"0": {"query": clip("v0", 1, 2), "choices": {str(i): clip(f"v{i}", i, i + 1) for i in range(5)},
                "answer": 0, "types": 1},
-         "1": {"query": clip("v9", "3.5", "4.0", "#C C opens"), "choices": {str(i): clip("v9", i, "9.5") for i in range(5)},
+         "1": {"query": clip("v9", "3.5", "4.0", "#C C opens"),
+               "choices": {str(i): clip("v9", i, "9.5") for i in range(5)},
                "answer": 3, "types": 2}}
 
 

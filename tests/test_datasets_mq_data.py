@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.mq_data import (MQDataError, MQDataset, check_feature_dim, collate, label_vocabulary,
-                                      load_clip_features, positions_to_seconds, resample, seconds_to_positions)
+from egoflow.datasets.mq_data import (
+    MQDataError,
+    MQDataset,
+    check_feature_dim,
+    collate,
+    label_vocabulary,
+    load_clip_features,
+    positions_to_seconds,
+    resample,
+    seconds_to_positions,
+)
 from egoflow.datasets.records import MQClip, MQInstance
 from egoflow.features_store import FeatureStore
 

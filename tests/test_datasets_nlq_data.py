@@ -3,9 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.nlq_data import (AnnotationOutOfRange, EmptySplit, FeatureDimMismatch, MissingFeatures,
-                                       collate_nlq, highlight_labels, load_nlq_split, resample_steps,
-                                       step_boundaries, time_to_index)
+from egoflow.datasets.nlq_data import (
+    AnnotationOutOfRange,
+    EmptySplit,
+    FeatureDimMismatch,
+    MissingFeatures,
+    collate_nlq,
+    highlight_labels,
+    load_nlq_split,
+    resample_steps,
+    step_boundaries,
+    time_to_index,
+)
 from egoflow.datasets.records import NLQQuery
 from egoflow.features_store import FeatureStore
 

@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from egoflow.datasets.qfvs import VIDEOS, load_qfvs
+from egoflow.datasets.qfvs import VIDEOS, concept_prompt, load_qfvs, qfvs_prompts
 from egoflow.datasets.synthetic.qfvs import make_qfvs
 from egoflow.features_store import FeatureStore
-from egoflow.datasets.qfvs import concept_prompt, qfvs_prompts
 from egoflow.segment.shots import shot_features
 
 
@@ -47,7 +46,8 @@ def test_concept_shots_align_with_concept_text(syn):
     # the planted signal: shots showing a concept are closer to its text than shots without it
     store = FeatureStore(syn.store, mode="r")
     v = load_qfvs(syn.root)["P01"]
-    x = shot_features(*(lambda f: (f.feats, f.times))(store.read_video(syn.feature_set, "P01")), v.num_shots, 5.0, "P01")
+    f = store.read_video(syn.feature_set, "P01")
+    x = shot_features(f.feats, f.times, v.num_shots, 5.0, "P01")
     tags = v.tag_matrix()
     for j, c in enumerate(v.concepts):
         if 3 <= tags[:, j].sum() < v.num_shots - 3:

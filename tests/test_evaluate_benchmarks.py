@@ -16,7 +16,9 @@ def test_registry_names():
 
 
 def test_egomcq_files(tmp_path):
-    c = lambda v: {"video_uid": v, "clip_start": 0, "clip_end": 1, "clip_text": "t"}
+    def c(v):
+        return {"video_uid": v, "clip_start": 0, "clip_end": 1, "clip_text": "t"}
+
     gt = tmp_path / "egomcq.json"
     gt.write_text(json.dumps({str(i): {"query": c("q"), "choices": {str(j): c(f"v{j}") for j in range(5)},
                                        "answer": i % 5, "types": 1 + i % 2} for i in range(4)}))

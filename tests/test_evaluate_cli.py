@@ -6,7 +6,8 @@ from egoflow.evaluate.cli import main, register
 
 def nlq_gt(tmp_path):
     p = tmp_path / "nlq_val.json"
-    lq = [{"clip_start_sec": 2, "clip_end_sec": 6, "query": "a"}, {"clip_start_sec": 0, "clip_end_sec": 2, "query": "b"}]
+    lq = [{"clip_start_sec": 2, "clip_end_sec": 6, "query": "a"},
+          {"clip_start_sec": 0, "clip_end_sec": 2, "query": "b"}]
     p.write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [{
         "clip_uid": "c", "video_start_sec": 0, "video_end_sec": 30,
         "annotations": [{"annotation_uid": "a", "language_queries": lq}]}]}]}))

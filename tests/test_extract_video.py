@@ -9,9 +9,8 @@ import pytest
 
 from egoflow.datasets.synthetic.faults import make_fault_files, unreadable_is_enforced
 from egoflow.datasets.synthetic.videos import make_video
-from egoflow.extract import _decord, _pyav, video
-from egoflow.extract.video import (Sampler, VideoReadError, iter_frames, num_samples, output_size, probe,
-                                   sample_times)
+from egoflow.extract import _decord, _pyav, video, video_types
+from egoflow.extract.video import Sampler, VideoReadError, iter_frames, num_samples, output_size, probe, sample_times
 
 BACKENDS = ["pyav", "decord"]
 
@@ -97,7 +96,7 @@ def test_sampler_matches_vectorised_rule_on_random_vfr(seed):
     idx, times = sample_times(pts, end, fps, time_base=tb)
     s, got = Sampler(fps), []
     bounds = list(pts[1:]) + [end]
-    for i, (a, b) in enumerate(zip(pts, bounds)):
+    for i, (_a, b) in enumerate(zip(pts, bounds)):
         got += [i] * s.take(((int(b) - int(pts[0])) * tb.numerator) / tb.denominator)
     assert got == idx.tolist()
     sec = (pts - pts[0]) / 90000
@@ -289,7 +288,7 @@ def test_bad_input_raises_clear_error(faults, name, backend):
 def test_truncated_yields_good_frames_then_raises(faults):
     got = []
     with pytest.raises(VideoReadError, match="truncated"):
-        for frames, times in iter_frames(faults["truncated"], 10.0, batch_size=1, backend="auto"):
+        for _frames, times in iter_frames(faults["truncated"], 10.0, batch_size=1, backend="auto"):
             got.extend(times)
     assert len(got) >= 10 and max(got) < 1.6  # the file is cut near 1.5 s of 3 s
 
@@ -302,7 +301,7 @@ def test_good_special_cases_read(faults):
 
 def test_permission_denied_reported(faults, monkeypatch):
     # root reads chmod-000 files, so simulate the kernel's answer for an ordinary user
-    monkeypatch.setattr(video.os, "access", lambda p, mode: False)
+    monkeypatch.setattr(video_types.os, "access", lambda p, mode: False)
     with pytest.raises(VideoReadError, match="permission denied") as info:
         iter_frames(faults["ntsc_2997"], 2.0)
     assert info.value.stage == "open"

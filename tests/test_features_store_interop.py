@@ -1,5 +1,4 @@
-"""Store <-> .pt / HDF5: round trips, the Ego4D time rule, bad files, the CLI hook."""
-import argparse
+"""Store <-> .pt / HDF5: round trips, the Ego4D time rule, bad files (the `egoflow store` verbs: test_cli.py)."""
 import json
 
 import h5py
@@ -8,8 +7,15 @@ import pytest
 import torch
 
 from egoflow.features_store import FeatureSetMismatch, FeatureStore
-from egoflow.features_store.interop import (SIDECAR, InteropError, export_hdf5, export_pt, import_hdf5,
-                                            import_pt, register_store_commands, step_times)
+from egoflow.features_store.interop import (
+    SIDECAR,
+    InteropError,
+    export_hdf5,
+    export_pt,
+    import_hdf5,
+    import_pt,
+    step_times,
+)
 
 D = 8
 EXTRACTOR = {"encoder": "clip", "model": "ViT-B-32", "fps": 2.0}
@@ -151,45 +157,3 @@ def test_import_into_set_with_other_config_is_an_error(tmp_path):
     b.create_feature_set("dst", {"encoder": "other"}, dim=D)
     with pytest.raises(FeatureSetMismatch):
         import_pt(b, "dst", tmp_path / "pt")
-
-
-def _parser():
-    ap = argparse.ArgumentParser()
-    register_store_commands(ap.add_subparsers(dest="action", required=True))
-    return ap
-
-
-def test_cli_export_import(tmp_path, capsys):
-    make_store(tmp_path / "a.zarr")
-    ap = _parser()
-    for fmt, out in (("pt", tmp_path / "pt"), ("hdf5", tmp_path / "f.h5")):
-        a = ap.parse_args(["export", "--store", str(tmp_path / "a.zarr"), "--feature-set", "src",
-                           "--format", fmt, "--out", str(out)])
-        assert a.func(a) == 0
-        a = ap.parse_args(["import", "--store", str(tmp_path / f"{fmt}.zarr"), "--feature-set", "dst",
-                           "--format", fmt, "--src", str(out)])
-        assert a.func(a) == 0
-        assert FeatureStore(str(tmp_path / f"{fmt}.zarr")).videos("dst") == ["v0", "v1", "v2"]
-    torch.save(torch.randn(3), tmp_path / "pt" / "v9.pt")  # one bad file -> non-zero exit, the rest imported
-    a = ap.parse_args(["import", "--store", str(tmp_path / "c.zarr"), "--feature-set", "dst", "--src",
-                       str(tmp_path / "pt"), "--fps", "2"])
-    assert a.func(a) == 1
-    assert "v9.pt" in capsys.readouterr().out
-    assert FeatureStore(str(tmp_path / "c.zarr")).videos("dst") == ["v0", "v1", "v2"]
-
-
-def test_cli_is_wired_into_egoflow_store():
-    cli = pytest.importorskip("egoflow.cli")
-    a = cli.build_parser().parse_args(["store", "export", "--store", "s", "--feature-set", "f", "--out", "o"])
-    assert a.format == "pt" and callable(a.func)
-
-
-def test_cli_pack_when_the_store_can_pack(tmp_path):
-    if not hasattr(FeatureStore, "pack"):
-        pytest.skip("this store has no pack()")
-    s = make_store(tmp_path / "a.zarr")
-    ref = {u: v.feats for u, v in s.load_feature_set("src").items()}
-    a = _parser().parse_args(["pack", "--store", str(tmp_path / "a.zarr")])
-    assert a.func(a) == 0
-    got = FeatureStore(str(tmp_path / "a.zarr")).load_feature_set("src")
-    assert all(np.array_equal(got[u].feats, ref[u]) for u in ref)

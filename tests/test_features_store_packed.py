@@ -1,8 +1,7 @@
 """Packed copy of a feature set: same arrays as per-video reads; never used once stale."""
 import numpy as np
 
-from egoflow.features_store import FeatureStore
-from egoflow.features_store import packed
+from egoflow.features_store import FeatureStore, packed
 
 
 def make(tmp_path, n=9, D=6):
@@ -33,7 +32,7 @@ def test_pack_equals_per_video_and_is_used(tmp_path):
     ref = per_video(s)
     assert s.pack("f", chunk_rows=7) == {"videos": 9, "rows": sum(len(v.times) for v in ref.values())}
     assert s.videos("f") == sorted(ref) and s.info("f")["videos_incomplete"] == 0  # _packed is not a video
-    got = packed.load_packed(s, "f")
+    got = packed.load_packed(s.feature_set_group("f"))
     assert got is not None
     same(got, ref)
     same(s.load_feature_set("f"), ref)
@@ -46,21 +45,21 @@ def test_any_write_makes_the_pack_unused(tmp_path):
     s = make(tmp_path)
     s.pack("f")
     s.write_video("f", "v3", np.ones((2, 6)), [0.0, 1.0])  # rewrite in place: same listing
-    assert packed.load_packed(s, "f") is None
+    assert packed.load_packed(s.feature_set_group("f")) is None
     np.testing.assert_array_equal(s.load_feature_set("f")["v3"].feats, np.ones((2, 6)))
     s.pack("f")
     s.delete_video("f", "v1")
-    assert packed.load_packed(s, "f") is None and "v1" not in s.load_feature_set("f")
+    assert packed.load_packed(s.feature_set_group("f")) is None and "v1" not in s.load_feature_set("f")
 
 
 def test_pending_video_completed_after_packing(tmp_path):
     s = make(tmp_path)
-    fs = s._set("f")
+    fs = s.feature_set_group("f").group
     fs.create_group("v99", attributes={"complete": False, "num_steps": 2})  # a writer in progress
     s.pack("f")
-    assert packed.load_packed(s, "f") is not None
+    assert packed.load_packed(s.feature_set_group("f")) is not None
     g = fs["v99"]
     g.create_array("feats", data=np.ones((2, 6), np.float16))
     g.create_array("times", data=np.zeros(2))
     g.update_attributes({"complete": True})  # committed without any other write (drop raced away)
-    assert packed.load_packed(s, "f") is None and "v99" in s.load_feature_set("f")
+    assert packed.load_packed(s.feature_set_group("f")) is None and "v99" in s.load_feature_set("f")

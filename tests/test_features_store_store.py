@@ -5,8 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
-from egoflow.features_store import (FeatureSetMismatch, FeatureSetMissing, FeatureStore, StoreError,
-                                    VideoMissing)
+from egoflow.features_store import FeatureSetMismatch, FeatureSetMissing, FeatureStore, StoreError, VideoMissing
 
 
 @pytest.fixture(params=["local", "memory"])

@@ -11,9 +11,8 @@ def _nlq_gt(path):
          "query": "where is the mug?", "template": "x"}
     path.write_text(json.dumps({"version": "v1", "videos": [{"video_uid": "v", "clips": [{
         "clip_uid": "c", "video_start_sec": 10.0, "video_end_sec": 30.0, "clip_start_sec": 10.0,
-        "clip_end_sec": 30.0, "annotations": [{"annotation_uid": "a", "language_queries": [q, {**q, "query": "b?",
-                                                                                              "clip_start_sec": 8.0,
-                                                                                              "clip_end_sec": 9.0}]}]}]}]}))
+        "clip_end_sec": 30.0, "annotations": [{"annotation_uid": "a", "language_queries": [
+            q, {**q, "query": "b?", "clip_start_sec": 8.0, "clip_end_sec": 9.0}]}]}]}]}))
 
 
 def test_evaluate_flow_reports_runs(tmp_path, prefect_harness):

@@ -100,5 +100,6 @@ def load_egomcq_predictions(path, items: list[MCQItem]) -> tuple[np.ndarray, lis
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
             scores[i, : len(v)] = v
         else:
-            raise PredictionError(path, it.item_id, f"expected {len(it.choices)} scores or a choice index, got {v!r:.60}")
+            raise PredictionError(path, it.item_id,
+                                  f"expected {len(it.choices)} scores or a choice index, got {v!r:.60}")
     return scores, missing

@@ -131,7 +131,8 @@ def load_qfvs(root, videos=VIDEOS) -> dict[str, QFVSVideo]:
             if dictionary and not set(parts) <= set(dictionary):
                 raise AnnotationError(f, None, f"query concepts {parts} not in Dictionary.txt")
             user_dir = os.path.join(base, "Query-Focused_Summaries", "User_Summaries", vid)
-            user_files = sorted(glob(os.path.join(user_dir, name, "*.txt")) + glob(os.path.join(user_dir, f"{name}_*.txt")))
+            user_files = sorted(glob(os.path.join(user_dir, name, "*.txt"))
+                                + glob(os.path.join(user_dir, f"{name}_*.txt")))
             users = tuple(read_summary(u, len(shots)) for u in user_files)
             video.queries.append(QFVSQuery(vid, (parts[0], parts[1]), read_summary(f, len(shots)), users))
         out[vid] = video

@@ -5,8 +5,8 @@ table columns; nested entries ("curves", "per_class", ...) feed plots and report
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

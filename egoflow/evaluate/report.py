@@ -65,7 +65,10 @@ def format_table(results: dict) -> str:
     for bench, runs in _by_benchmark(results).items():
         header, rows = table_rows(bench, runs)
         widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+
+        def line(r, widths=widths):
+            return "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+
         unit = " (%)" if BENCHMARKS.get(_bench_key(bench)) and BENCHMARKS[_bench_key(bench)].percent else ""
         parts.append("\n".join([f"== {bench}{unit}", line(header), line(["-" * w for w in widths])] +
                                [line(r) for r in rows]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from egoflow.extract import _pyav
-from egoflow.extract.video import VideoInfo, sample_times
+from egoflow.extract.video_types import VideoInfo, sample_times
 
 
 class DecordFailed(Exception):

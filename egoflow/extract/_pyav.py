@@ -7,7 +7,7 @@ import logging
 import av
 import numpy as np
 
-from egoflow.extract.video import Sampler, VideoInfo, VideoReadError, check_readable
+from egoflow.extract.video_types import Sampler, VideoInfo, VideoReadError, check_readable
 
 log = logging.getLogger(__name__)
 

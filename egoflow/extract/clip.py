@@ -21,11 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from egoflow.errors import EgoflowUserError
+
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
-_MODEL_CACHE: dict[tuple, "ClipEncoder"] = {}
+_MODEL_CACHE: dict[tuple, ClipEncoder] = {}
 
 
-class EncoderError(RuntimeError):
+class EncoderError(EgoflowUserError, RuntimeError):
     pass
 
 
@@ -90,7 +92,8 @@ class ClipEncoder:
 
         _register_configs()
         if cfg.model not in open_clip.list_models():
-            raise EncoderError(f"unknown open_clip model {cfg.model!r}; see `egoflow models` for the list")
+            raise EncoderError(f"unknown open_clip model {cfg.model!r}; the accepted names are "
+                               "egoflow.extract.clip.list_models() (open_clip's plus egoflow's tiny test configs)")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.dtype = resolve_precision(cfg.precision, self.device)
@@ -109,8 +112,10 @@ class ClipEncoder:
         pp = open_clip.get_model_preprocess_cfg(model)
         size = pp.get("size", 224)
         self.image_size = int(size if isinstance(size, int) else size[0])
-        self.mean = torch.tensor(pp.get("mean", (0.48145466, 0.4578275, 0.40821073)), device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(pp.get("std", (0.26862954, 0.26130258, 0.27577711)), device=self.device).view(1, 3, 1, 1)
+        mean = pp.get("mean", (0.48145466, 0.4578275, 0.40821073))
+        std = pp.get("std", (0.26862954, 0.26130258, 0.27577711))
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         with torch.no_grad():
             self.dim = int(self.model.encode_image(torch.zeros(1, 3, self.image_size, self.image_size,
                                                                device=self.device, dtype=self.dtype)).shape[-1])
@@ -147,7 +152,8 @@ class ClipEncoder:
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
-    def encode_text(self, strings: list[str], tokens: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def encode_text(self, strings: list[str], tokens: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Strings -> pooled ``[N, D]`` (end-of-text token, projected), token-level ``[N, L, D]`` and lengths ``[N]``.
 
         Token features are the final-layer outputs (after ``ln_final``) of every token, through the same text

@@ -120,7 +120,7 @@ class FeatureIndex:
     # ---------------------------------------------------------------- building from the store
     @classmethod
     def from_feature_set(cls, store: FeatureStore, feature_set: str, video_uids=None, normalize: bool = True,
-                         backend: str = "auto", device: str = "auto", batch: int = 256) -> "FeatureIndex":
+                         backend: str = "auto", device: str = "auto", batch: int = 256) -> FeatureIndex:
         """One row per step of every (given) complete video; rows in video order, then time order."""
         info = store.feature_set_info(feature_set)
         ix = cls(info["dim"], normalize, backend, device)
@@ -134,7 +134,7 @@ class FeatureIndex:
 
     @classmethod
     def from_text_set(cls, store: FeatureStore, text_set: str, strings: list[str], normalize: bool = True,
-                      backend: str = "auto", device: str = "auto") -> "FeatureIndex":
+                      backend: str = "auto", device: str = "auto") -> FeatureIndex:
         """One row per string (pooled embedding); search it with frame features to caption / classify steps."""
         pooled = store.load_texts(text_set, strings).pooled
         ix = cls(pooled.shape[1], normalize, backend, device)
@@ -172,7 +172,7 @@ class FeatureIndex:
 
     @classmethod
     def load(cls, path, store: FeatureStore | None = None, backend: str = "auto",
-             device: str = "auto") -> "FeatureIndex":
+             device: str = "auto") -> FeatureIndex:
         """Read an index saved by :meth:`save`; with ``store`` given, raise if it no longer matches the set."""
         path = Path(path)
         if not (path / "index.json").exists():
@@ -191,7 +191,7 @@ class FeatureIndex:
 
     @classmethod
     def for_feature_set(cls, store: FeatureStore, feature_set: str, path=None, rebuild: bool = False,
-                        **kw) -> "FeatureIndex":
+                        **kw) -> FeatureIndex:
         """Load the saved index of ``feature_set`` when it is fresh, else build and save it."""
         path = Path(path) if path is not None else cls.default_path(store, feature_set)
         if not rebuild and (path / "index.json").exists():

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from egoflow.features_store.interop import (FEATURE_KEYS, TIME_KEYS, ImportReport, InteropError, _Entry,
-                                            _file_source, _iter_videos, _run_import, _sidecar_entry, _uids)
+from egoflow.features_store.interop_core import (
+    FEATURE_KEYS,
+    TIME_KEYS,
+    Entry,
+    ImportReport,
+    InteropError,
+    file_source,
+    iter_videos,
+    run_import,
+    select_uids,
+    sidecar_entry,
+)
 from egoflow.features_store.store import FeatureStore
 
 
@@ -33,12 +43,12 @@ def export_hdf5(store: FeatureStore, feature_set: str, path, video_uids: Iterabl
         h.attrs["egoflow_export"] = 1
         h.attrs["feature_set"] = feature_set
         h.attrs["feature_set_info"] = json.dumps(info)
-        for uid, vf in _iter_videos(store, feature_set, _uids(store, feature_set, video_uids)):
+        for uid, vf in iter_videos(store, feature_set, select_uids(store, feature_set, video_uids)):
             g = h.create_group(uid)
             T, D = vf.feats.shape
             g.create_dataset("feats", data=vf.feats.astype(info["dtype"]), chunks=(min(T, chunk_rows), D))
             g.create_dataset("times", data=vf.times, chunks=(min(T, chunk_rows),))
-            e = _sidecar_entry(vf)
+            e = sidecar_entry(vf)
             g.attrs["fps"] = e["fps"] if e["fps"] is not None else np.nan
             g.attrs["attrs_json"] = json.dumps(e["attrs"])
             done.append(uid)
@@ -63,7 +73,7 @@ def import_hdf5(store: FeatureStore, feature_set: str, path, fps: float | None =
         side = None
         if h.attrs.get("egoflow_export") == 1:
             side = {"feature_set_info": json.loads(h.attrs["feature_set_info"]), "videos": {}}
-        src = _file_source(path)
+        src = file_source(path)
 
         def load(uid):
             where = f"{path}:/{uid}"
@@ -82,9 +92,9 @@ def import_hdf5(store: FeatureStore, feature_set: str, path, fps: float | None =
                 node = node[key]
             return np.asarray(node[()]), times, attrs
 
-        entries = [_Entry(uid, f"{path}:/{uid}", (lambda u=uid: load(u)), src) for uid in sorted(h.keys())]
+        entries = [Entry(uid, f"{path}:/{uid}", (lambda u=uid: load(u)), src) for uid in sorted(h.keys())]
         if not entries:
             raise InteropError(f"{path}: no videos in the file")
-        return _run_import(store, feature_set, entries, side=side, fps=fps, extractor=extractor,
+        return run_import(store, feature_set, entries, side=side, fps=fps, extractor=extractor,
                            window_frames=window_frames, stride_frames=stride_frames, source_fps=source_fps,
                            durations=durations, dtype=dtype, skip_existing=skip_existing, fmt="hdf5")

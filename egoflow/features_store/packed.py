@@ -9,49 +9,29 @@ otherwise ``load_feature_set`` falls back to per-video reads.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from egoflow.features_store.layout import SetGroup, VideoFeatures, optional_torch, to_float32
+
 PACK = "_packed"  # a name no video can have (check_uid: uids start with a letter or digit)
 
 
-def _torch():
-    try:
-        import torch
-
-        return torch
-    except ImportError:
-        return None
-
-
-def to_float32(dst: np.ndarray, src: np.ndarray, torch=None) -> None:
-    """``dst[...] = src`` for ``[T, D]`` arrays (fp16 -> fp32).
-
-    torch converts with F16C, ~8x numpy's half->float loop. Slices of <= 32768 elements stay under torch's
-    parallel grain size, so it never starts an OpenMP team per calling thread: those spin and stall badly
-    when the cores are shared (measured 3 s instead of 0.2 s for 60M elements on 2 busy cores).
-    """
-    if torch is None or src.dtype != np.float16 or src.ndim != 2:
-        dst[...] = src
-        return
-    td, ts = torch.from_numpy(dst), torch.from_numpy(np.ascontiguousarray(src))
-    step = max(1, 32768 // max(1, src.shape[1]))
-    for s in range(0, len(src), step):
-        td[s:s + step].copy_(ts[s:s + step])
-
-
-def pack_feature_set(store, name: str, chunk_rows: int = 4096, batch: int = 64) -> dict:
-    """Write ``<name>/_packed`` from the complete videos; returns ``{"videos", "rows"}``. Memory: ~one batch."""
-    fs = store._set(name)
-    info = dict(fs.attrs)
-    keys = store._uids(fs)
-    attrs = dict(zip(keys, store._attrs_of(fs, keys)))
+def pack_feature_set(fset: SetGroup, read: Callable[[list[str]], dict[str, VideoFeatures]],
+                     chunk_rows: int = 4096, batch: int = 64) -> dict:
+    """Write ``<set>/_packed`` from the complete videos, read ``batch`` at a time with ``read(uids)`` (the store's
+    per-video loader); returns ``{"videos", "rows"}``. Memory: ~one batch."""
+    name, fs = fset.name, fset.group
+    info = fset.attrs
+    keys = fset.uids()
+    attrs = dict(zip(keys, fset.attrs_of(keys)))
     uids = [u for u in keys if attrs[u] and attrs[u].get("complete") is True]
     pending = [u for u in keys if u not in uids]
     off = np.concatenate([[0], np.cumsum([int(attrs[u]["num_steps"]) for u in uids])]).astype(np.int64)
     total, dim = int(off[-1]), int(info["dim"])
-    drop_pack(store, fs)
+    drop_pack(fset)
     g = fs.create_group(PACK, attributes={"complete": False})
     rows = max(1, min(chunk_rows, total))
     feats = g.create_array("feats", shape=(total, dim), dtype=info["dtype"], chunks=(rows, dim), compressors=None)
@@ -59,7 +39,7 @@ def pack_feature_set(store, name: str, chunk_rows: int = 4096, batch: int = 64) 
     buf, start = [], 0  # rows read but not yet written: written in whole chunks so memory stays bounded
     for i in range(0, len(uids), batch):
         part = uids[i:i + batch]
-        for j, (u, vf) in enumerate(store.load_feature_set(name, part).items(), start=i):
+        for j, (u, vf) in enumerate(read(part).items(), start=i):
             if len(vf.times) != off[j + 1] - off[j]:
                 raise ValueError(f"{name}/{u}: {len(vf.times)} steps but num_steps says {off[j + 1] - off[j]}")
             times[off[j]:off[j + 1]] = vf.times
@@ -78,26 +58,22 @@ def pack_feature_set(store, name: str, chunk_rows: int = 4096, batch: int = 64) 
     return {"videos": len(uids), "rows": total}
 
 
-def drop_pack(store, fs) -> None:
+def drop_pack(fset: SetGroup) -> None:
     """Delete the pack (called by every write into the set: a pack never outlives a change)."""
-    from egoflow.features_store.store import _sync
-
-    _sync(fs.store.delete_dir(f"{fs.path}/{PACK}"))
+    fset.delete(PACK)
 
 
-def load_packed(store, name: str, video_uids=None, workers: int = 4):
+def load_packed(fset: SetGroup, video_uids=None, workers: int = 4) -> dict[str, VideoFeatures] | None:
     """``uid -> VideoFeatures`` from the pack, or None when there is no fresh pack covering ``video_uids``."""
-    from egoflow.features_store.store import VideoFeatures
-
-    fs = store._set(name)
+    fs = fset.group
     try:
         g = fs[PACK]
         a = dict(g.attrs)
     except (KeyError, ValueError):
         return None
-    if a.get("complete") is not True or store._uids(fs) != a["keys"]:
+    if a.get("complete") is not True or fset.uids() != a["keys"]:
         return None  # a video was added or removed since packing
-    if any((store._video_attrs(fs, u) or {}).get("complete") is True for u in a["pending"]):
+    if any((fset.video_attrs(u) or {}).get("complete") is True for u in a["pending"]):
         return None  # a writer finished while the pack was built
     index = {u: i for i, u in enumerate(a["uids"])}
     want = a["uids"] if video_uids is None else list(video_uids)
@@ -111,7 +87,7 @@ def load_packed(store, name: str, video_uids=None, workers: int = 4):
         s, e = off[index[u]], off[index[u] + 1]
         for c in range(int(s // rows), int((e - 1) // rows) + 1):
             by_chunk.setdefault(c, []).append(u)
-    torch = _torch()
+    torch = optional_torch()
 
     def read(c: int) -> None:
         block = arr[c * rows:(c + 1) * rows]

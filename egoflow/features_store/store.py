@@ -15,75 +15,34 @@ is written last, so a reader (and a rerun) never mistakes a half-written video f
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
-import re
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Iterable
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
-from zarr.core.sync import sync as _sync
 
 from egoflow import __version__
-from egoflow.features_store.packed import _torch, drop_pack, load_packed, pack_feature_set, to_float32
-from egoflow.features_store.texts import TextFeatures, TextStoreMixin
+from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError, VideoMissing
+from egoflow.features_store.layout import (
+    RESERVED,
+    SetGroup,
+    VideoFeatures,
+    check_uid,
+    config_hash,
+    optional_torch,
+    to_float32,
+)
+from egoflow.features_store.packed import drop_pack, load_packed, pack_feature_set
+from egoflow.features_store.texts import TextFeatures, TextSets
 
 STORE_FORMAT = 1
-RESERVED = {"texts"}  # top-level names that are not feature sets
-_UID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class StoreError(Exception):
-    """Base class for feature store errors."""
-
-
-class FeatureSetMissing(StoreError, KeyError):
-    pass
-
-
-class FeatureSetMismatch(StoreError):
-    pass
-
-
-class VideoMissing(StoreError, KeyError):
-    pass
-
-
-@dataclass
-class VideoFeatures:
-    """Features of one video: ``feats [T, D]`` float32, ``times [T]`` float64 seconds, group ``attrs``."""
-
-    feats: np.ndarray
-    times: np.ndarray
-    attrs: dict = field(default_factory=dict)
-
-    def slice(self, start_sec: float, end_sec: float) -> "VideoFeatures":
-        """Steps whose times lie in ``[start_sec, end_sec]`` (video time), with times shifted to clip time."""
-        keep = (self.times >= start_sec) & (self.times <= end_sec)
-        return VideoFeatures(self.feats[keep], self.times[keep] - start_sec, dict(self.attrs))
-
-
-async def _list_dir(store, prefix: str) -> list[str]:
-    return [k async for k in store.list_dir(prefix)]
-
-
-def config_hash(config: dict) -> str:
-    """Stable hash of a JSON-able config (key order does not matter)."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def check_uid(uid: str) -> str:
-    if not isinstance(uid, str) or not _UID_RE.match(uid) or uid in RESERVED:
-        raise StoreError(f"invalid video uid {uid!r}: use letters, digits, '.', '_' or '-' (not starting with one)")
-    return uid
-
-
-class FeatureStore(TextStoreMixin):
+class FeatureStore:
     """Feature store at a local path or fsspec URL (``memory://x``, ``s3://bucket/x.zarr``)."""
 
     def __init__(self, url: str, mode: str = "a", storage_options: dict | None = None,
@@ -112,7 +71,7 @@ class FeatureStore(TextStoreMixin):
             if self.read_only or any(True for _ in self.root.group_keys()):
                 raise StoreError(f"{self.url} is a Zarr group but not an egoflow store (no 'egoflow_store' attr)")
             self.root.update_attributes({"egoflow_store": STORE_FORMAT})
-        self._text_index: dict[str, Any] = {}
+        self.texts = TextSets(self.root, self.url)  # texts/: see texts.py
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.url!r})"
@@ -121,7 +80,8 @@ class FeatureStore(TextStoreMixin):
     def feature_sets(self) -> list[str]:
         return sorted(k for k in self.root.group_keys() if k not in RESERVED)
 
-    def _set(self, name: str) -> zarr.Group:
+    def feature_set_group(self, name: str) -> SetGroup:
+        """The set's Zarr group behind the accessor the store's parts share (layout.py); FeatureSetMissing if absent."""
         try:
             g = self.root[name]
         except KeyError:
@@ -129,10 +89,10 @@ class FeatureStore(TextStoreMixin):
                                     f"have: {self.feature_sets() or 'none'}") from None
         if not isinstance(g, zarr.Group) or name in RESERVED:
             raise FeatureSetMissing(f"{name!r} in {self.url} is not a feature set")
-        return g
+        return SetGroup(name, g)
 
     def feature_set_info(self, name: str) -> dict:
-        return dict(self._set(name).attrs)
+        return self.feature_set_group(name).attrs
 
     def create_feature_set(self, name: str, extractor: dict, dim: int, dtype: str = "float16") -> str:
         """Create (or reopen) a feature set; return its config hash.
@@ -146,11 +106,10 @@ class FeatureStore(TextStoreMixin):
         attrs = {"extractor": extractor, "config_hash": h, "dim": int(dim), "dtype": str(np.dtype(dtype)),
                  "egoflow_version": __version__}
         if name not in self.root:
-            try:
+            # another writer may win the race; its config is checked below like any existing set
+            with contextlib.suppress(zarr.errors.ContainsGroupError):
                 self.root.create_group(name, attributes=attrs)
-            except zarr.errors.ContainsGroupError:
-                pass  # another writer won the race; its config is checked below like any existing set
-        have = dict(self._set(name).attrs)
+        have = self.feature_set_group(name).attrs
         if have.get("config_hash") != h:
             diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))
                           if extractor.get(k) != have.get("extractor", {}).get(k))
@@ -161,34 +120,17 @@ class FeatureStore(TextStoreMixin):
         return h
 
     # ---------------------------------------------------------------- videos
-    def _video_attrs(self, fs: zarr.Group, uid: str) -> dict | None:
-        """Attributes of a video group, or None when it is absent or its metadata is unreadable (killed writer)."""
-        try:
-            return dict(fs[uid].attrs)
-        except (KeyError, ValueError, json.JSONDecodeError, zarr.errors.BaseZarrError):
-            return None
-
-    def _attrs_of(self, fs: zarr.Group, uids: list[str]) -> list[dict | None]:
-        """Attributes of many videos at once (each read is latency-bound, so they are issued concurrently)."""
-        with ThreadPoolExecutor(16) as ex:
-            return list(ex.map(lambda u: self._video_attrs(fs, u), uids))
-
-    def _uids(self, fs: zarr.Group) -> list[str]:
-        """Child names from a directory listing: never parses children, so one corrupt video can't hide others."""
-        # "_packed" (packed.py) and other "_" names are not videos: check_uid never allows a leading "_"
-        return sorted(k for k in _sync(_list_dir(fs.store, fs.path)) if k != "zarr.json" and not k.startswith("_"))
-
     def videos(self, name: str, include_incomplete: bool = False) -> list[str]:
         """Video uids of a feature set; only complete ones unless ``include_incomplete``."""
-        fs = self._set(name)
-        uids = self._uids(fs)
+        fs = self.feature_set_group(name)
+        uids = fs.uids()
         if include_incomplete:
             return uids
-        attrs = self._attrs_of(fs, uids)
+        attrs = fs.attrs_of(uids)
         return [u for u, a in zip(uids, attrs) if a and a.get("complete") is True]
 
     def video_attrs(self, name: str, uid: str) -> dict | None:
-        return self._video_attrs(self._set(name), uid)
+        return self.feature_set_group(name).video_attrs(uid)
 
     def is_complete(self, name: str, uid: str, source: dict | None = None) -> bool:
         """True when ``uid`` is complete and (if given) its recorded source size and mtime match ``source``."""
@@ -200,18 +142,18 @@ class FeatureStore(TextStoreMixin):
         have = a.get("source") or {}
         return all(have.get(k) == source.get(k) for k in ("bytes", "mtime"))
 
-    def _fresh_group(self, fs: zarr.Group, uid: str, attrs: dict) -> zarr.Group:
-        drop_pack(self, fs)  # the set changes: its packed copy is stale
-        if uid in self._uids(fs):  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
-            _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
-        return fs.create_group(uid, attributes=attrs)
+    def _fresh_group(self, fs: SetGroup, uid: str, attrs: dict) -> zarr.Group:
+        drop_pack(fs)  # the set changes: its packed copy is stale
+        if uid in fs.uids():  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
+            fs.delete(uid)
+        return fs.group.create_group(uid, attributes=attrs)
 
     def write_video(self, name: str, uid: str, feats: np.ndarray, times: np.ndarray,
                     attrs: dict | None = None) -> None:
         """Write one video's ``feats [T, D]`` and ``times [T]``; ``complete`` is set only after both are stored."""
         check_uid(uid)
-        fs = self._set(name)
-        info = dict(fs.attrs)
+        fs = self.feature_set_group(name)
+        info = fs.attrs
         feats, times = np.asarray(feats), np.asarray(times, dtype=np.float64)
         where = f"{self.url}/{name}/{uid}"
         if feats.ndim != 2 or feats.shape[1] != info["dim"]:
@@ -232,39 +174,39 @@ class FeatureStore(TextStoreMixin):
         g.create_array("feats", data=feats.astype(info["dtype"]), chunks=(rows, D), compressors=zstd)
         g.create_array("times", data=times, chunks=(rows,), compressors=zstd)
         g.update_attributes({"complete": True})  # last: the commit point
-        drop_pack(self, fs)  # again: a pack built while this video was being written lacks it
+        drop_pack(fs)  # again: a pack built while this video was being written lacks it
 
     def record_failure(self, name: str, uid: str, stage: str, reason: str, source: dict | None = None) -> None:
         """Record that ``uid`` failed at ``stage`` (``open``, ``decode``, ``encode``, ``write``) and why."""
         check_uid(uid)
         failure = {"stage": stage, "reason": str(reason), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self._fresh_group(self._set(name), uid, {"complete": False, "failure": failure, "source": source})
+        self._fresh_group(self.feature_set_group(name), uid, {"complete": False, "failure": failure, "source": source})
 
     def failures(self, name: str) -> list[dict]:
-        fs = self._set(name)
+        fs = self.feature_set_group(name)
         out = []
-        for uid in self._uids(fs):
-            a = self._video_attrs(fs, uid)
+        for uid in fs.uids():
+            a = fs.video_attrs(uid)
             if a and a.get("failure") and a.get("complete") is not True:
                 out.append({"video_uid": uid, **a["failure"], "source": (a.get("source") or {}).get("path")})
         return out
 
     def delete_video(self, name: str, uid: str) -> None:
-        fs = self._set(name)
-        if uid in self._uids(fs):
-            drop_pack(self, fs)
-            _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
+        fs = self.feature_set_group(name)
+        if uid in fs.uids():
+            drop_pack(fs)
+            fs.delete(uid)
 
     def read_video(self, name: str, uid: str) -> VideoFeatures:
-        fs = self._set(name)
-        a = self._video_attrs(fs, uid)
+        fs = self.feature_set_group(name)
+        a = fs.video_attrs(uid)
         if not a or a.get("complete") is not True:
             state = "absent" if a is None else "not complete"
             raise VideoMissing(f"video {uid!r} is {state} in feature set {name!r} of {self.url}")
-        g = fs[uid]
+        g = fs.group[uid]
         raw = g["feats"][:]
         feats = np.empty(raw.shape, np.float32)
-        to_float32(feats, raw, _torch())
+        to_float32(feats, raw, optional_torch())
         times = np.asarray(g["times"][:], dtype=np.float64)
         return VideoFeatures(feats, times, a)
 
@@ -275,7 +217,7 @@ class FeatureStore(TextStoreMixin):
         A fresh packed copy (``pack``) is read in a few large chunks; otherwise per video: Zarr access is
         latency-bound (~1 ms per metadata/chunk read), so reads are issued from a thread pool.
         """
-        packed = load_packed(self, name, video_uids)
+        packed = load_packed(self.feature_set_group(name), video_uids)
         if packed is not None:
             return packed
         uids = self.videos(name) if video_uids is None else list(video_uids)
@@ -284,19 +226,20 @@ class FeatureStore(TextStoreMixin):
 
     def pack(self, name: str, chunk_rows: int = 4096) -> dict:
         """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py)."""
-        return pack_feature_set(self, name, chunk_rows)
+        return pack_feature_set(self.feature_set_group(name), lambda uids: self.load_feature_set(name, uids),
+                                chunk_rows)
 
     # ---------------------------------------------------------------- summaries
     def info(self, name: str) -> dict:
         """Counts and totals for ``egoflow store info``."""
-        fs = self._set(name)
-        uids = self._uids(fs)
-        attrs = self._attrs_of(fs, uids)
+        fs = self.feature_set_group(name)
+        uids = fs.uids()
+        attrs = fs.attrs_of(uids)
         done = [a for a in attrs if a and a.get("complete") is True]
         failed = [a for a in attrs if a and a.get("failure") and a.get("complete") is not True]
         return {
             "feature_set": name, **{k: v for k, v in fs.attrs.items() if k != "extractor"},
-            "extractor": dict(fs.attrs).get("extractor"),
+            "extractor": fs.attrs.get("extractor"),
             "videos_complete": len(done), "videos_failed": len(failed),
             "videos_incomplete": len(attrs) - len(done) - len(failed),
             "hours": sum(float(a.get("duration_s") or 0.0) for a in done) / 3600.0,
@@ -307,10 +250,10 @@ class FeatureStore(TextStoreMixin):
         """Check every complete video's arrays against its attributes; return the problems found."""
         problems = []
         for name in self.feature_sets():
-            fs = self._set(name)
-            dim = dict(fs.attrs).get("dim")
-            for uid in self._uids(fs):
-                a = self._video_attrs(fs, uid)
+            fs = self.feature_set_group(name)
+            dim = fs.attrs.get("dim")
+            for uid in fs.uids():
+                a = fs.video_attrs(uid)
                 if not a or a.get("complete") is not True:
                     continue  # incomplete videos are invisible to readers and redone by the next run
                 try:
@@ -323,9 +266,33 @@ class FeatureStore(TextStoreMixin):
                     problems.append(f"{name}/{uid}: shapes {vf.feats.shape}/{vf.times.shape} != ({T}, {dim})")
                 elif not np.isfinite(vf.feats).all() or np.any(np.diff(vf.times) < 0):
                     problems.append(f"{name}/{uid}: non-finite features or decreasing times")
-        problems += self._verify_texts()
+        problems += self.texts.verify()
         return problems
 
+    # ---------------------------------------------------------------- text sets (texts.py)
+    def text_sets(self) -> list[str]:
+        return self.texts.names()
 
-__all__ = ["FeatureStore", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",
+    def text_set_info(self, text_set: str) -> dict:
+        return self.texts.info(text_set)
+
+    def write_texts(self, text_set: str, strings: list[str], pooled: np.ndarray, tokens: np.ndarray | None = None,
+                    lengths: np.ndarray | None = None, config: dict | None = None) -> int:
+        """Add embeddings of ``strings`` to ``text_set``; strings already present are skipped. Returns #added."""
+        return self.texts.write(text_set, strings, pooled, tokens, lengths, config)
+
+    def has_texts(self, text_set: str, strings: list[str]) -> list[bool]:
+        return self.texts.has(text_set, strings)
+
+    def load_texts(self, text_set: str, strings: list[str]) -> TextFeatures:
+        """Embeddings of ``strings`` in order; KeyError naming the strings that were never encoded."""
+        return self.texts.load(text_set, strings)
+
+    def num_texts(self, text_set: str) -> int:
+        """Number of distinct strings with an embedding in ``text_set`` (0 when the set does not exist)."""
+        return len(self.texts.lookup(text_set))
+
+
+# errors and helpers are re-exported: callers import them from here as before
+__all__ = ["FeatureStore", "check_uid", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",
            "FeatureSetMismatch", "VideoMissing", "config_hash"]

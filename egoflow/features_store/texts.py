@@ -7,6 +7,7 @@ last, so several encoders can add to a text set at once and a killed one leaves 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+
+from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError
+from egoflow.features_store.layout import check_uid, config_hash
 
 
 @dataclass
@@ -29,34 +33,37 @@ def text_key(s: str) -> bytes:
     return hashlib.sha1(s.encode("utf-8")).digest()
 
 
-class TextStoreMixin:
-    """Text-embedding half of :class:`FeatureStore` (needs ``self.root``, ``self.url``, ``self._text_index``)."""
+class TextSets:
+    """The text-embedding half of a store: ``texts/`` under the store's ``root`` group (``url`` for messages).
+
+    Keeps a per-object cache of each text set's key index (which part and row holds each string).
+    """
+
+    def __init__(self, root: zarr.Group, url: str):
+        self.root, self.url = root, url
+        self._index: dict[str, dict[bytes, tuple[str, int]]] = {}
 
     def _texts_root(self, create: bool = False) -> zarr.Group | None:
         if "texts" in self.root:
             return self.root["texts"]
         return self.root.create_group("texts") if create else None
 
-    def text_sets(self) -> list[str]:
+    def names(self) -> list[str]:
         t = self._texts_root()
         return sorted(t.group_keys()) if t is not None else []
 
-    def text_set_info(self, text_set: str) -> dict:
+    def info(self, text_set: str) -> dict:
         return dict(self._text_set(text_set).attrs)
 
     def _text_set(self, text_set: str) -> zarr.Group:
-        from egoflow.features_store.store import FeatureSetMissing
-
         t = self._texts_root()
         if t is None or text_set not in t:
-            raise FeatureSetMissing(f"text set {text_set!r} not in store {self.url}; have: {self.text_sets() or 'none'}")
+            raise FeatureSetMissing(f"text set {text_set!r} not in store {self.url}; have: {self.names() or 'none'}")
         return t[text_set]
 
-    def write_texts(self, text_set: str, strings: list[str], pooled: np.ndarray, tokens: np.ndarray | None = None,
+    def write(self, text_set: str, strings: list[str], pooled: np.ndarray, tokens: np.ndarray | None = None,
                     lengths: np.ndarray | None = None, config: dict | None = None) -> int:
         """Add embeddings of ``strings`` to ``text_set``; strings already present are skipped. Returns #added."""
-        from egoflow.features_store.store import FeatureSetMismatch, StoreError, check_uid, config_hash
-
         check_uid(text_set)
         pooled = np.asarray(pooled, dtype=np.float32)
         n = len(strings)
@@ -70,16 +77,14 @@ class TextStoreMixin:
         h = config_hash({"config": config or {}, "dim": pooled.shape[1]})
         root = self._texts_root(create=True)
         if text_set not in root:
-            try:
+            with contextlib.suppress(zarr.errors.ContainsGroupError):  # another encoder created it meanwhile
                 root.create_group(text_set, attributes={"encoder": config or {}, "config_hash": h,
                                                         "dim": int(pooled.shape[1])})
-            except zarr.errors.ContainsGroupError:
-                pass
         ts = root[text_set]
         if ts.attrs.get("config_hash") != h:
             raise FeatureSetMismatch(f"text set {text_set!r} in {self.url} was made with a different encoder config")
         # skip strings already stored (and duplicates within this call): encoding is idempotent per string
-        have = self._text_lookup(text_set)
+        have = self.lookup(text_set)
         keep, seen = [], set()
         for i, s in enumerate(strings):
             k = text_key(s)
@@ -103,13 +108,13 @@ class TextStoreMixin:
                               tokens.shape[2]), compressors=zstd)
             part.create_array("lengths", data=lengths[idx])
         part.update_attributes({"complete": True})
-        self._text_index.pop(text_set, None)
+        self._index.pop(text_set, None)
         return len(keep)
 
-    def _text_lookup(self, text_set: str) -> dict[bytes, tuple[str, int]]:
+    def lookup(self, text_set: str) -> dict[bytes, tuple[str, int]]:
         """key -> (part name, row) over complete parts; cached per store object."""
-        if text_set in self._text_index:
-            return self._text_index[text_set]
+        if text_set in self._index:
+            return self._index[text_set]
         t = self._texts_root()
         index: dict[bytes, tuple[str, int]] = {}
         if t is not None and text_set in t:
@@ -120,19 +125,17 @@ class TextStoreMixin:
                     continue
                 for row, k in enumerate(np.asarray(part["keys"][:])):
                     index.setdefault(k.tobytes(), (pname, row))
-        self._text_index[text_set] = index
+        self._index[text_set] = index
         return index
 
-    def has_texts(self, text_set: str, strings: list[str]) -> list[bool]:
-        idx = self._text_lookup(text_set)
+    def has(self, text_set: str, strings: list[str]) -> list[bool]:
+        idx = self.lookup(text_set)
         return [text_key(s) in idx for s in strings]
 
-    def load_texts(self, text_set: str, strings: list[str]) -> TextFeatures:
+    def load(self, text_set: str, strings: list[str]) -> TextFeatures:
         """Embeddings of ``strings`` in order; KeyError naming the strings that were never encoded."""
-        from egoflow.features_store.store import StoreError
-
         ts = self._text_set(text_set)
-        idx = self._text_lookup(text_set)
+        idx = self.lookup(text_set)
         missing = [s for s in strings if text_key(s) not in idx]
         if missing:
             shown = ", ".join(repr(s) for s in missing[:5])
@@ -155,7 +158,8 @@ class TextStoreMixin:
             pooled[out_rows] = parts[p]["pooled"].get_orthogonal_selection((rows, slice(None)))
             if has_tokens:
                 lengths[out_rows] = parts[p]["lengths"].get_orthogonal_selection((rows,))
-                tok_chunks[p] = (out_rows, parts[p]["tokens"].get_orthogonal_selection((rows, slice(None), slice(None))))
+                tok_chunks[p] = (out_rows,
+                                 parts[p]["tokens"].get_orthogonal_selection((rows, slice(None), slice(None))))
         if not has_tokens:
             return TextFeatures(pooled, None, None)
         L = int(lengths.max()) if len(strings) else 0
@@ -167,10 +171,10 @@ class TextStoreMixin:
         tokens[np.arange(L)[None, :] >= lengths[:, None]] = 0.0  # padding is zero whatever the encoder left there
         return TextFeatures(pooled, tokens, lengths)
 
-    def _verify_texts(self) -> list[str]:
+    def verify(self) -> list[str]:
         problems = []
         t = self._texts_root()
-        for name in self.text_sets():
+        for name in self.names():
             for pname in t[name].group_keys():
                 part = t[name][pname]
                 if part.attrs.get("complete") is True and part["keys"].shape[0] != part["pooled"].shape[0]:

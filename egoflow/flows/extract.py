@@ -1,19 +1,33 @@
-"""Prefect 3 flow for extraction: one task per video, retries for transient errors only.
+"""Prefect 3 flow for extraction: one task per video, a bounded number in flight, retries for transient errors.
 
-Runs locally with no server (Prefect's ephemeral mode) and, unchanged, as a deployment on a GPU worker pool;
-pass a Dask or Ray task runner (``prefect-dask`` / ``prefect-ray``) to spread videos over GPUs and nodes. Each
-task calls :func:`egoflow.extract.pipeline.extract_one`, the same function the CLI loop calls; the encoder is
-loaded once per worker process (``create_encoder`` caches it).
+Runs locally with no server (Prefect's ephemeral mode) and, unchanged, as a deployment on a GPU worker pool
+(one flow run per shard, started by :mod:`egoflow.flows.parent`); pass a Dask or Ray task runner
+(:func:`egoflow.flows.deploy.make_task_runner`) to spread one run's videos over GPUs. Each task calls
+:func:`egoflow.extract.pipeline.extract_one`, the same function the CLI loop calls; the device comes from
+:func:`egoflow.flows.placement.worker_device` and the encoder is loaded once per worker process
+(``create_encoder`` caches it by config).
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
 
-from egoflow.extract.pipeline import (TRANSIENT, ExtractConfig, Summary, VideoResult, discover_videos,
-                                      extract_one, prepare, shard)
-from egoflow.features_store import FeatureStore
+from egoflow.extract.pipeline import (
+    TRANSIENT,
+    ExtractConfig,
+    Summary,
+    VideoResult,
+    discover_videos,
+    extract_one,
+    prepare,
+    shard,
+)
+from egoflow.features_store.remote import open_store
+from egoflow.flows.placement import videos_in_flight, worker_device
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -29,35 +43,82 @@ def _retry_transient(task, task_run, state) -> bool:
 
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_transient,
       task_run_name="extract-{path}")
-def extract_video_task(path: str, store_url: str, feature_set: str, encoder_kw: dict, cfg: dict) -> dict:
+def extract_video_task(path: str, store_url: str, feature_set: str, encoder_kw: dict, cfg: dict,
+                       storage_options: dict | None = None) -> dict:
     from egoflow.extract.clip import create_encoder
 
-    encoder = create_encoder(**encoder_kw)
-    r = extract_one(path, FeatureStore(store_url), feature_set, encoder, ExtractConfig(**cfg))
+    # resolved here, on the worker: a Dask/Ray worker's GPU is not the flow process's
+    encoder = create_encoder(**{**encoder_kw, "device": worker_device(encoder_kw.get("device", "auto"))})
+    r = extract_one(path, open_store(store_url, storage_options=storage_options), feature_set, encoder,
+                    ExtractConfig(**cfg))
     if r.status == "failed":
         get_run_logger().warning(f"{r.video_uid} failed at {r.stage}: {r.reason}")
     return asdict(r)
+
+
+def bounded(submit: Callable, items: Iterable, limit: int) -> Iterator:
+    """``submit(item)`` for every item with at most ``limit`` futures pending; yields results as they finish.
+
+    Submitting every video at once makes every decoder start at once (memory grows with the number of videos);
+    this keeps ``limit`` in flight whatever the task runner.
+    """
+    pending = []
+    for item in items:
+        if len(pending) >= limit:
+            done = next(as_completed(pending))
+            pending.remove(done)
+            yield done.result()
+        pending.append(submit(item))
+    for f in as_completed(pending):
+        yield f.result()
+
+
+def _gpu_options(gpus_per_video: float):
+    """Ray resources per task (``num_gpus``: Ray then sets the task's CUDA_VISIBLE_DEVICES) when on Ray."""
+    from contextlib import nullcontext
+
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if gpus_per_video and ctx and type(ctx.task_runner).__name__ == "RayTaskRunner":
+        from prefect_ray.context import remote_options
+
+        return remote_options(num_gpus=gpus_per_video)
+    return nullcontext()
 
 
 @flow(name="egoflow-extract", log_prints=True)
 def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrained: str = "none",
                  precision: str = "auto", device: str = "auto", batch_size: int = 64, fps: float = 1.875,
                  window: int = 0, stride: int = 0, backend: str = "auto", feature_set: str | None = None,
-                 shard_spec: str | None = None, force: bool = False) -> dict:
-    """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict."""
+                 shard_spec: str | None = None, force: bool = False, in_flight: int = 0, pack: bool = True,
+                 storage_options: dict | None = None, gpus_per_video: float = 0.0) -> dict:
+    """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict.
+
+    ``in_flight``: videos decoded/encoded at once (0: :func:`videos_in_flight`'s default). ``pack=False`` for a
+    shard of a larger run (the parent flow packs once at the end). ``storage_options``: fsspec options for the
+    store (no secrets: they would be stored with the run's parameters; credentials come from the worker's
+    environment). ``gpus_per_video``: Ray ``num_gpus`` per task (ignored by other runners).
+    """
     from egoflow.extract.clip import create_encoder
 
-    import time
-
-    enc_kw = dict(model=model, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size)
+    enc_kw = {"model": model, "pretrained": pretrained, "precision": precision, "device": device,
+              "batch_size": batch_size}
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend, force=force)
-    st, name = prepare(FeatureStore(store), create_encoder(**enc_kw), cfg, feature_set)
+    # the flow process's own encoder (same resolved device as its thread-runner tasks: one model per process)
+    st, name = prepare(open_store(store, storage_options=storage_options),
+                       create_encoder(**{**enc_kw, "device": worker_device(device)}), cfg, feature_set)
     paths = shard(discover_videos(inputs), shard_spec)
+    limit = videos_in_flight(in_flight)
     t0 = time.perf_counter()
-    futures = [extract_video_task.submit(str(p), store, name, enc_kw, asdict(cfg)) for p in paths]
-    summary = Summary([VideoResult(**f.result()) for f in futures], time.perf_counter() - t0)
-    if summary.count("done"):
+    with _gpu_options(gpus_per_video):
+        results = list(bounded(lambda p: extract_video_task.submit(str(p), store, name, enc_kw, asdict(cfg),
+                                                                   storage_options), paths, limit))
+    order = {str(p): i for i, p in enumerate(paths)}  # report in input order, not completion order
+    results.sort(key=lambda r: order.get(r["path"], len(order)))
+    summary = Summary([VideoResult(**r) for r in results], time.perf_counter() - t0)
+    if pack and summary.count("done"):
         st.pack(name)  # one contiguous copy so heads load the set fast (a cache; per-video groups stay the truth)
-    print(summary.line())
+    print(f"{summary.line()} | {limit} videos in flight")
     return {"feature_set": name, "line": summary.line(), "ok": summary.ok,
             "results": [asdict(r) for r in summary.results]}

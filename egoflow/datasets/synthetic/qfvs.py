@@ -13,8 +13,9 @@ How the signal is planted: a video is a run of scenes (random length); each scen
 vector) and none to three concepts; a shot shows each of its scene's concepts with high probability. A shot's
 feature is the scene look plus the visual vectors of the concepts it shows plus noise. A concept's text
 embedding is its visual direction plus noise (text and video share one space, as with CLIP), so a head that
-learns to compare shots with the query tokens generalises to concepts and videos it was not trained on. The oracle summary of a query
-(A, B) takes shots showing A or B (both first), at most three per scene, spread over the video, about 2% of it.
+learns to compare shots with the query tokens generalises to concepts and videos it was not trained on. The
+oracle summary of a query (A, B) takes shots showing A or B (both first), at most three per scene, spread over
+the video, about 2% of it.
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def make_qfvs(out_dir, store_url: str | None = None, *, num_shots=(420, 480, 360
     videos = {}
     for vid, n in zip(VIDEOS, num_shots):
         feats, tags, scene = _video(rng, int(n), concepts, visual, dim, noise)
-        _write_lines(os.path.join(tags_dir, vid, f"{vid}.txt"), [",".join(concepts[c] for c in sorted(t)) for t in tags])
+        _write_lines(os.path.join(tags_dir, vid, f"{vid}.txt"),
+                     [",".join(concepts[c] for c in sorted(t)) for t in tags])
         present = sorted({c for t in tags for c in t})
         if len(present) < 2:
             raise ValueError(f"{vid}: {n} shots show fewer than two concepts; make the video longer")
@@ -142,8 +144,8 @@ def make_qfvs(out_dir, store_url: str | None = None, *, num_shots=(420, 480, 360
 
 
 def _write_store(store_url, videos, concepts, concept_text, dim, steps, feature_set, text_set, rng, seed) -> None:
-    from egoflow.features_store import FeatureStore
     from egoflow.datasets.qfvs import concept_prompt, query_prompt
+    from egoflow.features_store import FeatureStore
 
     store = FeatureStore(str(store_url))
     store.create_feature_set(feature_set, {"kind": "synthetic-qfvs", "dim": dim, "steps_per_shot": steps,

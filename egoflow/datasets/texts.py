@@ -1,0 +1,71 @@
+"""Which strings of an annotation file get a text embedding (what ``egoflow encode-text`` encodes).
+
+Strings are returned exactly as they appear in the files, because a head looks up ``query`` /
+``narration_text`` / ``label`` verbatim (the store keys a text by a hash of the raw string). ``prompt`` (e.g.
+``"a photo of {}"``) is applied to label/class names only.
+
+The Ego4D files are walked leniently here, not through the strict readers of ``ego4d.py``: only the strings are
+needed, and the files that must be encoded include ones those readers reject on purpose, e.g. the unannotated
+NLQ test split (queries without answer windows). A QFVS folder goes through ``qfvs.py``'s reader and prompts.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from egoflow.datasets.qfvs import load_qfvs, qfvs_prompts
+
+CLASS_LINE = re.compile(r"^c\d+ +\S")  # a line of a Charades class list; its name is what gets encoded
+
+
+class TextSourceError(ValueError):
+    pass
+
+
+def annotation_strings(path: str | Path, prompt: str | None = None) -> tuple[str, list[str]]:
+    """(kind, strings) of an annotation file: nlq | mq | narrations | classes (a Charades class list, names only)
+    | lines, or a QFVS folder: qfvs. Strings are deduplicated in order of first appearance."""
+    p = Path(path)
+    if not p.exists():
+        raise TextSourceError(f"annotation file {p} does not exist")
+    if p.is_dir():  # a QFVS origin_data folder: the summarizer's query and concept prompts
+        return "qfvs", qfvs_prompts(load_qfvs(p))
+    if p.suffix.lower() in (".txt", ".lst"):
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if lines and all(CLASS_LINE.match(ln) for ln in lines):  # Charades_v1_classes.txt: "c000 Holding ..."
+            names = (ln.split(" ", 1)[1].strip() for ln in lines)
+            return "classes", unique([prompt.format(n) if prompt else n for n in names])
+        return "lines", [prompt.format(s) if prompt else s for s in lines]
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise TextSourceError(f"{p}: not valid JSON ({e})") from None
+    out: list[str] = []
+    if isinstance(data, dict) and isinstance(data.get("videos"), list):
+        kind = None
+        for v in data["videos"]:
+            for c in v.get("clips", []):
+                for a in c.get("annotations", []):
+                    if "language_queries" in a:
+                        kind = "nlq"
+                        out += [q["query"] for q in a["language_queries"] if isinstance(q.get("query"), str)]
+                    if "labels" in a:
+                        kind = "mq"
+                        out += [prompt.format(lb["label"]) if prompt else lb["label"] for lb in a["labels"]]
+        if kind is None:
+            raise TextSourceError(f"{p}: an Ego4D 'videos' file but with neither language_queries nor labels")
+        return kind, unique(out)
+    if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
+        for passes in data.values():
+            for pname, body in passes.items():
+                if pname.startswith("narration_pass") and isinstance(body, dict):
+                    out += [n["narration_text"] for n in body.get("narrations", []) if "narration_text" in n]
+        if out:
+            return "narrations", unique(out)
+    raise TextSourceError(f"{p}: not an Ego4D NLQ, MQ or narration file, nor a .txt list of strings")
+
+
+def unique(xs: list[str]) -> list[str]:
+    """``xs`` without repeats, in order of first appearance."""
+    return list(dict.fromkeys(xs))

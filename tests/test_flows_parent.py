@@ -1,0 +1,209 @@
+"""The parent flow with real parts on loopback: a Prefect server, a process work pool, two workers, a deployment
+made by `egoflow deploy`, ~12 generated videos, and one worker killed with SIGKILL mid-run. The commands are the
+ones docs/scale-out.md gives. Everything runs on 127.0.0.1 and is stopped here, whatever happens.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from egoflow.datasets.synthetic.videos import make_video
+from egoflow.extract.plan import make_shards
+from egoflow.features_store import FeatureStore
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = ["--model", "egoflow-tiny-ViT", "--precision", "fp32", "--device", "cpu", "--fps", "2"]
+POOL = "egoflow-test"
+
+
+def test_shards_by_count_and_by_duration():
+    paths = [f"v{i}" for i in range(7)]
+    assert make_shards(paths, 3) == [["v0", "v1", "v2"], ["v3", "v4", "v5"], ["v6"]]
+    assert make_shards(paths, 20) == [[p] for p in paths]  # never an empty shard
+    hours = [4.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+    by_h = make_shards(paths, 2, hours=hours)
+    assert sorted(sum(hours[int(p[1:])] for p in s) for s in by_h) == [4.5, 4.5]  # 4 + 0.5 vs 1 + 1 + 1 + 1 + 0.5
+    assert len(make_shards(paths, shard_hours=3.0, hours=hours)) == 3  # 9 h of video / 3 h per shard
+    assert make_shards([], 4) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cmd, env, log: Path) -> subprocess.Popen:
+    # own session: killing its process group also kills the flow runs a worker started (a lost node)
+    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(p: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    try:
+        os.killpg(p.pid, sig)
+        p.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _cli(args, env, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "egoflow.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A Prefect server, the pool and the `extract` deployment (docs/scale-out.md, steps 1-3)."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp / "prefect"),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_UI_ENABLED": "false", "OMP_NUM_THREADS": "1", "EGOFLOW_VIDEOS_IN_FLIGHT": "1",
+           "PREFECT_WORKER_QUERY_SECONDS": "2"}  # workers poll for runs every 2 s (default 10)
+    env.pop("PREFECT_API_KEY", None)
+    # a moto S3 server on loopback; every worker gets its endpoint and keys from its environment (as in the docs)
+    from moto.server import ThreadedMotoServer
+
+    s3_port = _free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port)
+    s3.start()
+    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_EC2_METADATA_DISABLED": "true"})
+    procs = [_start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
+                    tmp / "server.log")]
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("prefect server did not start: " + (tmp / "server.log").read_text()[-2000:])
+        r = subprocess.run([str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"], env=env,
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = _cli(["deploy", "--source", str(REPO), "--pool", POOL, "--names", "extract"], env)
+        assert r.returncode == 0 and "deployed egoflow-extract/extract" in r.stdout, r.stdout + r.stderr
+        yield env, tmp, procs
+    finally:
+        for p in procs[::-1]:
+            _stop(p)
+        s3.stop()
+
+
+def _worker(env, tmp, name) -> subprocess.Popen:
+    return _start([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"], env,
+                  tmp / f"{name}.log")
+
+
+def _busy(p: subprocess.Popen) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(p.pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.timeout(420)
+def test_parent_flow_survives_a_killed_worker(cluster, tmp_path):
+    env, tmp, procs = cluster
+    uids = [f"clip{i:02d}" for i in range(12)]
+    for i, u in enumerate(uids):
+        make_video(tmp_path / f"{u}.mp4", [(0, 2, "red kettle")], fps=30, size=(96, 72), seed=i)
+    (tmp_path / "list.txt").write_text("\n".join(f"{u}.mp4" for u in uids) + "\n")
+    w0, w1 = _worker(env, tmp, "w0"), _worker(env, tmp, "w1")
+    procs += [w0, w1]
+    store = str(tmp_path / "s.zarr")
+    parent = _start([sys.executable, "-m", "egoflow.cli", "extract", str(tmp_path / "list.txt"), "--store", store,
+                     "--submit", "egoflow-extract/extract", "--shards", "3", "--stall-s", "40", *TINY], env,
+                    tmp_path / "parent.log")
+    procs.append(parent)
+    fset = "clip-egoflow-tiny-ViT-none-2fps"
+    killed = False
+    deadline = time.time() + 300
+    while parent.poll() is None and time.time() < deadline:
+        if not killed and _busy(w0):  # w0 runs a shard: lose the node, flow run and all
+            done = len(FeatureStore(store, mode="r").videos(fset)) if Path(store, fset).exists() else 0
+            os.killpg(w0.pid, signal.SIGKILL)
+            killed = True
+            print(f"killed w0 with {done} video(s) complete")
+        time.sleep(0.5)
+    log = (tmp_path / "parent.log").read_text()
+    assert parent.returncode == 0, log[-4000:]
+    assert killed, "w0 never picked up a shard"
+    s = FeatureStore(store, mode="r")
+    assert s.videos(fset) == uids and s.failures(fset) == [] and s.verify() == []
+    assert s.info(fset)["videos_incomplete"] == 0  # every video exactly once, none half-written
+    assert "stalled" in log and "round 2" in log  # the lost shard was detected and re-run
+    assert Path(store, fset, "_packed").exists()  # packed once, by the parent
+    r = _cli(["store", "verify", "--store", store], env)
+    assert r.returncode == 0 and "OK" in r.stdout
+    print(json.dumps({"parent_log_tail": log[-600:]}))
+
+
+@pytest.mark.timeout(300)
+def test_parent_flow_into_an_s3_store(cluster, tmp_path):
+    """The same commands with the store on S3 (a moto server on 127.0.0.1; workers get the endpoint and keys
+    from their environment, as docs/scale-out.md says)."""
+    env, tmp, procs = cluster
+    import s3fs
+
+    s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing").mkdir("egoflow")
+    uids = [f"s3clip{i}" for i in range(4)]
+    for i, u in enumerate(uids):
+        make_video(tmp_path / f"{u}.mp4", [(0, 2, "blue mug")], fps=30, size=(96, 72), seed=20 + i)
+    w = _worker(env, tmp, "w-s3")
+    procs.append(w)
+    store = "s3://egoflow/parent.zarr"
+    # one listed video does not exist: its child records the failure, the other videos and shards go on
+    r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), str(tmp_path / "gone.mp4"), "--store", store,
+              "--submit", "egoflow-extract/extract", "--shard-hours", "0.0012", "--stall-s", "120", *TINY], env,
+             timeout=240)
+    assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]  # not ok: one video failed
+    assert "5 video(s) in 2 shard(s)" in r.stdout + r.stderr  # 4 x 2 s of video (+ 0 s missing) / 4.3 s per shard
+    assert "do not exist" in r.stdout + r.stderr and "4 complete, 1 failed, 0 not done" in r.stdout + r.stderr
+    r = _cli(["store", "info", "--store", store], env)
+    assert "4 complete, 1 failed, 0 incomplete" in r.stdout and "FAILED gone [open]" in r.stdout, r.stdout
+    r = _cli(["store", "verify", "--store", store], env)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_deploy_refuses_a_source_without_egoflow(tmp_path):
+    from egoflow.flows.deploy import deploy_all
+
+    with pytest.raises(FileNotFoundError, match="no egoflow checkout"):
+        deploy_all(str(tmp_path), "pool")
+    with pytest.raises(ValueError, match="needs --source"):
+        deploy_all("", "pool")
+
+
+def test_served_deployment_names_never_collide_with_the_pool_ones():
+    from egoflow.flows.deploy import ENTRYPOINTS, served_deployments
+
+    names = [d.name for d in served_deployments()]
+    assert names == [f"serve-{n}" for n in ENTRYPOINTS] and not set(names) & set(ENTRYPOINTS)
+
+
+def test_parent_refuses_another_config_before_any_shard(tmp_path, prefect_harness):
+    from egoflow.features_store import FeatureSetMismatch
+    from egoflow.flows.parent import extract_parent_flow
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    store.create_feature_set("clip-ViT-B-32-none-1.875fps", {"model": "ViT-B-32", "pretrained": "none", "fps": 2.0,
+                                                             "window": 0, "stride": 0}, dim=4)
+    with pytest.raises(FeatureSetMismatch, match="fps: 2.0 vs 1.875"):
+        extract_parent_flow([str(tmp_path / "a.mp4")], str(tmp_path / "s.zarr"),
+                            feature_set="clip-ViT-B-32-none-1.875fps", deployment="nowhere/none")
