@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         Path(a.json).write_text(json.dumps(out, indent=1))
     if a.profiles_dir:
         Path(a.profiles_dir).mkdir(parents=True, exist_ok=True)
-        for model, (row, s, enc, d) in best.items():
+        for model, (row, s, _enc, d) in best.items():
             prof = {"model": model, "fps": a.fps, "batch_size": row["batch"], "precision": row["precision"],
                     "decode_s_per_frame": d, "decode_measured_on": "cpu, 1 process (gpu_extract.py)",
                     "encode_s_per_frame": s, "encode_measured_on": f"{row['device']} ({name})"}

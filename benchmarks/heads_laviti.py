@@ -58,8 +58,8 @@ def _step_memory(overrides: dict, q) -> None:
 
 
 def scale(quick: bool, device: str) -> dict:
-    from egoflow.heads.laviti import Config, build
     from egoflow.device import resolve_device
+    from egoflow.heads.laviti import Config, build
     from egoflow.heads.train import move_to
     dev = resolve_device(device)
     overrides = dict(enc_layers=2, dec_layers=2) if quick else {}
@@ -135,10 +135,10 @@ def zero_shot(quick: bool, device: str) -> dict:
 def charades_scale(quick: bool, device: str) -> dict:
     """Fine-tuning steps/s at CharadesEgo's scale: the default head, batches of 16 videos of 30 s at 6 fps
     (180 frames -> 26 tokens), 7 actions each, 157 classes."""
+    from egoflow.device import resolve_device
     from egoflow.heads.laviti import CharadesConfig, build_charades
     from egoflow.heads.laviti.charades_data import ActionChunk, ActionChunks, collate_actions
     from egoflow.heads.laviti.data import Chunk
-    from egoflow.device import resolve_device
     from egoflow.heads.train import move_to
     dev, rng = resolve_device(device), np.random.default_rng(0)
     cfg = CharadesConfig(**(dict(enc_layers=2, dec_layers=2) if quick else {}))  # 157 classes

@@ -60,19 +60,21 @@ def _headline(bench: str, metrics: dict) -> str:
 
 def _run_head(spec, ctx) -> dict:
     """One head's demo step with its console output (epochs, bars) in ``<run dir>/demo.log``."""
+    from egoflow.heads.runner import train
+
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     with open(ctx.out_dir / "demo.log", "w", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        return spec.demo(ctx)
+        return spec.demo(ctx, train)
 
 
 def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str = "ViT-B-32",
              quick: bool = False, device: str = "auto", seed: int = 0, heads: list[str] | None = None) -> int:
     """Run the whole pipeline into ``out``; return 0 when every stage worked."""
     from egoflow.datasets.synthetic.videos import make_dataset
+    from egoflow.encode_text import encode_files
     from egoflow.extract.clip import create_encoder
     from egoflow.extract.pipeline import ExtractConfig, extract
-    from egoflow.extract.text import encode_files
     from egoflow.features_store import FeatureStore
     from egoflow.heads.registry import get_spec, list_heads
 
@@ -92,7 +94,8 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     _say("[2/5] extracting frame features ...")
     encoder = create_encoder(model, pretrained, device=device)
     store_url = str(out / "features.zarr")
-    summary, feature_set = extract(list(ds.videos.values()), store_url, encoder, ExtractConfig(fps=1.875), progress=not quick)
+    summary, feature_set = extract(list(ds.videos.values()), store_url, encoder, ExtractConfig(fps=1.875),
+                                   progress=not quick)
     _say(f"      {summary.line()}")
 
     _say("[3/5] encoding queries, narrations and labels ...")

@@ -1,8 +1,7 @@
 """EPIC-KITCHENS-100 action csv + class lists reader."""
 import pytest
 
-from egoflow.datasets.ek100_actions import (ek100_class_files, load_ek100_actions, load_ek100_classes,
-                                            parse_timestamp)
+from egoflow.datasets.ek100_actions import ek100_class_files, load_ek100_actions, load_ek100_classes, parse_timestamp
 from egoflow.datasets.errors import AnnotationError
 
 HEADER = ("narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,start_frame,"

@@ -2,6 +2,7 @@
 made by `egoflow deploy`, ~12 generated videos, and one worker killed with SIGKILL mid-run. The commands are the
 ones docs/scale-out.md gives. Everything runs on 127.0.0.1 and is stopped here, whatever happens.
 """
+import contextlib
 import json
 import os
 import signal
@@ -51,10 +52,8 @@ def _stop(p: subprocess.Popen, sig=signal.SIGTERM) -> None:
         os.killpg(p.pid, sig)
         p.wait(timeout=15)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _cli(args, env, timeout=120) -> subprocess.CompletedProcess:

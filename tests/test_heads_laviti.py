@@ -11,8 +11,16 @@ from egoflow.evaluate.nlq import evaluate_nlq
 from egoflow.features_store import FeatureStore, VideoFeatures
 from egoflow.heads import runner
 from egoflow.heads.laviti import Config, build
-from egoflow.heads.laviti.data import (Chunk, LavitiDataError, NarratedChunks, chunk_windows, collate,
-                                       narration_bounds, sample_intervals, training_chunks)
+from egoflow.heads.laviti.data import (
+    Chunk,
+    LavitiDataError,
+    NarratedChunks,
+    chunk_windows,
+    collate,
+    narration_bounds,
+    sample_intervals,
+    training_chunks,
+)
 from egoflow.heads.laviti.temporal import sample_te, sinusoidal_table
 from egoflow.heads.laviti.zeroshot import charades_scores, nlq_zero_shot, span_chunks
 

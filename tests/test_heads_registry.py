@@ -78,7 +78,8 @@ class Evaluation:
     def predict(self, model, decode):
         spans = decode(model(collate(self.samples)), None)
         return [{"clip_uid": q.clip_uid, "annotation_uid": q.annotation_uid, "query_idx": q.query_idx,
-                 "predicted_times": [[s * q.clip_duration, e * q.clip_duration]]} for q, (s, e) in zip(self.queries, spans)]
+                 "predicted_times": [[s * q.clip_duration, e * q.clip_duration]]}
+                for q, (s, e) in zip(self.queries, spans)]
 
     def score(self, records):
         return {k: v for k, v in evaluate_nlq(self.queries, records).items() if isinstance(v, float)}
@@ -127,7 +128,8 @@ def test_a_new_head_is_one_folder_plus_one_registry_entry(tmp_path, monkeypatch)
         assert "toy" in list_heads()
         store = FeatureStore(str(tmp_path / "s.zarr"))
         data = make_synthetic_nlq(store, num_videos=6, seed=0)
-        train, val = write_nlq_json(data.train, tmp_path / "train.json"), write_nlq_json(data.val, tmp_path / "val.json")
+        train = write_nlq_json(data.train, tmp_path / "train.json")
+        val = write_nlq_json(data.val, tmp_path / "val.json")
         run = tmp_path / "run"
         assert main(["train", "toy", "--store", store.url, "--feature-set", data.feature_set, "--annotations",
                      str(train), "--val-annotations", str(val), "--out", str(run), "--device", "cpu"]) == 0

@@ -71,7 +71,7 @@ def test_decode_returns_distinct_windows_in_seconds():
     assert len(p0["windows"]) == 5 and len({tuple(w) for w in p0["windows"]}) == 5
     assert p0["scores"] == sorted(p0["scores"], reverse=True)
     for a, b in p0["windows"]:
-        assert a < b and a in starts[0].tolist() and 0 <= a and b <= 9.0
+        assert a < b and a in starts[0].tolist() and a >= 0 and b <= 9.0
     assert len(p1["windows"]) == 3 and all(b <= 3.0 for _, b in p1["windows"])  # only 3 pairs in 2 steps
 
 
@@ -196,7 +196,7 @@ def test_demo_step_quick(trained, tmp_path):
                           nlq_train=write_nlq_json(d.train[:32], tmp_path / "train.json"),
                           nlq_val=write_nlq_json(d.val[:16], tmp_path / "val.json"), out_dir=tmp_path / "demo",
                           device="cpu", seed=0, quick=True)
-    res = vslnet.SPEC.demo(ctx)
+    res = vslnet.SPEC.demo(ctx, runner.train)
     assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0
     assert res["metrics"]["num_queries"] == 16 and res["gt"] == str(ctx.nlq_val)
     assert len(json.loads(open(res["predictions"]).read())["results"]) == 16

@@ -3,7 +3,9 @@
     metrics = train("vslnet", store, feature_set, "nlq_train.json", "runs/v", val_annotations="nlq_val.json")
     path = predict("vslnet", "runs/v", store, "nlq_val.json", "preds.json")
 
-A head supplies only what differs (its :class:`~egoflow.heads.spec.HeadSpec`: Config, build, the data of a run
+``open_store`` and ``resolve_text_set`` live in :mod:`egoflow.heads.spec` (heads use them; a head never imports
+this module, which imports the registry and so every head: a head's ``demo`` and protocols get ``train`` passed
+in). A head supplies only what differs (its :class:`~egoflow.heads.spec.HeadSpec`: Config, build, the data of a run
 and how to predict/score a split). A run directory always holds ``config.json`` (head, benchmark, head and train
 config, store, sets, annotations), a flat ``metrics.json``, ``predictions.json`` in the benchmark's official
 format (when there is a validation split), ``best.pt`` and ``last.pt`` (resume).
@@ -12,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from egoflow.device import resolve_device
 from egoflow.formats import write_submission
 from egoflow.heads.registry import get_spec
-from egoflow.heads.spec import HeadConfigError, HeadSpec, config_from_dict
+from egoflow.heads.spec import HeadConfigError, HeadSpec, config_from_dict, open_store, resolve_text_set
 from egoflow.heads.train import TrainConfig, fit, load_checkpoint, seed_everything
 
 
@@ -40,26 +42,6 @@ class RunInputs:
     def text_set_or(self, error=ValueError, what: str = "text embeddings") -> str:
         """The text set, or a clear error when the store has none to choose from."""
         return resolve_text_set(self.store, self.text_set, what, error)
-
-
-def open_store(store):
-    """A read-only FeatureStore from a path/URL (a store object passes through): heads never write features."""
-    from egoflow.features_store import FeatureStore
-
-    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store), mode="r")
-
-
-def resolve_text_set(store, text_set: str | None, what: str = "text embeddings", error=ValueError) -> str:
-    """``text_set`` checked against the store, or the store's only text set when none is given."""
-    sets = store.text_sets()
-    if text_set is not None:
-        if text_set not in sets:
-            raise error(f"text set {text_set!r} not in store {store.url}; have {sets or 'none'} "
-                        "(run `egoflow encode-text`)")
-        return text_set
-    if len(sets) != 1:
-        raise error(f"store {store.url} has text sets {sets or 'none'}: pass text_set= ({what})")
-    return sets[0]
 
 
 def _default_text_set(store, text_set):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from torch.utils.data import Dataset
 
@@ -73,3 +74,23 @@ def config_from_dict(spec: HeadSpec, d: dict):
 
 def _is_tuple(hint, f: dataclasses.Field) -> bool:
     return hint is tuple or typing.get_origin(hint) is tuple or isinstance(f.default, tuple)
+
+
+def open_store(store):
+    """A read-only FeatureStore from a path/URL (a store object passes through): heads never write features."""
+    from egoflow.features_store import FeatureStore
+
+    return store if hasattr(store, "load_feature_set") else FeatureStore(str(store), mode="r")
+
+
+def resolve_text_set(store, text_set: str | None, what: str = "text embeddings", error=ValueError) -> str:
+    """``text_set`` checked against the store, or the store's only text set when none is given."""
+    sets = store.text_sets()
+    if text_set is not None:
+        if text_set not in sets:
+            raise error(f"text set {text_set!r} not in store {store.url}; have {sets or 'none'} "
+                        "(run `egoflow encode-text`)")
+        return text_set
+    if len(sets) != 1:
+        raise error(f"store {store.url} has text sets {sets or 'none'}: pass text_set= ({what})")
+    return sets[0]

@@ -179,10 +179,9 @@ def predictor(inputs, cfg: Config) -> CharadesMAP:
                        str(inputs.annotations))
 
 
-def demo(ctx) -> dict:
+def demo(ctx, train) -> dict:
     """Fine-tune the demo's LAVITI pretraining run (``runs/laviti``, else from scratch) on the demo videos'
     CharadesEgo split; report mAP against the zero-shot mAP of the pretrained weights."""
-    from egoflow.heads.runner import train
     init = Path(ctx.out_dir).parent / "laviti"
     init = init if (init / "best.pt").is_file() else None
     head = {} if init else dict(heads=2, head_dim=16, enc_layers=1, dec_layers=1, num_queries=16,

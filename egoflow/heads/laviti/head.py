@@ -146,9 +146,8 @@ def predictor(inputs, cfg: Config) -> NLQZeroShot:
     return NLQZeroShot(inputs.store, inputs.feature_set, text_set, _nlq_queries(inputs.annotations), cfg)
 
 
-def demo(ctx) -> dict:
+def demo(ctx, train) -> dict:
     """Pretrain briefly on the demo narrations, report zero-shot NLQ on ctx.nlq_val (seconds when ctx.quick)."""
-    from egoflow.heads.runner import train
     head = dict(heads=2, head_dim=16, enc_layers=1, dec_layers=1, num_queries=16, num_time_embeddings=64,
                 dropout=0.0) if ctx.quick else dict(enc_layers=2, dec_layers=2, num_queries=64)
     tr = dict(epochs=3 if ctx.quick else 40, batch_size=4, lr=1e-3 if ctx.quick else 3e-4, seed=ctx.seed,

@@ -7,9 +7,6 @@ held-out video) is ``protocol.py``.
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import torch
 from torch.utils.data import DataLoader
 
@@ -88,25 +85,3 @@ def predictor(inputs, cfg: Config) -> QFVSEvaluation:
     videos, data = load_split(inputs.store, inputs.feature_set, _text_set(inputs), inputs.annotations,
                               [cfg.test_video], cfg)
     return QFVSEvaluation(videos, data)
-
-
-def demo(ctx) -> dict:
-    """Synthetic QFVS (own data + store under ctx.out_dir), KTS + summarizer, leave-one-out over P01-P04."""
-    from egoflow.datasets.synthetic.qfvs import make_qfvs
-    from egoflow.heads.summarizer.protocol import leave_one_out, random_baseline
-    t0 = time.perf_counter()
-    out = Path(ctx.out_dir)
-    # quick: ~20 s CPU; full: ~40 s CPU (both well under a minute on one core)
-    shots = (200, 220, 180, 200) if ctx.quick else (320, 360, 300, 340)
-    frac = 0.05 if ctx.quick else 0.03
-    syn = make_qfvs(out / "qfvs_data", str(out / "qfvs_store.zarr"), num_shots=shots, seed=ctx.seed, dim=32,
-                    queries_per_video=20, summary_fraction=frac)
-    head = dict(dim=32, top_percent=frac, kts_lmax=40)
-    train = dict(epochs=6 if ctx.quick else 8, batch_size=4, lr=3e-3, warmup_steps=5, seed=ctx.seed,
-                 device=ctx.device, progress=False)
-    metrics = leave_one_out(syn.store, syn.feature_set, syn.root, out / "runs", text_set=syn.text_set,
-                            head_overrides=head, train_overrides=train)
-    metrics["F1 random"] = random_baseline(syn.store, syn.feature_set, syn.root, text_set=syn.text_set,
-                                           head_overrides=head, seed=ctx.seed)["F1"]
-    metrics["seconds"] = time.perf_counter() - t0
-    return {"benchmark": "qfvs", "metrics": metrics, "predictions": str(out / "runs"), "gt": syn.root}

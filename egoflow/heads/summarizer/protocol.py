@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +15,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from egoflow.datasets.qfvs import VIDEOS
-from egoflow.heads.spec import config_from_dict
+from egoflow.heads.spec import config_from_dict, open_store, resolve_text_set
 from egoflow.heads.summarizer.data import SummarizerDataError, collate_qfvs, load_split
 from egoflow.heads.summarizer.head import score
 from egoflow.heads.summarizer.model import build
 
 
-def leave_one_out(store, feature_set: str, annotations, out_dir, *, videos=VIDEOS, text_set=None,
+def leave_one_out(train, store, feature_set: str, annotations, out_dir, *, videos=VIDEOS, text_set=None,
                   head_overrides: dict | None = None, train_overrides: dict | None = None) -> dict:
     """QFVS protocol: train on all videos but one, test on it, for each video; F1 per video and the average.
 
-    Writes ``out_dir/<video>/`` (a run directory per fold) and ``out_dir/metrics.json``.
+    ``train``: :func:`egoflow.heads.runner.train` (passed in: the runner imports the registry, which imports
+    this head). Writes ``out_dir/<video>/`` (a run directory per fold) and ``out_dir/metrics.json``.
     """
-    from egoflow.heads.runner import train  # the runner imports the registry, which imports this head
     per, rows = {}, {}
     for v in videos:
         over = {**(head_overrides or {}), "train_videos": tuple(x for x in videos if x != v), "test_video": v}
@@ -44,7 +45,6 @@ def leave_one_out(store, feature_set: str, annotations, out_dir, *, videos=VIDEO
 def random_baseline(store, feature_set: str, annotations, *, videos=VIDEOS, text_set=None,
                     head_overrides: dict | None = None, seed: int = 0) -> dict:
     """F1 of uniformly random shot scores through the same decode (length, KTS segment cap) as the head."""
-    from egoflow.heads.runner import open_store, resolve_text_set
     from egoflow.heads.summarizer import SPEC
     store = open_store(store)
     text_set = resolve_text_set(store, text_set or None, "prompt embeddings", SummarizerDataError)
@@ -58,3 +58,24 @@ def random_baseline(store, feature_set: str, annotations, *, videos=VIDEOS, text
         for p in decode({"logits": logits}, batch):
             preds.setdefault(p["video"], {})[p["query"]] = p["shots"]
     return score(gvideos, preds)
+
+
+def demo(ctx, train) -> dict:
+    """Synthetic QFVS (own data + store under ctx.out_dir), KTS + summarizer, leave-one-out over P01-P04."""
+    from egoflow.datasets.synthetic.qfvs import make_qfvs
+    t0 = time.perf_counter()
+    out = Path(ctx.out_dir)
+    # quick: ~20 s CPU; full: ~40 s CPU (both well under a minute on one core)
+    shots = (200, 220, 180, 200) if ctx.quick else (320, 360, 300, 340)
+    frac = 0.05 if ctx.quick else 0.03
+    syn = make_qfvs(out / "qfvs_data", str(out / "qfvs_store.zarr"), num_shots=shots, seed=ctx.seed, dim=32,
+                    queries_per_video=20, summary_fraction=frac)
+    head = dict(dim=32, top_percent=frac, kts_lmax=40)
+    tr = dict(epochs=6 if ctx.quick else 8, batch_size=4, lr=3e-3, warmup_steps=5, seed=ctx.seed,
+                 device=ctx.device, progress=False)
+    metrics = leave_one_out(train, syn.store, syn.feature_set, syn.root, out / "runs", text_set=syn.text_set,
+                            head_overrides=head, train_overrides=tr)
+    metrics["F1 random"] = random_baseline(syn.store, syn.feature_set, syn.root, text_set=syn.text_set,
+                                           head_overrides=head, seed=ctx.seed)["F1"]
+    metrics["seconds"] = time.perf_counter() - t0
+    return {"benchmark": "qfvs", "metrics": metrics, "predictions": str(out / "runs"), "gt": syn.root}

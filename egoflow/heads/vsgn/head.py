@@ -125,9 +125,8 @@ DEMO_QUICK = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layer
 DEMO_FULL = dict(temporal_scale=128, hidden_dim=64, num_levels=4, num_head_layers=2, num_neighbours=8)
 
 
-def demo(ctx) -> dict:
+def demo(ctx, train) -> dict:
     """Train briefly on the demo MQ train split, evaluate on val (seconds with ``ctx.quick``)."""
-    from egoflow.heads.runner import train
     head = DEMO_QUICK if ctx.quick else DEMO_FULL
     tr = dict(epochs=4 if ctx.quick else 30, batch_size=8, lr=1e-3, step_milestones=(3,) if ctx.quick else (20,),
               device=ctx.device, seed=ctx.seed, progress=False)

@@ -126,9 +126,8 @@ def predictor(inputs, cfg: Config) -> NLQEvaluation:
     return NLQEvaluation(data, None, inputs.run_config.get("train_config", {}).get("batch_size", 32))
 
 
-def demo(ctx) -> dict:
+def demo(ctx, train) -> dict:
     """Train briefly on the demo store's NLQ train split, evaluate on val (seconds when ctx.quick)."""
-    from egoflow.heads.runner import train
     head = dict(dim=32, num_heads=4, conv_layers=1, dropout=0.1) if ctx.quick else {}
     tr = dict(epochs=3 if ctx.quick else 30, batch_size=16, lr=2e-3, seed=ctx.seed, device=ctx.device,
               progress=not ctx.quick)
