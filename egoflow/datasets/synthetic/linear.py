@@ -61,9 +61,9 @@ def make_planted(spec: PlantedSpec | None = None) -> Planted:
             if rng.random() < 0.5:  # a state change at 2/5 of the segment: its step carries pnr_vec
                 pnr = t0 + 0.4 * dur
                 j = int(np.argmin(np.abs(steps - pnr)))
-                x[j] += 3.0 * pnr_vec
-                x[max(j - 1, 0)] += 1.5 * pnr_vec  # the neighbours a little: a change is not one frame wide
-                x[min(j + 1, len(x) - 1)] += 1.5 * pnr_vec
+                x[j] += 6.0 * pnr_vec
+                x[max(j - 1, 0)] += 3.0 * pnr_vec  # the neighbours a little: a change is not one frame wide
+                x[min(j + 1, len(x) - 1)] += 3.0 * pnr_vec
             feats.append(x)
             times.append(steps)
             out.segments.append((uid, t0, t0 + dur, v, n, pnr))
