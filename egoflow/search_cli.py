@@ -77,7 +77,7 @@ def open_index(store, feature_set: str, index_path=None, rebuild: bool = False, 
 
     if not store.videos(feature_set):
         raise SearchError(f"feature set {feature_set!r} of {store.url} has no complete video: nothing to search")
-    if index_path is not None and not rebuild:
+    if index_path is not None and not rebuild and (Path(index_path) / "index.json").exists():
         ix = FeatureIndex.load(index_path, store, device=device)  # SearchIndexError when stale
         if ix.info.get("feature_set") != feature_set:
             raise SearchIndexError(f"index at {index_path} was built from feature set {ix.info.get('feature_set')!r},"
