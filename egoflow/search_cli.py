@@ -202,3 +202,21 @@ def register(sub) -> None:
     p.add_argument("--rebuild-index", action="store_true", help="rebuild the index even if a fresh one exists")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (text tower and faiss)")
     p.set_defaults(func=cmd_search)
+
+
+def demo(ctx) -> dict:
+    """The demo's search step: the first NLQ query of the demo over the whole store -> search.json + contact
+    sheet in ``ctx.out_dir`` (the lead's demo report shows the PNG)."""
+    from egoflow.datasets.ego4d import load_nlq
+    from egoflow.features_store import FeatureStore
+
+    store = FeatureStore(str(ctx.store), mode="r")
+    query = load_nlq(ctx.nlq_val)[0].query
+    res = search(store, ctx.feature_set, query, 10, device=ctx.device,
+                 index_path=Path(ctx.out_dir) / "index", rebuild=True)
+    out = Path(ctx.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(res, indent=1))
+    png, missing = contact_sheet(res, store, out / "search.png")
+    return {"query": query, "png": png, "json": str(out / "search.json"), "moments": len(res["moments"]),
+            "top_score": res["hits"][0]["score"] if res["hits"] else None, "thumbnails_missing": missing}

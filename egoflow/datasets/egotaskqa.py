@@ -7,8 +7,8 @@ indices of that first-person view, end exclusive), ``type`` and ``category`` (li
 baselines' split script writes it; rebuilt here when absent). The official accuracy is overall and per reasoning
 type, a question counting once in every one of its tags.
 
-The feature store video of an interval is ``<video>_<fpvN>`` (one store video per recorded view); its times are
-frame / ``fps`` seconds.
+The feature store video of an interval is ``<video>_<fpvN>`` (one store video per recorded view; an empty view
+field, ``<video>||<start>|<end>``, names the store video itself); its times are frame / ``fps`` seconds.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def parse_interval(value: str, fps: float, path, where: str) -> tuple[str, float
         raise AnnotationError(path, f"{where}.interval", f"{value!r} is not '<video>|<fpvN>|<start>|<end>'") from None
     if end <= start or start < 0:
         raise AnnotationError(path, f"{where}.interval", f"empty frame range {start}..{end}")
-    return f"{video}_{view}", start / fps, end / fps
+    return (f"{video}_{view}" if view else video), start / fps, end / fps  # empty view: the store uid itself
 
 
 def load_egotaskqa(path, fps: float = 30.0, need_answers: bool = True) -> list[TaskQAItem]:

@@ -165,3 +165,52 @@ def write_files(data: Planted, out_dir) -> tuple[dict[str, Path], dict[str, np.n
     for n in range(s.nouns):
         strings[f"a video of {noun_name(n)}"] = data.noun_vec[n].astype(np.float32)
     return paths, strings
+
+
+def files_from_mq(mq_train, mq_val, questions: list[str], out_dir, window_s: float = 8.0) -> dict[str, Path]:
+    """EK-100 / FHO / EgoTaskQA files over the videos of an Ego4D MQ pair (the demo's): every labelled moment is
+    an action (verb = noun = its label), its start a state change (a scene cut is a visible change), and a
+    question (from ``questions``, strings the store has embeddings of) whose answer is its label."""
+    from egoflow.datasets.ego4d import load_mq
+
+    out, paths = Path(out_dir), {}
+    clips = {s: load_mq(p) for s, p in (("train", mq_train), ("val", mq_val))}
+    labels = sorted({i.label for cs in clips.values() for c in cs for i in c.instances})
+    head = ["narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "narration",
+            "verb", "verb_class", "noun", "noun_class"]
+    for split, cs in clips.items():
+        rows, fho, qas = [], [], []
+        for c in cs:
+            for k, ins in enumerate(c.instances):
+                a, b = c.clip_video_start_sec + ins.start_sec, c.clip_video_start_sec + ins.end_sec
+                y = labels.index(ins.label)
+                rows.append([f"{c.clip_uid}_{k}", "P00", c.video_uid, _hms(a), _hms(b), ins.label, ins.label, y,
+                             ins.label, y])
+                qas.append({"question": questions[k % len(questions)], "answer": ins.label,
+                            "interval": f"{c.video_uid}||{round(a * FPS_FRAMES)}|{round(b * FPS_FRAMES)}",
+                            "type": ["descriptive"], "category": ["world"], "semantic": "object",
+                            "structural": "query", "reference": "direct"})
+                w = min(window_s, c.clip_duration)
+                cuts = [c.clip_video_start_sec + j.start_sec for j in c.instances]
+                for uid, (s0, pnr) in ((f"{c.clip_uid}_{k}_sc", (a - w / 2, a)), (f"{c.clip_uid}_{k}_no",
+                                                                                   ((a + b - w) / 2, None))):
+                    s0 = float(np.clip(s0, c.clip_video_start_sec, c.clip_video_end_sec - w))
+                    if pnr is None and any(s0 < t < s0 + w for t in cuts):
+                        continue  # no window inside this moment without a cut
+                    if pnr is not None and not s0 <= pnr <= s0 + w:
+                        continue
+                    fho.append({"unique_id": uid, "video_uid": c.video_uid, "parent_start_sec": s0,
+                                "parent_end_sec": s0 + w, "parent_start_frame": round(s0 * FPS_FRAMES),
+                                "parent_end_frame": round((s0 + w) * FPS_FRAMES), "state_change": pnr is not None,
+                                "parent_pnr_frame": None if pnr is None else round(pnr * FPS_FRAMES)})
+        split_name = "train" if split == "train" else "validation"
+        paths[f"ek100_{split}"] = _csv(out / "ek100" / f"EPIC_100_{split_name}.csv", head, rows)
+        for key, sub, obj in (("fho", f"fho/fho_oscc-pnr_{split}.json", {"clips": fho}),
+                              ("egotaskqa", f"egotaskqa/direct/{split}_qas.json", qas)):
+            p = out / sub
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps(obj))
+            paths[f"{key}_{split}"] = p
+    for kind in ("verb", "noun"):
+        _csv(out / "ek100" / f"EPIC_100_{kind}_classes.csv", ["id", "key"], [[i, n] for i, n in enumerate(labels)])
+    return paths

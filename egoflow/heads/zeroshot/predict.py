@@ -148,3 +148,15 @@ def _text_set(store, text_set: str | None, name: str) -> str:
         raise ValueError(f"zero-shot {name}: text set {text_set or '(none given)'} not in store {store.url}; it has "
                          f"{sets or 'none'} (pass --text-set; `egoflow encode-text` makes one)")
     return text_set
+
+
+def demo(ctx) -> dict:
+    """The demo's zero-shot row: CharadesEgo classification of the demo videos from their class names (the
+    demo's text set holds the raw names), written and scored like `egoflow predict charades`."""
+    out = os.path.join(ctx.out_dir, "charades_zeroshot.txt")
+    predict("charades", ctx.store, str(ctx.charades_val), out, feature_set=ctx.feature_set, text_set=ctx.text_set,
+            classes=str(ctx.charades_classes))
+    from egoflow.evaluate.benchmarks import get_benchmark
+    metrics = get_benchmark("charades").evaluate(str(ctx.charades_val), out)
+    return {"benchmark": "charades", "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            "predictions": out, "gt": str(ctx.charades_val)}
