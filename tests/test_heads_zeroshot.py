@@ -26,8 +26,8 @@ def zs(tmp_path_factory):
 
 def _cli_predict_and_score(zs, tmp_path, name, ann, out, *extra):
     pred = tmp_path / out
-    assert main(["predict", name, "--store", zs["url"], "--feature-set", zs["fs"], "--annotations", ann,
-                 "--out", str(pred), *extra]) == 0
+    assert main(["predict", name, "--store", zs["url"], "--feature-set", zs["fs"], "--text-set", zs["ts"],
+                 "--annotations", ann, "--out", str(pred), *extra]) == 0
     assert main(["evaluate", name, "--pred", str(pred), "--gt", ann, "--out", str(tmp_path / "rep")]) == 0
     return pred, json.loads((tmp_path / "rep" / "report.json").read_text())[pred.stem][name]
 
@@ -51,20 +51,20 @@ def test_charades_from_prompts(zs, tmp_path):
     pred, m = _cli_predict_and_score(zs, tmp_path, "charades", zs["charades"], "ch.txt", "--prompt", PROMPT)
     assert m["mAP"] > 0.9 and len(pred.read_text().splitlines()) == m["num_videos"]
     with pytest.raises(KeyError, match="have no embedding in text set .*'noun0'"):  # unprompted names never encoded
-        predict("charades", zs["url"], zs["charades"], tmp_path / "x.txt", feature_set=zs["fs"])
+        predict("charades", zs["url"], zs["charades"], tmp_path / "x.txt", feature_set=zs["fs"], text_set=zs["ts"])
 
 
 def test_scorer_is_pluggable(zs, tmp_path):
     register_scorer("anti", lambda clips, texts: -clip_cosine(clips, texts))
     try:
-        out = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "anti.json", feature_set=zs["fs"], scorer="anti")
-        ref = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "ref.json", feature_set=zs["fs"])
+        out = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "anti.json", feature_set=zs["fs"], text_set=zs["ts"], scorer="anti")
+        ref = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "ref.json", feature_set=zs["fs"], text_set=zs["ts"])
         a, r = (json.loads(open(p).read())["results"] for p in (out, ref))
         assert all(np.allclose(a[k], -np.asarray(r[k])) for k in r)
     finally:
         SCORERS.pop("anti")
     with pytest.raises(KeyError, match="unknown zero-shot scorer 'nope'; available: clip"):
-        predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"], scorer="nope")
+        predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"], text_set=zs["ts"], scorer="nope")
 
 
 def test_errors(zs, tmp_path, capsys):
@@ -72,7 +72,7 @@ def test_errors(zs, tmp_path, capsys):
     items["3"]["choices"]["2"]["video_uid"] = "ghost"
     bad = tmp_path / "egomcq.json"
     bad.write_text(json.dumps(items))
-    assert main(["predict", "egomcq", "--store", zs["url"], "--feature-set", zs["fs"], "--annotations", str(bad),
+    assert main(["predict", "egomcq", "--store", zs["url"], "--feature-set", zs["fs"], "--text-set", zs["ts"], "--annotations", str(bad),
                  "--out", str(tmp_path / "p.json")]) == 2
     assert "egomcq.json: 3.choices.2: video 'ghost' is not in feature set" in capsys.readouterr().err
     assert main(["predict", "linear-oscc", "--store", zs["url"], "--annotations", str(bad),
@@ -80,3 +80,19 @@ def test_errors(zs, tmp_path, capsys):
     assert "--run is required (zero-shot predictors without a run: charades, egomcq, ek100-mir)" in \
         capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_demo_hook(zs, tmp_path):
+    from types import SimpleNamespace
+
+    from egoflow.heads.zeroshot import demo
+
+    # the demo's text set holds raw class names: encode them here as the demo's encode-text does
+    store = FeatureStore(zs["url"])
+    names = [ln.split(" ", 1)[1].strip() for ln in open(zs["charades_classes"])]
+    pooled = store.load_texts(zs["ts"], [PROMPT.format(n) for n in names]).pooled
+    store.write_texts("raw-names", names, pooled)
+    ctx = SimpleNamespace(store=zs["url"], feature_set=zs["fs"], text_set="raw-names", charades_val=zs["charades"],
+                          charades_classes=zs["charades_classes"], out_dir=str(tmp_path))
+    r = demo(ctx)
+    assert r["benchmark"] == "charades" and r["metrics"]["mAP"] > 0.9 and (tmp_path / "charades_zeroshot.txt").exists()

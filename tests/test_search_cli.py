@@ -93,3 +93,21 @@ def test_empty_stale_and_foreign_index(tmp_path, enc):
     assert search(store, fs, QUERY, 3, encoder=enc, index_path=ix, rebuild=True)["hits"][0]["video_uid"] == "kitchen"
     res = search(store, fs, "anything", 300, encoder=enc)  # the default index is rebuilt when stale
     assert {h["video_uid"] for h in res["hits"]} == {"kitchen", "garden", "hall", "late"}
+
+
+def test_demo_hook_writes_contact_sheet(tmp_path, enc):
+    from types import SimpleNamespace
+
+    store, fs = planted_store(tmp_path / "s", enc)
+    nlq = tmp_path / "nlq_val.json"
+    q = {"query": QUERY, "clip_start_sec": 10.0, "clip_end_sec": 12.0, "video_start_sec": 10.0, "video_end_sec": 12.0}
+    nlq.write_text(json.dumps({"videos": [{"video_uid": "kitchen", "clips": [{
+        "clip_uid": "c1", "video_start_sec": 0.0, "video_end_sec": 30.0, "clip_start_sec": 0.0, "clip_end_sec": 30.0,
+        "annotations": [{"annotation_uid": "a1", "language_queries": [q]}]}]}]}))
+    from egoflow.search_cli import demo
+
+    ctx = SimpleNamespace(store=str(tmp_path / "s"), feature_set=fs, nlq_val=nlq, out_dir=tmp_path / "run",
+                          device="cpu")
+    r = demo(ctx)
+    assert r["query"] == QUERY and r["top_score"] > 0.99 and r["thumbnails_missing"] == r["moments"]
+    assert (tmp_path / "run" / "search.png").exists() and (tmp_path / "run" / "index" / "index.json").exists()
