@@ -57,14 +57,16 @@ def test_charades_from_prompts(zs, tmp_path):
 def test_scorer_is_pluggable(zs, tmp_path):
     register_scorer("anti", lambda clips, texts: -clip_cosine(clips, texts))
     try:
-        out = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "anti.json", feature_set=zs["fs"], text_set=zs["ts"], scorer="anti")
-        ref = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "ref.json", feature_set=zs["fs"], text_set=zs["ts"])
+        kw = {"feature_set": zs["fs"], "text_set": zs["ts"]}
+        out = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "anti.json", scorer="anti", **kw)
+        ref = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "ref.json", **kw)
         a, r = (json.loads(open(p).read())["results"] for p in (out, ref))
         assert all(np.allclose(a[k], -np.asarray(r[k])) for k in r)
     finally:
         SCORERS.pop("anti")
     with pytest.raises(KeyError, match="unknown zero-shot scorer 'nope'; available: clip"):
-        predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"], text_set=zs["ts"], scorer="nope")
+        predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"], text_set=zs["ts"],
+                scorer="nope")
 
 
 def test_errors(zs, tmp_path, capsys):
@@ -72,8 +74,8 @@ def test_errors(zs, tmp_path, capsys):
     items["3"]["choices"]["2"]["video_uid"] = "ghost"
     bad = tmp_path / "egomcq.json"
     bad.write_text(json.dumps(items))
-    assert main(["predict", "egomcq", "--store", zs["url"], "--feature-set", zs["fs"], "--text-set", zs["ts"], "--annotations", str(bad),
-                 "--out", str(tmp_path / "p.json")]) == 2
+    assert main(["predict", "egomcq", "--store", zs["url"], "--feature-set", zs["fs"], "--text-set", zs["ts"],
+                 "--annotations", str(bad), "--out", str(tmp_path / "p.json")]) == 2
     assert "egomcq.json: 3.choices.2: video 'ghost' is not in feature set" in capsys.readouterr().err
     assert main(["predict", "linear-oscc", "--store", zs["url"], "--annotations", str(bad),
                  "--out", str(tmp_path / "p.json")]) == 2
