@@ -98,3 +98,14 @@ def test_demo_hook(zs, tmp_path):
                           charades_classes=zs["charades_classes"], out_dir=str(tmp_path))
     r = demo(ctx)
     assert r["benchmark"] == "charades" and r["metrics"]["mAP"] > 0.9 and (tmp_path / "charades_zeroshot.txt").exists()
+
+
+def test_encode_text_reads_the_zero_shot_files(zs, tmp_path):
+    from egoflow.extract.text import strings_from_file
+
+    kind, qs = strings_from_file(zs["egomcq"])
+    assert kind == "egomcq" and len(qs) == len(set(qs)) and all(q.startswith("verb") for q in qs)
+    kind, caps = strings_from_file(f"{zs['mir']}/EPIC_100_retrieval_test_sentence.csv")
+    assert kind == "narrations" and len(caps) > 5
+    kind, qs = strings_from_file(zs["root"] / "egotaskqa" / "direct" / "train_qas.json")
+    assert kind == "questions" and sorted(qs) == ["what am I holding?", "which object do I use?"]
