@@ -6,8 +6,8 @@ against the exact answer, at 1 M and 10 M stored steps, in one run.
 
 The dimension is 64, not CLIP's 512, to keep 10 M steps in memory here (10 M x 512 fp32 = 20 GB); the latency of
 both index types is linear in the dimension, so the flat/IVF ratio carries over. The steps are a mixture of 2000
-Gaussian clusters on the unit sphere (frame features of many videos cluster by scene), queries are perturbed
-steps. ``egoflow search`` uses the flat index (``FeatureIndex``: exact, faiss ``IndexFlatIP``); IVF is
+Gaussian clusters on the unit sphere (frame features of many videos cluster by scene; ``--spread`` sets how
+tight, ``--clusters`` how many), queries are perturbed steps. ``egoflow search`` uses the flat index (``FeatureIndex``: exact, faiss ``IndexFlatIP``); IVF is
 ``IndexIVFFlat`` with nlist = sqrt(N) lists, trained on 40 steps per list, probing ``nprobe`` lists. Chunks are added
 to both indexes as they are generated, so peak memory is about two copies of the steps (~5.2 GB at 10 M).
 """
@@ -29,11 +29,12 @@ def steps(rng, centres: np.ndarray, n: int, spread: float = 0.35) -> np.ndarray:
     return _unit(c + spread * rng.standard_normal(c.shape, dtype=np.float32) / np.sqrt(c.shape[1])).astype(np.float32)
 
 
-def run(n: int, dim: int, queries: int, nprobes: tuple[int, ...], seed: int = 0, chunk: int = 1_000_000) -> dict:
+def run(n: int, dim: int, queries: int, nprobes: tuple[int, ...], seed: int = 0, chunk: int = 1_000_000,
+        clusters: int = 2000, spread: float = 0.35) -> dict:
     import faiss
 
     rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((2000, dim))).astype(np.float32)
+    centres = _unit(rng.standard_normal((clusters, dim))).astype(np.float32)
     nlist = int(np.sqrt(n))
     flat = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -42,7 +43,7 @@ def run(n: int, dim: int, queries: int, nprobes: tuple[int, ...], seed: int = 0,
     train_s = time.perf_counter() - t
     add_flat = add_ivf = 0.0
     for s in range(0, n, chunk):
-        x = steps(rng, centres, min(chunk, n - s))
+        x = steps(rng, centres, min(chunk, n - s), spread)
         t = time.perf_counter()
         flat.add(x)
         add_flat += time.perf_counter() - t
@@ -50,8 +51,8 @@ def run(n: int, dim: int, queries: int, nprobes: tuple[int, ...], seed: int = 0,
         ivf.add(x)
         add_ivf += time.perf_counter() - t
         del x
-    q = steps(rng, centres, queries, spread=0.5)
-    out = {"steps": n, "dim": dim, "queries": queries, "nlist": nlist, "ivf_train_s": round(train_s, 2),
+    q = steps(rng, centres, queries, spread=spread * 1.5)
+    out = {"steps": n, "dim": dim, "queries": queries, "clusters": clusters, "spread": spread, "nlist": nlist, "ivf_train_s": round(train_s, 2),
            "flat_add_s": round(add_flat, 2), "ivf_add_s": round(add_ivf, 2)}
     flat.search(q[:2], 10)  # warm-up
     t = time.perf_counter()
@@ -76,13 +77,16 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="faiss threads (0: faiss default)")
+    ap.add_argument("--clusters", type=int, default=2000, help="scene clusters the steps are drawn around")
+    ap.add_argument("--spread", type=float, default=0.35, help="step noise around its cluster (1.0: hard, "
+                    "neighbours straddle lists)")
     a = ap.parse_args()
     import faiss
 
     if a.threads:
         faiss.omp_set_num_threads(a.threads)
     sizes = (100_000, 1_000_000) if a.quick else (1_000_000, 10_000_000)
-    rows = [run(n, a.dim, a.queries, (8, 32, 128)) for n in sizes]
+    rows = [run(n, a.dim, a.queries, (8, 32, 128), clusters=a.clusters, spread=a.spread) for n in sizes]
     for r in rows:
         print(json.dumps(r))
     big, small = rows[-1], rows[0]
