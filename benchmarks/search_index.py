@@ -7,7 +7,8 @@ against the exact answer, at 1 M and 10 M stored steps, in one run.
 The dimension is 64, not CLIP's 512, to keep 10 M steps in memory here (10 M x 512 fp32 = 20 GB); the latency of
 both index types is linear in the dimension, so the flat/IVF ratio carries over. The steps are a mixture of 2000
 Gaussian clusters on the unit sphere (frame features of many videos cluster by scene; ``--spread`` sets how
-tight, ``--clusters`` how many), queries are perturbed steps. ``egoflow search`` uses the flat index (``FeatureIndex``: exact, faiss ``IndexFlatIP``); IVF is
+tight, ``--clusters`` how many), queries are perturbed steps. ``egoflow search`` uses the flat index
+(``FeatureIndex``: exact, faiss ``IndexFlatIP``); IVF is
 ``IndexIVFFlat`` with nlist = sqrt(N) lists, trained on 40 steps per list, probing ``nprobe`` lists. Chunks are added
 to both indexes as they are generated, so peak memory is about two copies of the steps (~5.2 GB at 10 M).
 """
@@ -52,7 +53,8 @@ def run(n: int, dim: int, queries: int, nprobes: tuple[int, ...], seed: int = 0,
         add_ivf += time.perf_counter() - t
         del x
     q = steps(rng, centres, queries, spread=spread * 1.5)
-    out = {"steps": n, "dim": dim, "queries": queries, "clusters": clusters, "spread": spread, "nlist": nlist, "ivf_train_s": round(train_s, 2),
+    out = {"steps": n, "dim": dim, "queries": queries, "clusters": clusters, "spread": spread, "nlist": nlist,
+           "ivf_train_s": round(train_s, 2),
            "flat_add_s": round(add_flat, 2), "ivf_add_s": round(add_ivf, 2)}
     flat.search(q[:2], 10)  # warm-up
     t = time.perf_counter()

@@ -14,8 +14,6 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 
 class SearchError(ValueError):
     """A search that cannot run as asked (empty store, stale index, text tower not matching the features)."""

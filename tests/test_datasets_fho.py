@@ -35,7 +35,8 @@ def test_reads_official_layout_and_bare_list(tmp_path):
 
 
 def test_pnr_frame_outside_clip_names_clip(tmp_path):
-    with pytest.raises(AnnotationError, match=r"clips\[1\] \(b\)\.parent_pnr_frame.*outside the clip's frames 300..540"):
+    with pytest.raises(AnnotationError,
+                       match=r"clips\[1\] \(b\)\.parent_pnr_frame.*outside the clip's frames 300..540"):
         load_fho_oscc_pnr(write(tmp_path, [clip("a", 400, True), clip("b", 600, True)]))
 
 

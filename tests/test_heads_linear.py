@@ -87,7 +87,8 @@ def test_cli_train_predict_evaluate(planted, tmp_path, one_thread):
     assert main(["predict", "linear-oscc", "--run", str(run), "--store", planted["url"], "--annotations",
                  planted["fho_val"], "--out", str(pred)]) == 0
     assert all(set(r) == {"unique_id", "state_change"} for r in json.loads(pred.read_text()))
-    assert main(["evaluate", "oscc", "--pred", str(pred), "--gt", planted["fho_val"], "--out", str(tmp_path / "r")]) == 0
+    assert main(["evaluate", "oscc", "--pred", str(pred), "--gt", planted["fho_val"],
+                 "--out", str(tmp_path / "r")]) == 0
     rep = json.loads((tmp_path / "r" / "report.json").read_text())["oscc_pred"]["oscc"]
     assert rep["accuracy"] == pytest.approx(json.loads((run / "metrics.json").read_text())["accuracy"])
 
@@ -110,7 +111,8 @@ def test_bad_inputs_named(planted, tmp_path, capsys):
     with pytest.raises(AnnotationError, match=f"EPIC_100_train.csv: {nid}: video 'v99_fpv1' is not in feature set"):
         runner.train("linear-ek100", planted["url"], planted["fs"], ek, tmp_path / "r2", train_overrides=FAST)
     m = runner.train("linear-ek100", planted["url"], planted["fs"], ek, tmp_path / "r3",
-                     head_overrides={"skip_missing": True, "num_classes": [4, 6]}, train_overrides={**FAST, "epochs": 1})
+                     head_overrides={"skip_missing": True, "num_classes": [4, 6]},
+                     train_overrides={**FAST, "epochs": 1})
     assert json.loads((tmp_path / "r3" / "config.json").read_text())["skipped_missing_train"] == 1 and m
 
     with pytest.raises(ValueError, match="sweeps C on the validation split"):

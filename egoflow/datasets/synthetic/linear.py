@@ -130,7 +130,7 @@ def write_files(data: Planted, out_dir) -> tuple[dict[str, Path], dict[str, np.n
     rng = np.random.default_rng(s.seed + 1)
     clips = {"train": [], "val": []}
     qas = {"train": [], "val": []}
-    for k, (uid, a, b, v, n, pnr) in enumerate(data.segments):
+    for k, (uid, a, b, _, n, pnr) in enumerate(data.segments):
         split = data.split(uid)
         end_of_video = data.videos[uid][1][-1]
         if pnr is not None:  # an 8 s window around the state change, placed at random
