@@ -5,6 +5,8 @@
     egoflow encode-text ANNOTATIONS... --store S
     egoflow train HEAD --store S --feature-set F --annotations A --out RUN_DIR
     egoflow predict HEAD --run RUN_DIR --store S --annotations A --out FILE
+    egoflow predict egomcq|ek100-mir|charades --store S --feature-set F --annotations A --out FILE   (zero-shot)
+    egoflow search "text" --store S --feature-set F -k 10 [--out DIR]
     egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
     egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
     egoflow segment --store S --feature-set F VIDEO_UID
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from egoflow.evaluate.cli import register as register_evaluate
 from egoflow.flows.cli import register as register_flow_verbs
+from egoflow.search_cli import register as register_search
 from egoflow.segment.cli import register as register_segment
 
 
@@ -198,7 +201,19 @@ def cmd_train(a) -> int:
 
 def cmd_predict(a) -> int:
     from egoflow.heads.runner import predict
+    from egoflow.heads.zeroshot import ZEROSHOT
 
+    if a.run is None:  # zero-shot: store features + texts, nothing trained (egoflow.heads.zeroshot)
+        if a.head not in ZEROSHOT:
+            raise ValueError(f"predict {a.head}: --run is required (zero-shot predictors without a run: "
+                             f"{', '.join(sorted(ZEROSHOT))})")
+        from egoflow.heads.zeroshot import predict as zeroshot_predict
+
+        path = zeroshot_predict(a.head, a.store, a.annotations, a.out, feature_set=a.feature_set,
+                                text_set=a.text_set, scorer=a.scorer, classes=a.classes, prompt=a.prompt,
+                                split=a.split)
+        print(f"zero-shot predictions written to {path}")
+        return 0
     path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
                    classes=a.classes)
     print(f"predictions written to {path}")
@@ -321,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write official-format predictions with a trained run")
     p.add_argument("head")
-    p.add_argument("--run", required=True, help="run directory of `egoflow train`")
+    p.add_argument("--run", default=None, help="run directory of `egoflow train` (omit for the zero-shot "
+                   "predictors egomcq, ek100-mir, charades)")
     p.add_argument("--store", required=True)
     p.add_argument("--annotations", required=True)
     p.add_argument("--out", required=True, help="predictions JSON path")
@@ -329,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
+    p.add_argument("--scorer", default="clip", help="zero-shot clip-text score (default: CLIP cosine)")
+    p.add_argument("--prompt", default=None, help='zero-shot charades: class-name template, e.g. "a video of {}"')
+    p.add_argument("--split", default="test", help="zero-shot ek100-mir: split of the retrieval_annotations folder")
     _add_storage_args(p)
     p.set_defaults(func=cmd_predict)
 
@@ -346,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_evaluate(sub)
     register_segment(sub)
     register_flow_verbs(sub)
+    register_search(sub)
     return ap
 
 

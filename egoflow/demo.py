@@ -68,6 +68,43 @@ def _run_head(spec, ctx) -> dict:
         return spec.demo(ctx, train)
 
 
+def _extras(store_url, feature_set, text_set, files, charades, out, device, seed, quick, results, failed):
+    """Zero-shot CharadesEgo from class names (no training) as one more report row, then `egoflow search` with
+    the first val query; returns the search result (its contact sheet goes into the report)."""
+    from egoflow.heads.zeroshot import demo as zeroshot_demo
+    from egoflow.search_cli import demo as search_demo
+
+    search = None
+    for name, step in (("clip-zeroshot", zeroshot_demo), ("search", search_demo)):
+        ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick,
+                          **charades)
+        try:
+            r = step(ctx)
+        except Exception:  # noqa: BLE001 - report the step, then fail the demo
+            print(f"      {name}: FAILED\n{traceback.format_exc()}", flush=True)
+            failed.append(name)
+            continue
+        if name == "search":
+            search = r
+            _say(f"      search           {r['query']!r}: {r['moments']} moments, contact sheet {r['png']}")
+        else:
+            results[name] = {r["benchmark"]: _report_metrics(name, r)}
+            _say(f"      {name:16s} {r['benchmark']:8s} {_headline(r['benchmark'], r['metrics'])}  (zero-shot)")
+    return search
+
+
+def _add_search_to_report(search: dict, md: Path) -> None:
+    """The contact sheet of the demo's moment search, copied beside report.md and shown in it."""
+    import shutil
+
+    if not search.get("png") or not Path(search["png"]).is_file() or search.get("top_score") is None:
+        return
+    shutil.copy(search["png"], md.parent / "search.png")
+    with open(md, "a", encoding="utf-8") as f:
+        f.write(f"\n## Moment search\n\n`egoflow search {search['query']!r}`: {search['moments']} moments "
+                f"(top score {search['top_score']:.3f}).\n\n![search contact sheet](search.png)\n")
+
+
 def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str = "ViT-B-32",
              quick: bool = False, device: str = "auto", seed: int = 0, heads: list[str] | None = None) -> int:
     """Run the whole pipeline into ``out``; return 0 when every stage worked."""
@@ -131,10 +168,15 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
         results[name] = {r["benchmark"]: _report_metrics(name, r)}
         tqdm.write(f"      {name:16s} {r['benchmark']:8s} {_headline(r['benchmark'], r['metrics'])}  "
                    f"({time.perf_counter() - t0:.0f} s)")
+    search = None
+    if heads is None:  # the whole demo: zero-shot CLIP row and a moment search over the store
+        search = _extras(store_url, feature_set, text_set, files, charades, out, device, seed, quick, results, failed)
     if results:
         from egoflow.evaluate.report import write_report
 
         md, js = write_report(results, out / "report")
+        if search:
+            _add_search_to_report(search, Path(md))
         _say(f"report: {md}\n        {js}")
     from egoflow.evaluate.report import jsonable
 

@@ -9,6 +9,12 @@ nlq        ``[{clip_uid, annotation_uid, query_idx, predicted_times}]``  ``{"ver
 mq         ``{clip_uid: [{"label", "score", "segment"}]}``               ``{"version", "challenge", "results": {...}}``
 qfvs       ``{video: {query: [shot indices]}}``                         ``{"results": {...}}``
 charades   ``{video_id: [C class scores]}`` (file order kept)           ``id s_0 … s_{C-1}`` lines, or JSON by suffix
+ek100-ar   ``{narration_id: {"verb": [V], "noun": [N]}}`` logits         EPIC challenge JSON (top-100 actions)
+oscc       ``[{"unique_id", "state_change"}]``                         the same list (Ego4D baseline's file)
+pnr        ``[{"unique_id", "pnr_frame"}]`` (frames from clip start)   the same list
+egotaskqa  ``[{"index", "answer"}]``                                   ``{"version", "challenge", "results"}``
+egomcq     ``{item_id: [5 scores]}``                                   ``{"version", "results": {...}}``
+ek100-mir  ``{"sim_mat" [V, T], "vis_ids", "txt_ids"}``                 pickle (the challenge's layout)
 =========  ==========================================================  ============================================
 
 Files are written atomically (a temporary name, then a rename): a crash never leaves half a submission.
@@ -74,7 +80,43 @@ def charades_submission(records: dict[str, np.ndarray]) -> dict:
             "results": {i: [round(float(x), 6) for x in s] for i, s in records.items()}}
 
 
-_BUILDERS = {"nlq": nlq_submission, "mq": mq_submission, "qfvs": qfvs_submission, "charades": charades_submission}
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def ek100_actions_submission(records: dict, top_actions: int = 100) -> dict:
+    """EPIC-KITCHENS-100 action recognition challenge JSON from verb/noun logits per segment; action scores are
+    the product of the verb and noun softmax, the ``top_actions`` best pairs kept (the challenge's limit)."""
+    results = {}
+    for nid, r in records.items():
+        v, n = np.asarray(r["verb"], float), np.asarray(r["noun"], float)
+        pv, pn = _softmax(v), _softmax(n)
+        joint = np.outer(pv, pn).ravel()
+        keep = np.argsort(-joint, kind="stable")[:top_actions]
+        results[nid] = {"verb": {str(i): round(float(x), 6) for i, x in enumerate(v)},
+                        "noun": {str(i): round(float(x), 6) for i, x in enumerate(n)},
+                        "action": {f"{k // len(pn)},{k % len(pn)}": float(joint[k]) for k in keep}}
+    return {"version": "0.2", "challenge": "action_recognition", "sls_pt": -1, "sls_tl": -1, "sls_td": -1,
+            "results": results}
+
+
+def _as_list(records) -> list:
+    return list(records)
+
+
+def egotaskqa_submission(records: list[dict]) -> dict:
+    return {"version": "1.0", "challenge": "egotaskqa", "results": list(records)}
+
+
+def egomcq_submission(records: dict) -> dict:
+    return {"version": "1.0", "results": {k: [float(x) for x in v] for k, v in records.items()}}
+
+
+_BUILDERS = {"nlq": nlq_submission, "mq": mq_submission, "qfvs": qfvs_submission, "charades": charades_submission,
+             "ek100-ar": ek100_actions_submission, "oscc": _as_list, "pnr": _as_list,
+             "egotaskqa": egotaskqa_submission, "egomcq": egomcq_submission}
+BINARY = ("ek100-mir",)  # written as pickles (the EK-100 MIR challenge layout), not text
 
 
 def submission_text(benchmark: str, records, suffix: str = ".json") -> str:
@@ -91,6 +133,22 @@ def write_submission(benchmark: str, records, path: str | os.PathLike) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(submission_text(benchmark, records, path.suffix))
+    if benchmark in BINARY:
+        tmp.write_bytes(mir_submission_bytes(records))
+    else:
+        tmp.write_text(submission_text(benchmark, records, path.suffix))
     os.replace(tmp, path)
     return str(path)
+
+
+def mir_submission_bytes(records: dict) -> bytes:
+    """EK-100 MIR challenge pickle: ``{"version", "challenge", "sim_mat" [V, T] float32, "vis_ids", "txt_ids",
+    "sls_pt", "sls_tl", "sls_td"}`` (videos are rows, as the official evaluation reads it)."""
+    import pickle
+
+    sim = np.asarray(records["sim_mat"], np.float32)
+    vis, txt = list(map(str, records["vis_ids"])), list(map(str, records["txt_ids"]))
+    if sim.shape != (len(vis), len(txt)):
+        raise ValueError(f"sim_mat {sim.shape} must be [len(vis_ids), len(txt_ids)] = [{len(vis)}, {len(txt)}]")
+    return pickle.dumps({"version": "0.1", "challenge": "multi_instance_retrieval", "sls_pt": -1, "sls_tl": -1,
+                         "sls_td": -1, "sim_mat": sim, "vis_ids": np.array(vis), "txt_ids": np.array(txt)})

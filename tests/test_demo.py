@@ -14,8 +14,9 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         raise AssertionError(f"demo_summary.json is not strict JSON: {token}")
     summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text(), parse_constant=no_nan)
     assert summary["failed_heads"] == [] and "failed 0" in summary["extract"]
-    assert sorted(summary["results"]) == list_heads()
+    assert sorted(summary["results"]) == sorted([*list_heads(), "clip-zeroshot"])  # every head + zero-shot CLIP
     report = (tmp_path / "demo" / "report" / "report.md").read_text()
     for bench in ("nlq", "mq", "qfvs", "charades"):
         assert bench.upper() in report.upper()
     assert list((tmp_path / "demo" / "report").glob("*.png"))
+    assert (tmp_path / "demo" / "report" / "search.png").is_file() and "## Moment search" in report

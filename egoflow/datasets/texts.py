@@ -24,8 +24,9 @@ class TextSourceError(ValueError):
 
 
 def annotation_strings(path: str | Path, prompt: str | None = None) -> tuple[str, list[str]]:
-    """(kind, strings) of an annotation file: nlq | mq | narrations | classes (a Charades class list, names only)
-    | lines, or a QFVS folder: qfvs. Strings are deduplicated in order of first appearance."""
+    """(kind, strings) of an annotation file: nlq | mq | narrations (Ego4D, or an EK-100 csv's narration column)
+    | classes (a Charades class list, names only) | lines | questions (EgoTaskQA) | egomcq (its queries), or a QFVS
+    folder: qfvs. Strings are deduplicated in order of first appearance."""
     p = Path(path)
     if not p.exists():
         raise TextSourceError(f"annotation file {p} does not exist")
@@ -37,11 +38,25 @@ def annotation_strings(path: str | Path, prompt: str | None = None) -> tuple[str
             names = (ln.split(" ", 1)[1].strip() for ln in lines)
             return "classes", unique([prompt.format(n) if prompt else n for n in names])
         return "lines", [prompt.format(s) if prompt else s for s in lines]
+    if p.suffix.lower() == ".csv":  # EK-100 csvs (actions, MIR segments / captions): the narration column
+        import csv
+
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or "narration" not in rows[0]:
+            raise TextSourceError(f"{p}: a .csv needs a 'narration' column (EPIC-KITCHENS-100 files)")
+        return "narrations", unique([r["narration"] for r in rows if r["narration"]])
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise TextSourceError(f"{p}: not valid JSON ({e})") from None
     out: list[str] = []
+    if isinstance(data, list) and data and all(isinstance(q, dict) and "question" in q for q in data):
+        return "questions", unique([str(q["question"]) for q in data])  # EgoTaskQA *_qas.json
+    if isinstance(data, dict) and data and all(isinstance(v, dict) and "choices" in v and "query" in v
+                                               for v in data.values()):  # EgoMCQ: the query texts
+        return "egomcq", unique([v["query"]["clip_text"] for v in data.values()
+                                 if isinstance(v["query"], dict) and "clip_text" in v["query"]])
     if isinstance(data, dict) and isinstance(data.get("videos"), list):
         kind = None
         for v in data["videos"]:

@@ -18,6 +18,12 @@ from egoflow.evaluate.classification import charades_map_report
 from egoflow.evaluate.mq import evaluate_mq_files
 from egoflow.evaluate.nlq import evaluate_nlq_files
 from egoflow.evaluate.qfvs import evaluate_qfvs_files
+from egoflow.evaluate.recognition import (
+    evaluate_egotaskqa_files,
+    evaluate_ek100_actions_files,
+    evaluate_oscc_files,
+    evaluate_pnr_files,
+)
 from egoflow.evaluate.retrieval import egomcq_accuracy, mir_metrics, pr_curve
 
 
@@ -114,9 +120,18 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("ek100-mir", evaluate_mir_files, ("mAP", "nDCG", "mAP V2T", "mAP T2V", "nDCG V2T", "nDCG T2V",
                                                 "num_missing_videos", "num_missing_texts"),
               "EK-100 retrieval_annotations folder"),
+    Benchmark("ek100-ar", evaluate_ek100_actions_files, ("action top1", "action top5", "verb top1", "verb top5",
+                                                         "noun top1", "noun top5", "num_segments", "num_missing"),
+              "EPIC_100_validation.csv"),
+    Benchmark("oscc", evaluate_oscc_files, ("accuracy", "num_clips", "num_missing"), "fho_oscc-pnr_val.json"),
+    Benchmark("pnr", evaluate_pnr_files, ("abs_error_s", "num_clips"), "fho_oscc-pnr_val.json", percent=False),
+    Benchmark("egotaskqa", evaluate_egotaskqa_files, ("accuracy", "descriptive", "predictive", "counterfactual",
+                                                      "explanatory", "num_questions", "num_missing"),
+              "EgoTaskQA {direct,indirect}/val_qas.json"),
 )}
 ALIASES = {"charades-ego": "charades", "charadesego": "charades", "ek100": "ek100-mir", "epic-mir": "ek100-mir",
-           "moments": "mq"}
+           "moments": "mq", "ek100-actions": "ek100-ar", "epic-ar": "ek100-ar", "ego4d-oscc": "oscc",
+           "ego4d-pnr": "pnr"}
 
 
 def get_benchmark(name: str) -> Benchmark:

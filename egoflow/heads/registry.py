@@ -6,10 +6,10 @@ can follow ``egoflow train NAME`` from the CLI through :mod:`egoflow.heads.runne
 """
 from __future__ import annotations
 
-from egoflow.heads import laviti, summarizer, vsgn, vslnet
+from egoflow.heads import laviti, linear, summarizer, vsgn, vslnet
 from egoflow.heads.spec import HeadSpec, config_from_dict
 
-_BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC)
+_BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC, *linear.SPECS.values())
 _REGISTRY: dict[str, HeadSpec] = {s.name: s for s in _BUILTIN}
 
 
