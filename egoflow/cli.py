@@ -18,7 +18,13 @@ import sys
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    p.add_argument("--encoder", default="clip", choices=["clip", "fused"],
+                   help="clip: frozen open_clip frames; fused: EgoVLPv2-style fused backbone on windows")
+    p.add_argument("--model", default=None, help="open_clip architecture (default ViT-B-32), or with --encoder "
+                   "fused a fused model (default egovlpv2-base; clip-fused-<open_clip model>)")
+    p.add_argument("--tokenizer", default="", help="fused: folder with RoBERTa vocab.json + merges.txt")
+    p.add_argument("--num-frames", type=int, default=16, help="fused: frames per window F (default 16)")
+    p.add_argument("--fusion-checkpoint", default="", help="clip-fused: tuned fusion weights")
     p.add_argument("--pretrained", default="none",
                    help="open_clip tag (e.g. laion2b_s34b_b79k), local checkpoint path, or none (random init)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32", "fp16"])
@@ -27,15 +33,40 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 
 def _encoder(a):
+    if getattr(a, "encoder", "clip") == "fused":
+        from egoflow.extract.fused.encoder import create_fused_encoder
+
+        return create_fused_encoder(a.model, a.pretrained, a.tokenizer, a.num_frames, a.precision, a.device,
+                                    min(a.batch_size, 8), fusion_checkpoint=a.fusion_checkpoint)
     from egoflow.extract.clip import create_encoder
 
     return create_encoder(a.model, a.pretrained, a.precision, a.device, a.batch_size)
+
+
+def _resolve_encoder_defaults(a) -> None:
+    """--model / --fps defaults depend on --encoder: fused windows default to Ego4D's 1.875 features/s."""
+    fused = getattr(a, "encoder", "clip") == "fused"
+    if hasattr(a, "model") and a.model is None:
+        a.model = "egovlpv2-base" if fused else "ViT-B-32"
+    if hasattr(a, "fps") and a.fps is None:
+        a.fps = 1.875 * ((a.stride or a.window or a.num_frames) if fused else 1)
 
 
 def cmd_extract(a) -> int:
     from egoflow.extract.pipeline import ExtractConfig, extract
 
     cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
+    if a.queries:
+        if a.encoder != "fused":
+            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
+
+        summary, name = extract_conditioned(a.inputs, a.store, _encoder(a), queries_from_file(a.queries), cfg,
+                                            a.feature_set, progress=not a.quiet)
+        print(f"query-conditioned feature set {name}: {summary.line()}")
+        return 0 if summary.ok else 1
+    if a.prefect and a.encoder == "fused":
+        raise ValueError("--prefect runs the frozen-CLIP flow only; run --encoder fused without --prefect")
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
@@ -167,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="video files, directories (recursive) or .txt lists of paths")
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
-    p.add_argument("--fps", type=float, default=1.875, help="sampled frames per second")
+    p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
+                   "1.875 x stride, i.e. Ego4D's 1.875 features/s)")
+    p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
+                   "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
     p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
     p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
@@ -263,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import user_errors
 
     args = build_parser().parse_args(argv)
+    _resolve_encoder_defaults(args)
     try:
         return int(args.func(args) or 0)
     except user_errors() as e:

@@ -313,6 +313,9 @@ class FeatureStore(TextStoreMixin):
                 a = self._video_attrs(fs, uid)
                 if not a or a.get("complete") is not True:
                     continue  # incomplete videos are invisible to readers and redone by the next run
+                if "queries" in a:  # a query-conditioned clip (conditioned.py): check every query's entry
+                    problems += self._verify_conditioned(name, uid, a, dim)
+                    continue
                 try:
                     vf = self.read_video(name, uid)
                 except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
@@ -326,6 +329,28 @@ class FeatureStore(TextStoreMixin):
         problems += self._verify_texts()
         return problems
 
+    def _verify_conditioned(self, name: str, uid: str, a: dict, dim: int) -> list[str]:
+        from egoflow.features_store.conditioned import read_conditioned
 
-__all__ = ["FeatureStore", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",
-           "FeatureSetMismatch", "VideoMissing", "config_hash"]
+        out = []
+        for q in a["queries"].values():
+            try:
+                vf = read_conditioned(self, name, uid, q)
+            except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
+                out.append(f"{name}/{uid}: query {q!r}: unreadable arrays ({e})")
+                continue
+            if vf.feats.shape != (a.get("num_steps"), dim) or not np.isfinite(vf.feats).all():
+                out.append(f"{name}/{uid}: query {q!r}: shape {vf.feats.shape} or non-finite values")
+        return out
+
+
+__all__ = [
+    "FeatureSetMismatch",
+    "FeatureSetMissing",
+    "FeatureStore",
+    "StoreError",
+    "TextFeatures",
+    "VideoFeatures",
+    "VideoMissing",
+    "config_hash",
+]
