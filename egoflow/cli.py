@@ -48,7 +48,7 @@ def _resolve_encoder_defaults(a) -> None:
     fused = getattr(a, "encoder", "clip") == "fused"
     if hasattr(a, "model") and a.model is None:
         a.model = "egovlpv2-base" if fused else "ViT-B-32"
-    if hasattr(a, "fps") and a.fps is None:
+    if getattr(a, "command", None) == "extract" and a.fps is None:
         a.fps = 1.875 * ((a.stride or a.window or a.num_frames) if fused else 1)
 
 
@@ -165,6 +165,12 @@ def cmd_train(a) -> int:
 
 
 def cmd_predict(a) -> int:
+    if a.head == "egomcq":  # not a head: the fused backbone scores the candidates itself
+        from egoflow.fused_cli import cmd_predict_egomcq
+
+        return cmd_predict_egomcq(a)
+    if not a.run or not a.store:
+        raise ValueError(f"egoflow predict {a.head} needs --run and --store")
     from egoflow.heads.registry import get_head
 
     fn = get_head(a.head).predict_from_store
@@ -261,14 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write official-format predictions with a trained run")
     p.add_argument("head")
-    p.add_argument("--run", required=True, help="run directory of `egoflow train`")
-    p.add_argument("--store", required=True)
+    p.add_argument("--run", default=None, help="run directory of `egoflow train` (heads)")
+    p.add_argument("--store", default=None, help="feature store (heads)")
     p.add_argument("--annotations", required=True)
     p.add_argument("--out", required=True, help="predictions JSON path")
     p.add_argument("--feature-set", default=None)
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
+    p.add_argument("--videos", default=None, help="egomcq: folder of the videos (<video_uid>.mp4)")
+    p.add_argument("--score", default="ensemble", choices=["dual", "vtm", "ensemble"],
+                   help="egomcq: dual (cosine), vtm (fusion P(match)) or ensemble (their sum)")
+    p.add_argument("--fps", type=float, default=None, help="egomcq: decoding rate for clip frames (default 8)")
+    _add_encoder_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("heads", help="list the registered heads")

@@ -1,0 +1,71 @@
+"""CLI pieces of the fused backbone that sit above extract and datasets: ``egoflow predict egomcq`` and
+``egoflow info --encoder fused`` (cost report).
+
+    egoflow predict egomcq --annotations egomcq.json --videos DIR --out pred.json --encoder fused \
+        --model egovlpv2-base --pretrained EgoVLPv2.pth --tokenizer roberta-base/ [--score ensemble]
+    egoflow evaluate egomcq --pred pred.json --gt egomcq.json --out report/
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble", fps: float = 8.0,
+                   progress: bool = True) -> Path:
+    """Score the 5 candidates of every EgoMCQ item with the fused model; write ``{item_id: [5 scores]}``.
+
+    Videos are ``<videos_dir>/<video_uid>.mp4`` (any extension the extractor reads); each is decoded once.
+    Items whose video is missing are left out (the evaluator counts them as missing) and listed on stderr.
+    """
+    from egoflow.datasets.egomcq import load_egomcq
+    from egoflow.extract.fused.scoring import SCORES, clip_frames, pair_scores
+    from egoflow.extract.pipeline import VIDEO_EXTENSIONS
+
+    if score not in SCORES:
+        raise ValueError(f"unknown --score {score!r}: use one of {', '.join(SCORES)}")
+    items = load_egomcq(annotations)
+    vdir = Path(videos_dir)
+    if not vdir.is_dir():
+        raise FileNotFoundError(f"videos folder {vdir} does not exist")
+    files = {p.stem: p for p in vdir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
+    by_video = defaultdict(list)  # video_uid -> [(item index, choice index, clip)]
+    for i, it in enumerate(items):
+        for c, clip in enumerate(it.choices):
+            by_video[clip.video_uid].append((i, c, clip))
+    scores = [[None] * len(it.choices) for it in items]
+    missing = sorted(u for u in by_video if u not in files)
+    for uid in tqdm(sorted(set(by_video) - set(missing)), desc="egomcq videos", disable=not progress):
+        entries = by_video[uid]
+        frames = clip_frames(files[uid], [(c.start_sec, c.end_sec) for _, _, c in entries],
+                             encoder.cfg.num_frames, fps, encoder.image_size)
+        for k in range(0, len(entries), encoder.cfg.batch_size):
+            part = entries[k:k + encoder.cfg.batch_size]
+            s = pair_scores(encoder, np.stack(frames[k:k + len(part)]), [items[i].query for i, _, _ in part])[score]
+            for (i, c, _), v in zip(part, s):
+                scores[i][c] = float(v)
+    if missing:
+        print(f"egomcq: {len(missing)} video(s) not in {vdir} (their items are left out), e.g. {missing[0]}",
+              file=sys.stderr)
+    result = {it.item_id: row for it, row in zip(items, scores) if all(v is not None for v in row)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result))
+    return out
+
+
+def cmd_predict_egomcq(a) -> int:
+    from egoflow.cli import _encoder
+
+    if a.encoder != "fused":
+        raise ValueError("egoflow predict egomcq scores video-text pairs with the fused model: add --encoder fused")
+    if not a.videos:
+        raise ValueError("egoflow predict egomcq needs --videos DIR (the Ego4D videos named <video_uid>.mp4)")
+    path = predict_egomcq(a.annotations, a.videos, _encoder(a), a.out, a.score, a.fps or 8.0)
+    print(f"predictions written to {path}")
+    return 0
