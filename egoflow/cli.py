@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
     p.set_defaults(func=cmd_demo)
 
-    for mod in ("egoflow.evaluate.cli", "egoflow.segment_cli"):
+    for mod in ("egoflow.evaluate.cli", "egoflow.segment_cli", "egoflow.fused_cli"):
         try:
             register = __import__(mod, fromlist=["register"]).register
         except ImportError as e:

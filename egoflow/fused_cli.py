@@ -69,3 +69,27 @@ def cmd_predict_egomcq(a) -> int:
     path = predict_egomcq(a.annotations, a.videos, _encoder(a), a.out, a.score, a.fps or 8.0)
     print(f"predictions written to {path}")
     return 0
+
+
+def cmd_info(a) -> int:
+    """``egoflow info --encoder fused``: parameters and GMACs of the fused model (see extract.fused.cost)."""
+    if a.encoder != "fused":
+        raise ValueError("egoflow info reports the fused backbone's cost: add --encoder fused")
+    from egoflow.extract.fused.cost import cost_report, format_report
+
+    model = a.model or "egovlpv2-base"
+    if model.startswith("clip-fused-"):
+        raise ValueError("the cost report covers the EgoVLPv2 configs (egovlpv2-base, egovlpv2-tiny)")
+    r = cost_report(model, text_len=a.text_tokens, num_frames=a.num_frames)
+    print(json.dumps(r, indent=1) if a.json else format_report(r))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="cost report of an encoder (fused: parameters, GMACs per window and query)")
+    p.add_argument("--encoder", default="fused", choices=["fused"])
+    p.add_argument("--model", default=None, help="fused model (default egovlpv2-base)")
+    p.add_argument("--num-frames", type=int, default=16, help="frames per window F")
+    p.add_argument("--text-tokens", type=int, default=16, help="tokens per query")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)

@@ -69,3 +69,19 @@ def test_predict_then_evaluate(setup, tmp_path, capsys):
     assert "Intra-video" in s and "num_missing" in s
     assert main(["predict", "egomcq", "--annotations", str(d / "egomcq.json"), "--out", str(pred),
                  "--encoder", "fused"]) == 2  # no --videos: one-line error
+
+
+def test_info_cost_report(capsys):
+    from egoflow.extract.fused.cost import cost_report
+
+    assert main(["info", "--encoder", "fused", "--model", "egovlpv2-tiny", "--num-frames", "4"]) == 0
+    assert "per extra query with reuse" in capsys.readouterr().out
+    r = cost_report("egovlpv2-base", num_frames=16)
+    p, g = r["params_M"], r["gmacs"]
+    # TimeSformer-B/16 + RoBERTa-B: ~86 M + ~125 M before the divided-attention and fusion extras
+    assert 120 < p["video"] < 135 and 120 < p["text"] < 140 and p["fusion (cross-attention + alphas)"] > 10
+    # 16 x 196 patch tokens, 12 blocks of ~16 d^2 MACs per token: ~350-380 GMACs for the dual video tower
+    assert 330 < g["unfused: video window (dual)"] < 400
+    assert g["fused: per extra query with reuse"] < 0.6 * g["fused: window + query, full model"]
+    assert abs(g["fused: lower layers per window (reused)"] + g["fused: per extra query with reuse"]
+               - g["fused: window + query, full model"]) < 1e-6
