@@ -29,8 +29,6 @@ def cost_report(name: str = "egovlpv2-base", text_len: int = 16, **overrides) ->
     with torch.device("meta"):
         m = FusedModel(cfg)
         video = torch.empty(1, cfg.num_frames, 3, cfg.image_size, cfg.image_size)
-        ids = torch.ones(1, text_len, dtype=torch.long)
-        mask = torch.ones(1, text_len, dtype=torch.long)
     fusion = sum(_params(b.attn) - 4 * cfg.width * cfg.width - 4 * cfg.width  # the cross-attn extras only
                  for b in m.video.blocks if b.attn.fused)
     fusion += sum(_params(la.crossattention_t2i) + 1 for la in m.text.encoder.layer if la.fused)
@@ -56,7 +54,6 @@ def cost_report(name: str = "egovlpv2-base", text_len: int = 16, **overrides) ->
         g_text = _gmacs(text_dual)
         g_lower = _gmacs(lambda: m.video_lower(video))
         g_query = _gmacs(lambda: fused_query(lower))
-    del ids, mask
     return {
         "model": name, "num_frames": cfg.num_frames, "image_size": cfg.image_size, "text_tokens": text_len,
         "fused_layers": cfg.fused_layers, "depth": cfg.depth,
@@ -74,8 +71,9 @@ def cost_report(name: str = "egovlpv2-base", text_len: int = 16, **overrides) ->
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['model']}: {r['depth']} layers, top {r['fused_layers']} fused; window {r['num_frames']} frames "
-             f"of {r['image_size']} px; query {r['text_tokens']} tokens", "parameters (M):"]
+    head = (f"{r['model']}: {r['depth']} layers, top {r['fused_layers']} fused; window {r['num_frames']} frames "
+            f"of {r['image_size']} px; query {r['text_tokens']} tokens")
+    lines = [head, "parameters (M):"]
     lines += [f"  {k:36s} {v:9.2f}" for k, v in r["params_M"].items()]
     lines.append("GMACs:")
     lines += [f"  {k:44s} {v:9.2f}" for k, v in r["gmacs"].items()]
