@@ -76,7 +76,8 @@ def test_conditioned_reuse_equals_full_model(videos, enc, tmp_path):
                                     reuse=False)
     assert s1.ok and s2.ok and is_conditioned(store, name)
     a, b = read_conditioned(store, name, "vid-a", qs[0]), read_conditioned(store, "full", "vid-a", qs[0])
-    assert np.array_equal(a.feats, b.feats) and a.feats.shape == (6, enc.fused_dim)
+    assert a.feats.shape == (6, enc.fused_dim) and np.abs(a.feats).max() > 0.1
+    np.testing.assert_allclose(a.feats, b.feats, atol=2e-3)  # float16 store of numbers equal to ~1e-6
     assert conditioned_queries(store, name, "vid-a") == qs
     with pytest.raises(VideoMissing, match="was not extracted"):
         read_conditioned(store, name, "vid-a", "blue mug")

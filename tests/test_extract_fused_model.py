@@ -76,3 +76,20 @@ def test_nonzero_alpha_changes_outputs_and_wrong_frames_refused():
         assert torch.allclose(m.forward_fused(video, ids2, mask2)["vtm"], on["vtm"], atol=1e-5)
     with pytest.raises(ValueError, match="takes 4 frames"):
         m.encode_video(video[:, :3])
+
+
+def test_window_cache_and_cls_only_give_the_plain_numbers():
+    m = create_fused_model("egovlpv2-tiny", seed=2)
+    video, ids, mask = _inputs(m.cfg)
+    with torch.no_grad():
+        for a in m.alphas():
+            a.fill_(0.7)
+        plain = m.forward_fused(video, ids, mask)
+        cache = m.window_cache(video)
+        t, bias = m.text_lower(ids, mask)
+        v, t2 = m.fuse(cache["v"], t, bias, cache=cache, cls_only=True)
+        out = m.fused_outputs(v, t2)
+    assert v.shape[1] == 1
+    assert torch.allclose(out["video"], plain["video"], atol=1e-5)
+    assert torch.allclose(out["vtm"], plain["vtm"], atol=1e-5)
+    assert torch.allclose(t2, plain["text"], atol=1e-5)

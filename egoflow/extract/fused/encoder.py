@@ -141,27 +141,63 @@ class FusedEncoder:
 
     # fused path with reuse -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def window_tokens(self, clips: np.ndarray) -> torch.Tensor:
-        """Lower (unfused) layers once per window: uint8 ``[B, F, H, W, 3]`` -> cached tokens."""
-        return torch.cat([self.model.video_lower(self._clips(clips[i:i + self.cfg.batch_size]))
-                          for i in range(0, len(clips), self.cfg.batch_size)])
+    def window_tokens(self, clips: np.ndarray):
+        """Text-independent work once per window: uint8 ``[B, F, H, W, 3]`` -> a cache for :meth:`conditioned`
+        (the lower layers' tokens; for EgoVLPv2 models also the first fused layer's query-free parts)."""
+        parts = [self._clips(clips[i:i + self.cfg.batch_size]) for i in range(0, len(clips), self.cfg.batch_size)]
+        if self.is_clip:
+            return {"v": torch.cat([self.model.video_lower(p) for p in parts])}
+        caches = [self.model.window_cache(p) for p in parts]
+        out = {k: torch.cat([c[k] for c in caches]) for k in caches[0] if k != "kv"}
+        if "kv" in caches[0]:
+            out["kv"] = tuple(torch.cat([c["kv"][j] for c in caches]) for j in range(2))
+        return out
+
+    def _text(self, query: str):
+        ids, mask = self.tokenize([query])
+        return self.model.text_lower(ids, mask)
+
+    def _expand(self, t, bias, n):
+        tb = t.expand(n, *t.shape[1:])
+        bb = (bias[0].expand(n, -1), bias[1]) if self.is_clip else bias.expand(n, *bias.shape[1:])
+        return tb, bb
+
+    def _outputs(self, vf, tf, bb):
+        o = self.model.fused_outputs(vf, tf, bb[0]) if self.is_clip else self.model.fused_outputs(vf, tf)
+        return o["video"].float(), o["vtm"].float().softmax(-1)[:, 1]
 
     @torch.inference_mode()
-    def conditioned(self, tokens: torch.Tensor, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """Top M fused layers for one query over cached window tokens -> (video features ``[B, fused_dim]``,
+    def conditioned(self, cache: dict, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Top M fused layers for one query over a window cache -> (video features ``[B, fused_dim]``,
         P(match) ``[B]``)."""
-        ids, mask = self.tokenize([query])
-        t, bias = self.model.text_lower(ids, mask)
+        t, bias = self._text(query)
         feats, scores = [], []
-        for i in range(0, len(tokens), self.cfg.batch_size):
-            v = tokens[i:i + self.cfg.batch_size]
-            n = len(v)
-            tb = t.expand(n, *t.shape[1:])
-            bb = (bias[0].expand(n, -1), bias[1]) if self.is_clip else bias.expand(n, *bias.shape[1:])
-            vf, tf = self.model.fuse(v, tb, bb)
-            o = self.model.fused_outputs(vf, tf, bb[0]) if self.is_clip else self.model.fused_outputs(vf, tf)
-            feats.append(o["video"].float())
-            scores.append(o["vtm"].float().softmax(-1)[:, 1])
+        for i in range(0, len(cache["v"]), self.cfg.batch_size):
+            sl = slice(i, i + self.cfg.batch_size)
+            v = cache["v"][sl]
+            tb, bb = self._expand(t, bias, len(v))
+            if self.is_clip:
+                vf, tf = self.model.fuse(v, tb, bb)
+            else:
+                part = {"s": cache["s"][sl], "kv": tuple(x[sl] for x in cache["kv"])} if "s" in cache else None
+                vf, tf = self.model.fuse(v, tb, bb, cache=part, cls_only=True)
+            f, s = self._outputs(vf, tf, bb)
+            feats.append(f)
+            scores.append(s)
+        return torch.cat(feats).cpu().numpy(), torch.cat(scores).cpu().numpy()
+
+    @torch.inference_mode()
+    def conditioned_full(self, clips: np.ndarray, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole fused model per (window, query), no reuse (the reference's way; for comparisons)."""
+        feats, scores = [], []
+        for i in range(0, len(clips), self.cfg.batch_size):
+            video = self._clips(clips[i:i + self.cfg.batch_size])
+            t, bias = self._text(query)
+            tb, bb = self._expand(t, bias, len(video))
+            vf, tf = self.model.fuse(self.model.video_lower(video), tb, bb)
+            f, s = self._outputs(vf, tf, bb)
+            feats.append(f)
+            scores.append(s)
         return torch.cat(feats).cpu().numpy(), torch.cat(scores).cpu().numpy()
 
 

@@ -141,7 +141,7 @@ def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str |
                         feats[j].append(encoder.conditioned(tokens, q)[0])
                 else:
                     for j, q in enumerate(qs):
-                        feats[j].append(encoder.conditioned(encoder.window_tokens(clips), q)[0])
+                        feats[j].append(encoder.conditioned_full(clips, q)[0])
             T = np.concatenate(times)
             Fq = np.stack([np.concatenate(f) for f in feats])
             attrs = {"fps": cfg.fps, "duration_s": _duration(Path(p), T, cfg.fps), "source": source,

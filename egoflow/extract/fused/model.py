@@ -102,17 +102,36 @@ class FusedModel(nn.Module):
         bias = self.text.attention_bias(mask, x.dtype)
         return self.text.run(x, bias, 0, self.lower), bias
 
-    def fuse(self, v: torch.Tensor, t: torch.Tensor, bias: torch.Tensor, fusion: bool = True
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+    def fuse(self, v: torch.Tensor, t: torch.Tensor, bias: torch.Tensor, fusion: bool = True,
+             cache: dict | None = None, cls_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The top M layers side by side: v ``[B, N, D]``, t ``[B, L, Dt]`` -> (v, t) after them.
 
-        ``fusion=False`` runs the same layers without cross-attention (identical to alpha = 0).
+        ``fusion=False`` runs the same layers without cross-attention (identical to alpha = 0). ``cache`` (from
+        :meth:`window_cache`, with ``v = cache["v"]``) skips the text-independent work of the first fused layer;
+        ``cls_only`` computes only the CLS row of the last video block (returned v is ``[B, 1, D]``): all that
+        :meth:`fused_outputs` reads. Both give the same numbers as the plain path.
         """
-        for blk, layer in zip(self.video.blocks[self.lower:], self.text.encoder.layer[self.lower:]):
-            v_next = blk(v, self.cfg.num_frames, t if fusion else None, bias)
-            t = layer(t, bias, v if fusion else None)
+        M = self.cfg.fused_layers
+        for i, (blk, layer) in enumerate(zip(self.video.blocks[self.lower:], self.text.encoder.layer[self.lower:])):
+            text = t if fusion else None
+            if i == 0 and cache is not None:
+                v_next = blk.post(v, cache["s"], text, bias)
+                t = layer(t, bias, video_kv=cache["kv"] if fusion else None)
+            else:
+                v_next = blk(v, self.cfg.num_frames, text, bias, cls_only=cls_only and i == M - 1)
+                t = layer(t, bias, v if fusion else None)
             v = v_next
         return v, t
+
+    def window_cache(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything of the fused path that does not depend on the text, once per window: the lower tokens
+        ``v [B, N, D]``, the first fused block's space-attention output ``s`` and the first fused text layer's
+        key/value projections of ``v`` (``kv``)."""
+        v = self.video_lower(video)
+        if self.cfg.fused_layers == 0:
+            return {"v": v}
+        blk, layer = self.video.blocks[self.lower], self.text.encoder.layer[self.lower]
+        return {"v": v, "s": blk.pre(v, self.cfg.num_frames), "kv": layer.video_kv(v)}
 
     def fused_outputs(self, v: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Top-layer tokens -> {"video": conditioned video feature ``[B, width]``, "vtm": logits ``[B, 2]``}."""

@@ -38,16 +38,17 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(kv_dim, dim), nn.Linear(kv_dim, dim)
 
-    def forward(self, x, kv, bias=None):
-        """x ``[B, L, D]`` attends to kv ``[B, M, Dkv]``; bias additive ``[B, 1, 1, M]`` -> ``[B, L, D]``."""
+    def forward(self, x, kv, bias=None, kv_proj=None):
+        """x ``[B, L, D]`` attends to kv ``[B, M, Dkv]`` (or its precomputed ``kv_proj`` = (key, value) ``[B, M,
+        D]`` each); bias additive ``[B, 1, 1, M]`` -> ``[B, L, D]``."""
         B, L, D = x.shape
         h = self.heads
 
         def split(t):
-            return t.view(B, t.shape[1], h, D // h).transpose(1, 2)
+            return t.reshape(t.shape[0], t.shape[1], h, D // h).transpose(1, 2).expand(B, -1, -1, -1)
 
-        y = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(kv)), split(self.value(kv)),
-                                           attn_mask=bias)
+        k, v = kv_proj if kv_proj is not None else (self.key(kv), self.value(kv))
+        y = F.scaled_dot_product_attention(split(self.query(x)), split(k), split(v), attn_mask=bias)
         return y.transpose(1, 2).reshape(B, L, D)
 
 
@@ -81,11 +82,17 @@ class TextLayer(nn.Module):
     def fused(self) -> bool:
         return hasattr(self, "alpha_t2i")
 
-    def forward(self, x, bias, video=None):
-        """x ``[B, L, Dt]``, bias ``[B, 1, 1, L]``, video tokens ``[B, N, Dv]`` (fused path only)."""
+    def video_kv(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Key/value projections of video tokens ``[B, N, Dv]`` for this layer's cross-attention (query-free)."""
+        sa = self.crossattention_t2i.self
+        return sa.key(video), sa.value(video)
+
+    def forward(self, x, bias, video=None, video_kv=None):
+        """x ``[B, L, Dt]``, bias ``[B, 1, 1, L]``, video tokens ``[B, N, Dv]`` (fused path only) or their
+        cached key/value projections ``video_kv`` (see :meth:`video_kv`)."""
         a = self.attention.output.dense(self.attention.self(x, x, bias))
-        if video is not None and self.fused:  # video tokens are never padding: no mask
-            c = self.crossattention_t2i.output.dense(self.crossattention_t2i.self(a, video))
+        if (video is not None or video_kv is not None) and self.fused:  # video tokens are never padding
+            c = self.crossattention_t2i.output.dense(self.crossattention_t2i.self(a, video, kv_proj=video_kv))
             a = a + self.alpha_t2i * c
         a = self.attention.output.LayerNorm(a + x)
         y = self.output.dense(F.gelu(self.intermediate.dense(a)))

@@ -49,10 +49,23 @@ class DividedAttention(nn.Module):
     def forward(self, x: torch.Tensor, frames: int, group: str, text: torch.Tensor | None = None,
                 text_bias: torch.Tensor | None = None) -> torch.Tensor:
         """x ``[B, 1 + F*P, D]`` -> ``[B, 1 + F*P, D]``; text ``[B, L, Dt]``, text_bias ``[B, 1, 1, L]`` additive."""
+        return self.gate(self.attend(x, frames, group), text, text_bias)
+
+    def gate(self, x: torch.Tensor, text=None, text_bias=None) -> torch.Tensor:
+        """The fusion step on a self-attention output: ``x + alpha_i2t * CrossAttn(LN(x), text)``."""
+        if text is not None and self.fused:
+            x = x + self.alpha_i2t * self.cross(x, text, text_bias)
+        return x
+
+    def attend(self, x: torch.Tensor, frames: int, group: str, cls_only: bool = False) -> torch.Tensor:
+        """Divided self-attention + output projection: ``[B, 1 + F*P, D]`` -> same (``[B, 1, D]`` with
+        ``cls_only``: only the CLS row, which attends to every token)."""
         B, N, D = x.shape
         h, d = self.heads, D // self.heads
         q, k, v = self.qkv(x).view(B, N, 3, h, d).permute(2, 0, 3, 1, 4)  # each [B, h, N, d]
         cls_out = F.scaled_dot_product_attention(q[:, :, :1], k, v)  # [B, h, 1, d]
+        if cls_only:
+            return self.proj(cls_out.transpose(1, 2).reshape(B, 1, D))
         P = (N - 1) // frames
 
         def grouped(t):  # [B, h, F*P, d] -> [B, h, G, S, d]
@@ -67,10 +80,7 @@ class DividedAttention(nn.Module):
         if group == "time":
             out = out.transpose(2, 3)
         out = torch.cat([cls_out, out.reshape(B, h, N - 1, d)], dim=2)
-        x = self.proj(out.transpose(1, 2).reshape(B, N, D))
-        if text is not None and self.fused:
-            x = x + self.alpha_i2t * self.cross(x, text, text_bias)
-        return x
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
 
     def cross(self, x: torch.Tensor, text: torch.Tensor, text_bias: torch.Tensor | None) -> torch.Tensor:
         """Video tokens ``[B, N, D]`` attend to text tokens ``[B, L, Dt]`` (padding masked by ``text_bias``)."""
@@ -90,10 +100,18 @@ class SpaceTimeBlock(nn.Module):
         self.timeattn = DividedAttention(dim, heads)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x, frames: int, text=None, text_bias=None):
-        """x ``[B, 1 + F*P, D]`` -> same shape; text given only in fused blocks of the fused path."""
-        t = x + self.timeattn(self.norm3(x), frames, "time")
-        x = x + self.attn(self.norm1(t), frames, "space", text, text_bias)
+    def forward(self, x, frames: int, text=None, text_bias=None, cls_only: bool = False):
+        """x ``[B, 1 + F*P, D]`` -> same shape (``[B, 1, D]``: CLS only); text only in fused blocks."""
+        return self.post(x[:, :1] if cls_only else x, self.pre(x, frames, cls_only), text, text_bias)
+
+    def pre(self, x, frames: int, cls_only: bool = False):
+        """The text-independent part: time attention feeding the space self-attention (its projected output)."""
+        t = x + self.timeattn.attend(self.norm3(x), frames, "time")
+        return self.attn.attend(self.norm1(t), frames, "space", cls_only)
+
+    def post(self, x, s, text=None, text_bias=None):
+        """Fusion gate on the space-attention output ``s``, residual, MLP."""
+        x = x + self.attn.gate(s, text, text_bias)
         return x + self.mlp(self.norm2(x))
 
 
