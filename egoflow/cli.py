@@ -165,10 +165,10 @@ def cmd_train(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    if a.head == "egomcq":  # not a head: the fused backbone scores the candidates itself
-        from egoflow.fused_cli import cmd_predict_egomcq
+    if a.head in ("egomcq", "ek100-mir"):  # not heads: the fused backbone scores video-text pairs itself
+        from egoflow.fused_cli import cmd_predict_egomcq, cmd_predict_ek100_mir
 
-        return cmd_predict_egomcq(a)
+        return (cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir)(a)
     if not a.run or not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --run and --store")
     from egoflow.heads.registry import get_head
@@ -275,10 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
-    p.add_argument("--videos", default=None, help="egomcq: folder of the videos (<video_uid>.mp4)")
-    p.add_argument("--score", default="ensemble", choices=["dual", "vtm", "ensemble"],
-                   help="egomcq: dual (cosine), vtm (fusion P(match)) or ensemble (their sum)")
-    p.add_argument("--fps", type=float, default=None, help="egomcq: decoding rate for clip frames (default 8)")
+    p.add_argument("--videos", default=None, help="egomcq / ek100-mir: folder of the videos (<video_uid>.mp4)")
+    p.add_argument("--score", default=None, choices=["dual", "vtm", "ensemble"],
+                   help="egomcq / ek100-mir: dual (cosine), vtm (fusion P(match)) or ensemble (their sum); default "
+                   "ensemble for egomcq, dual for ek100-mir (vtm scores every pair)")
+    p.add_argument("--fps", type=float, default=None, help="egomcq / ek100-mir: decoding rate for clip frames "
+                   "(default 8)")
     _add_encoder_args(p)
     p.set_defaults(func=cmd_predict)
 

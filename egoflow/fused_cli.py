@@ -59,6 +59,62 @@ def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble
     return out
 
 
+def _seconds(ts: str) -> float:
+    """EPIC timestamps ``HH:MM:SS.ff`` (or plain seconds) -> seconds."""
+    parts = [float(x) for x in str(ts).split(":")]
+    return sum(v * 60 ** (len(parts) - 1 - i) for i, v in enumerate(parts))
+
+
+def predict_ek100_mir(root, videos_dir, encoder, out, split: str = "test", score: str = "dual", fps: float = 8.0,
+                      progress: bool = True) -> Path:
+    """EK-100 MIR similarity matrix [video segments, captions] written as the challenge's dict (``sim_mat``,
+    ``vis_ids``, ``txt_ids``; ``.npz`` or pickle by the suffix of ``out``). ``vtm`` / ``ensemble`` run the fused
+    model on every (segment, caption) pair: only for small splits. Videos are ``<videos_dir>/<video_id>.mp4``."""
+    import os
+    import pickle
+
+    from egoflow.datasets.ek100 import load_mir
+    from egoflow.datasets.errors import read_csv_rows
+    from egoflow.extract.fused.scoring import clip_frames, similarity_matrix
+    from egoflow.extract.pipeline import VIDEO_EXTENSIONS
+
+    mir = load_mir(root, split)
+    rows = read_csv_rows(os.path.join(root, f"EPIC_100_retrieval_{split}.csv"),
+                         ("narration_id", "video_id", "start_timestamp", "stop_timestamp"))
+    files = {p.stem: p for p in Path(videos_dir).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
+    absent = sorted({r["video_id"] for r in rows} - set(files))
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} EK-100 video(s) not in {videos_dir}, e.g. {absent[0]}")
+    by_video = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_video[r["video_id"]].append(i)
+    clips: list = [None] * len(rows)
+    for vid in tqdm(sorted(by_video), desc="ek100 videos", disable=not progress):
+        idx = by_video[vid]
+        spans = [(_seconds(rows[i]["start_timestamp"]), _seconds(rows[i]["stop_timestamp"])) for i in idx]
+        for i, c in zip(idx, clip_frames(files[vid], spans, encoder.cfg.num_frames, fps, encoder.image_size)):
+            clips[i] = c
+    sim = similarity_matrix(encoder, np.stack(clips), list(mir.texts), score).T  # [videos, texts]
+    sub = {"sim_mat": sim, "vis_ids": [r["narration_id"] for r in rows], "txt_ids": list(mir.text_ids)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        np.savez(out, sim_mat=sim, vis_ids=np.array(sub["vis_ids"]), txt_ids=np.array(sub["txt_ids"]))
+    else:
+        out.write_bytes(pickle.dumps(sub))
+    return out
+
+
+def cmd_predict_ek100_mir(a) -> int:
+    from egoflow.cli import _encoder
+
+    if a.encoder != "fused" or not a.videos:
+        raise ValueError("egoflow predict ek100-mir needs --encoder fused and --videos DIR")
+    path = predict_ek100_mir(a.annotations, a.videos, _encoder(a), a.out, score=a.score or "dual", fps=a.fps or 8.0)
+    print(f"similarity matrix written to {path}")
+    return 0
+
+
 def cmd_predict_egomcq(a) -> int:
     from egoflow.cli import _encoder
 
@@ -66,7 +122,7 @@ def cmd_predict_egomcq(a) -> int:
         raise ValueError("egoflow predict egomcq scores video-text pairs with the fused model: add --encoder fused")
     if not a.videos:
         raise ValueError("egoflow predict egomcq needs --videos DIR (the Ego4D videos named <video_uid>.mp4)")
-    path = predict_egomcq(a.annotations, a.videos, _encoder(a), a.out, a.score, a.fps or 8.0)
+    path = predict_egomcq(a.annotations, a.videos, _encoder(a), a.out, a.score or "ensemble", a.fps or 8.0)
     print(f"predictions written to {path}")
     return 0
 

@@ -85,3 +85,27 @@ def test_info_cost_report(capsys):
     assert g["fused: per extra query with reuse"] < 0.6 * g["fused: window + query, full model"]
     assert abs(g["fused: lower layers per window (reused)"] + g["fused: per extra query with reuse"]
                - g["fused: window + query, full model"]) < 1e-6
+
+
+def test_predict_ek100_mir_then_evaluate(setup, tmp_path):
+    import pickle
+
+    _, vids, tok = setup
+    root = tmp_path / "mir"
+    (root / "relevancy").mkdir(parents=True)
+    (root / "EPIC_100_retrieval_test.csv").write_text(
+        "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,narration\n"
+        "v1_0,P01,v1,00:00:00.50,00:00:00.10,00:00:01.60,pick up red kettle\n"
+        "v1_1,P01,v1,00:00:02.50,00:00:02.20,00:00:03.80,wash blue mug\n")
+    (root / "EPIC_100_retrieval_test_sentence.csv").write_text(
+        "narration_id,narration\nv1_0,pick up red kettle\nv1_1,wash blue mug\n")
+    (root / "relevancy" / "caption_relevancy_EPIC_100_retrieval_test.pkl").write_bytes(pickle.dumps(np.eye(2)))
+    out = tmp_path / "sub.npz"
+    rc = main(["predict", "ek100-mir", "--annotations", str(root), "--videos", str(vids), "--out", str(out),
+               "--encoder", "fused", "--model", "egovlpv2-tiny", "--num-frames", "4", "--tokenizer", str(tok),
+               "--precision", "fp32", "--device", "cpu"])
+    assert rc == 0
+    z = np.load(out)
+    assert z["sim_mat"].shape == (2, 2) and list(z["vis_ids"]) == ["v1_0", "v1_1"]
+    assert np.abs(z["sim_mat"]).max() <= 1 + 1e-6 and z["sim_mat"][0, 0] != z["sim_mat"][1, 0]
+    assert main(["evaluate", "ek100-mir", "--pred", str(out), "--gt", str(root), "--out", str(tmp_path / "r")]) == 0
