@@ -37,7 +37,11 @@ class FusedEncoder:
 
     def __init__(self, cfg: FusedEncoderConfig):
         from egoflow.extract.fused import create_fused_model
-        from egoflow.heads.train import resolve_device
+
+        try:  # the lead moves device resolution to egoflow/device.py
+            from egoflow.device import resolve_device
+        except ImportError:
+            from egoflow.heads.train import resolve_device
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
