@@ -23,6 +23,7 @@ from egoflow.features_store.conditioned import (
     conditioned_queries,
     is_conditioned,
     read_conditioned,
+    read_conditioned_scores,
 )
 
 WORDS = ["person", "opens", "the", "door", "red", "kettle", "blue", "mug"]
@@ -79,6 +80,9 @@ def test_conditioned_reuse_equals_full_model(videos, enc, tmp_path):
     assert a.feats.shape == (6, enc.fused_dim) and np.abs(a.feats).max() > 0.1
     np.testing.assert_allclose(a.feats, b.feats, atol=2e-3)  # float16 store of numbers equal to ~1e-6
     assert conditioned_queries(store, name, "vid-a") == qs
+    sc = read_conditioned_scores(store, name, "vid-a", qs[1])
+    assert sc.shape == (6,) and ((sc > 0) & (sc < 1)).all()
+    np.testing.assert_allclose(sc, read_conditioned_scores(store, "full", "vid-a", qs[1]), atol=1e-5)
     with pytest.raises(VideoMissing, match="was not extracted"):
         read_conditioned(store, name, "vid-a", "blue mug")
     with pytest.raises(StoreError, match="not query-conditioned"):

@@ -51,3 +51,23 @@ def test_vtm_accuracy_rises_well_above_chance(tmp_path, one_thread):
     save_fusion(model, tmp_path / "fusion.pt")
     again = create_fused_model("clip-fused-egoflow-tiny-ViT", num_frames=4, fusion_checkpoint=str(tmp_path / "fusion.pt"))
     assert vtm_accuracy(again, *held) == after
+
+
+def test_egovlpv2_tuning_with_mlm_runs_all_objectives(one_thread):
+    """The EgoVLPv2 configs train their cross-attention, gates and heads with MLM as well (random tiny model)."""
+    m = create_fused_model("egovlpv2-tiny", seed=0)
+    cfg = m.cfg
+    g = torch.Generator().manual_seed(0)
+    n = 8
+    video = torch.randn(n, cfg.num_frames, 3, cfg.image_size, cfg.image_size, generator=g)
+    labels = torch.arange(n) % 4
+    ids = torch.randint(5, cfg.vocab_size, (n, 6), generator=g)
+    ids[:, 0], ids[:, -1] = 0, 2
+    ids[:, 1:3] = (10 + labels * 2)[:, None] + torch.arange(2)  # the label's words
+    mask = torch.ones_like(ids)
+    frozen = m.video.blocks[0].attn.qkv.weight.clone()
+    hist = tune_fusion(m, video, ids, mask, labels, TuneConfig(steps=30, batch=8, lr=3e-3), mask_id=4)
+    assert {"egonce", "vtm", "mlm"} <= set(hist[-1])
+    assert np.mean([h["mlm"] for h in hist[-5:]]) < np.mean([h["mlm"] for h in hist[:5]])
+    assert torch.equal(m.video.blocks[0].attn.qkv.weight, frozen)  # lower layers stay frozen
+    assert any(float(a.detach().abs()) > 0 for a in m.alphas())

@@ -109,3 +109,21 @@ def test_predict_ek100_mir_then_evaluate(setup, tmp_path):
     assert z["sim_mat"].shape == (2, 2) and list(z["vis_ids"]) == ["v1_0", "v1_1"]
     assert np.abs(z["sim_mat"]).max() <= 1 + 1e-6 and z["sim_mat"][0, 0] != z["sim_mat"][1, 0]
     assert main(["evaluate", "ek100-mir", "--pred", str(out), "--gt", str(root), "--out", str(tmp_path / "r")]) == 0
+
+
+def test_encode_text_with_fused_encoder(setup, tmp_path):
+    from egoflow.features_store import FeatureStore
+
+    _, _, tok = setup
+    lines = tmp_path / "q.txt"
+    lines.write_text("red kettle\nblue mug\n")
+    store = str(tmp_path / "t.zarr")
+    assert main(["encode-text", str(lines), "--store", store, "--encoder", "fused", "--model", "egovlpv2-tiny",
+                 "--tokenizer", str(tok), "--precision", "fp32", "--device", "cpu"]) == 0
+    s = FeatureStore(store, mode="r")
+    assert s.text_sets() == ["fused-egovlpv2-tiny-none-text"]
+    t = s.load_texts("fused-egovlpv2-tiny-none-text", ["red kettle", "blue mug"])
+    assert np.allclose(np.linalg.norm(np.asarray(t.pooled, np.float32), axis=1), 1, atol=1e-2)
+    # no tokenizer folder: a one-line error, not a traceback
+    assert main(["encode-text", str(lines), "--store", str(tmp_path / "u.zarr"), "--encoder", "fused",
+                 "--model", "egovlpv2-tiny", "--device", "cpu"]) == 2

@@ -43,8 +43,9 @@ def _require(store: FeatureStore, name: str):
 
 
 def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: list[str], feats: np.ndarray,
-                      times: np.ndarray, attrs: dict | None = None) -> None:
-    """Write one clip's features for each query: ``feats [Q, T, D]`` (query order), ``times [T]``; the clip is
+                      times: np.ndarray, attrs: dict | None = None, scores: np.ndarray | None = None) -> None:
+    """Write one clip's features for each query: ``feats [Q, T, D]`` (query order), ``times [T]``, optionally
+    ``scores [Q, T]`` (the fused model's P(match) of every window, e.g. for zero-shot grounding); the clip is
     marked complete only after every entry is stored."""
     check_uid(clip_uid)
     fs = _require(store, name)
@@ -57,6 +58,8 @@ def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: li
         raise StoreError(f"{where}: times must be [T] with T = {feats.shape[1]} > 0, got {list(times.shape)}")
     if not np.isfinite(feats).all():
         raise StoreError(f"{where}: feats contain NaN or inf")
+    if scores is not None and np.shape(scores) != feats.shape[:2]:
+        raise StoreError(f"{where}: scores must be [{feats.shape[0]}, {feats.shape[1]}], got {list(np.shape(scores))}")
     keys = [query_key(q) for q in queries]
     if len(set(keys)) != len(keys):
         raise StoreError(f"{where}: the same query is given twice")
@@ -65,10 +68,12 @@ def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: li
     g = store._fresh_group(fs, clip_uid, meta)
     zstd = [ZstdCodec(level=store.compression_level)]
     T, D = feats.shape[1:]
-    for k, f in zip(keys, feats):
+    for j, (k, f) in enumerate(zip(keys, feats)):
         q = g.create_group(k)
         q.create_array("feats", data=f.astype(info["dtype"]), chunks=(T, D), compressors=zstd)
         q.create_array("times", data=times, chunks=(T,), compressors=zstd)
+        if scores is not None:
+            q.create_array("vtm", data=np.asarray(scores[j], np.float32), chunks=(T,), compressors=zstd)
     g.update_attributes({"complete": True})
 
 
@@ -97,6 +102,15 @@ def read_conditioned(store: FeatureStore, name: str, clip_uid: str, query: str) 
                            f"({len(a.get('queries', {}))} queries stored)")
     g = fs[clip_uid][k]
     return VideoFeatures(np.asarray(g["feats"][:], dtype=np.float32), np.asarray(g["times"][:], np.float64), a)
+
+
+def read_conditioned_scores(store: FeatureStore, name: str, clip_uid: str, query: str) -> np.ndarray:
+    """The stored P(match) ``[T]`` of every window of ``clip_uid`` for ``query`` (VTM head of the fused model)."""
+    vf = read_conditioned(store, name, clip_uid, query)  # checks completeness and the query
+    g = store._set(name)[clip_uid][query_key(query)]
+    if "vtm" not in g:
+        raise VideoMissing(f"clip {clip_uid!r} in {name!r} has no VTM scores stored")
+    return np.asarray(g["vtm"][:], np.float32)[:len(vf.times)]
 
 
 def load_conditioned(store: FeatureStore, name: str, pairs: list[tuple[str, str]]) -> list[VideoFeatures]:

@@ -131,22 +131,21 @@ def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str |
                     res.status = "skipped"
                     summary.results.append(res)
                     continue
-            feats = [[] for _ in qs]
+            feats, scores = [[] for _ in qs], [[] for _ in qs]
             times, n = [], {"frames": 0}
             for clips, ts in iter_windows(p, encoder, cfg, counter=n):
                 times.append(ts)
-                if reuse:
-                    tokens = encoder.window_tokens(clips)  # once per window, whatever the number of queries
-                    for j, q in enumerate(qs):
-                        feats[j].append(encoder.conditioned(tokens, q)[0])
-                else:
-                    for j, q in enumerate(qs):
-                        feats[j].append(encoder.conditioned_full(clips, q)[0])
+                cache = encoder.window_tokens(clips) if reuse else None  # once per window, for every query
+                for j, q in enumerate(qs):
+                    f, s = encoder.conditioned(cache, q) if reuse else encoder.conditioned_full(clips, q)
+                    feats[j].append(f)
+                    scores[j].append(s)
             T = np.concatenate(times)
             Fq = np.stack([np.concatenate(f) for f in feats])
+            Sq = np.stack([np.concatenate(s) for s in scores])
             attrs = {"fps": cfg.fps, "duration_s": _duration(Path(p), T, cfg.fps), "source": source,
                      "window": {"frames": encoder.cfg.num_frames, "stride": cfg.stride or encoder.cfg.num_frames}}
-            write_conditioned(store, name, uid, qs, Fq, T, attrs)
+            write_conditioned(store, name, uid, qs, Fq, T, attrs, scores=Sq)
             res.status, res.steps, res.frames, res.duration_s = "done", len(T), n["frames"], attrs["duration_s"]
         except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
             res.stage, res.reason = "encode", f"{type(e).__name__}: {e}"
