@@ -65,13 +65,13 @@ def cmd_extract(a) -> int:
                                             a.feature_set, progress=not a.quiet)
         print(f"query-conditioned feature set {name}: {summary.line()}")
         return 0 if summary.ok else 1
-    if a.prefect and a.encoder == "fused":
-        raise ValueError("--prefect runs the frozen-CLIP flow only; run --encoder fused without --prefect")
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
         res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
-                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force)
+                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
+                           encoder=a.encoder, tokenizer=a.tokenizer, num_frames=a.num_frames,
+                           fusion_checkpoint=a.fusion_checkpoint)
         return 0 if res["ok"] else 1
     summary, name = extract(a.inputs, a.store, _encoder(a), cfg, a.feature_set, progress=not a.quiet,
                             shard_spec=a.shard, pack=not a.no_pack)

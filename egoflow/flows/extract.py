@@ -27,12 +27,22 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
+def _make_encoder(encoder_kw: dict):
+    """Frozen CLIP, or the fused backbone when ``encoder_kw["kind"] == "fused"`` (cached per process either way)."""
+    kw = dict(encoder_kw)
+    if kw.pop("kind", "clip") == "fused":
+        from egoflow.extract.fused.encoder import create_fused_encoder
+
+        return create_fused_encoder(**kw)
+    from egoflow.extract.clip import create_encoder
+
+    return create_encoder(**kw)
+
+
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_transient,
       task_run_name="extract-{path}")
 def extract_video_task(path: str, store_url: str, feature_set: str, encoder_kw: dict, cfg: dict) -> dict:
-    from egoflow.extract.clip import create_encoder
-
-    encoder = create_encoder(**encoder_kw)
+    encoder = _make_encoder(encoder_kw)
     r = extract_one(path, FeatureStore(store_url), feature_set, encoder, ExtractConfig(**cfg))
     if r.status == "failed":
         get_run_logger().warning(f"{r.video_uid} failed at {r.stage}: {r.reason}")
@@ -43,15 +53,20 @@ def extract_video_task(path: str, store_url: str, feature_set: str, encoder_kw: 
 def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrained: str = "none",
                  precision: str = "auto", device: str = "auto", batch_size: int = 64, fps: float = 1.875,
                  window: int = 0, stride: int = 0, backend: str = "auto", feature_set: str | None = None,
-                 shard_spec: str | None = None, force: bool = False) -> dict:
-    """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict."""
-    from egoflow.extract.clip import create_encoder
+                 shard_spec: str | None = None, force: bool = False, encoder: str = "clip", tokenizer: str = "",
+                 num_frames: int = 16, fusion_checkpoint: str = "") -> dict:
+    """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict.
 
+    ``encoder="fused"``: the fused backbone's dual window features (``tokenizer``, ``num_frames``,
+    ``fusion_checkpoint`` as ``egoflow extract --encoder fused``)."""
     import time
 
     enc_kw = dict(model=model, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size)
+    if encoder == "fused":
+        enc_kw.update(kind="fused", tokenizer=tokenizer, num_frames=num_frames, batch_size=min(batch_size, 8),
+                      fusion_checkpoint=fusion_checkpoint)
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend, force=force)
-    st, name = prepare(FeatureStore(store), create_encoder(**enc_kw), cfg, feature_set)
+    st, name = prepare(FeatureStore(store), _make_encoder(enc_kw), cfg, feature_set)
     paths = shard(discover_videos(inputs), shard_spec)
     t0 = time.perf_counter()
     futures = [extract_video_task.submit(str(p), store, name, enc_kw, asdict(cfg)) for p in paths]
