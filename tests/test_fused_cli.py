@@ -127,3 +127,13 @@ def test_encode_text_with_fused_encoder(setup, tmp_path):
     # no tokenizer folder: a one-line error, not a traceback
     assert main(["encode-text", str(lines), "--store", str(tmp_path / "u.zarr"), "--encoder", "fused",
                  "--model", "egovlpv2-tiny", "--device", "cpu"]) == 2
+
+
+def test_fused_demo_quick(tmp_path, one_thread):
+    """egoflow demo --fused --quick: generated videos -> tuning -> conditioned extraction -> zero-shot NLQ."""
+    assert main(["demo", "--fused", "--quick", "--out", str(tmp_path / "d")]) == 0
+    r = json.loads((tmp_path / "d" / "report.json").read_text())
+    assert r["untuned"]["num_evaluated"] == r["tuned"]["num_evaluated"] > 0
+    assert r["tuning"]["vtm_loss_last"] < r["tuning"]["vtm_loss_first"]
+    assert (tmp_path / "d" / "report.md").read_text().count("|") > 10
+    assert (tmp_path / "d" / "fusion.pt").is_file()
