@@ -124,12 +124,13 @@ def run_fused_demo(out="demo_fused", model: str = "egoflow-tiny-ViT", pretrained
                                        if isinstance(v, float)), flush=True)
     results["seconds"] = time.perf_counter() - t0
     (out / "report.json").write_text(json.dumps(results, indent=1))
-    lines = ["# egoflow fused demo (zero-shot NLQ from VTM scores of query-conditioned features)", "",
-             "| fusion | " + " | ".join(k for k in results["tuned"]) + " |",
-             "|---|" + "---|" * len(results["tuned"])]
+    cols = [k for k in results["tuned"] if not k.startswith("num_")]
+    note = (f"{results['tuned'].get('num_queries', 0)} val queries; fusion tuned on "
+            f"{results['tuning']['pairs']} narrated windows of the train videos.")
+    lines = ["# egoflow fused demo (zero-shot NLQ from VTM scores of query-conditioned features)", "", note, "",
+             "| fusion | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for stage in ("untuned", "tuned"):
-        lines.append(f"| {stage} | " + " | ".join(f"{results[stage].get(k, float('nan')):.3f}"
-                                                  for k in results["tuned"]) + " |")
+        lines.append(f"| {stage} | " + " | ".join(f"{results[stage].get(k, float('nan')):.3f}" for k in cols) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print(f"report: {out / 'report.md'}", flush=True)
     return results
