@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/kts.py
 	$(BIN)/python benchmarks/heads_train.py
+	$(BIN)/python benchmarks/fused_query_reuse.py
+	$(BIN)/python benchmarks/fused_throughput.py --frames 4
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

@@ -24,12 +24,19 @@ from pathlib import Path
 
 from egoflow.evaluate.cli import register as register_evaluate
 from egoflow.flows.cli import register as register_flow_verbs
+from egoflow.fused_cli import register as register_fused
 from egoflow.search_cli import register as register_search
 from egoflow.segment.cli import register as register_segment
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    p.add_argument("--encoder", default="clip", choices=["clip", "fused"],
+                   help="clip: frozen open_clip frames; fused: EgoVLPv2-style fused backbone on windows")
+    p.add_argument("--model", default=None, help="open_clip architecture (default ViT-B-32), or with --encoder "
+                   "fused a fused model (default egovlpv2-base; clip-fused-<open_clip model>)")
+    p.add_argument("--tokenizer", default="", help="fused: folder with RoBERTa vocab.json + merges.txt")
+    p.add_argument("--num-frames", type=int, default=16, help="fused: frames per window F (default 16)")
+    p.add_argument("--fusion-checkpoint", default="", help="clip-fused: tuned fusion weights")
     p.add_argument("--pretrained", default="none",
                    help="open_clip tag (e.g. laion2b_s34b_b79k), local checkpoint path, or none (random init)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32", "fp16"])
@@ -58,9 +65,23 @@ def _open_remote(a) -> None:
 
 
 def _encoder(a):
+    if getattr(a, "encoder", "clip") == "fused":
+        from egoflow.extract.fused.encoder import create_fused_encoder
+
+        return create_fused_encoder(a.model, a.pretrained, a.tokenizer, a.num_frames, a.precision, a.device,
+                                    min(a.batch_size, 8), fusion_checkpoint=a.fusion_checkpoint)
     from egoflow.extract.clip import create_encoder
 
     return create_encoder(a.model, a.pretrained, a.precision, a.device, a.batch_size)
+
+
+def _resolve_encoder_defaults(a) -> None:
+    """--model / --fps defaults depend on --encoder: fused windows default to Ego4D's 1.875 features/s."""
+    fused = getattr(a, "encoder", "clip") == "fused"
+    if hasattr(a, "model") and a.model is None:
+        a.model = "egovlpv2-base" if fused else "ViT-B-32"
+    if getattr(a, "command", None) == "extract" and a.fps is None:
+        a.fps = 1.875 * ((a.stride or a.window or a.num_frames) if fused else 1)
 
 
 def cmd_extract(a) -> int:
@@ -68,6 +89,9 @@ def cmd_extract(a) -> int:
 
     cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
     if a.submit:
+        if a.encoder != "clip" or a.queries:
+            raise ValueError("--submit (sharded extraction on a work pool) runs frozen-CLIP frame features; run "
+                             "--encoder fused extraction with --prefect or per --shard")
         from egoflow.features_store.remote import parse_storage_options
         from egoflow.flows.parent import extract_parent_flow
 
@@ -76,12 +100,22 @@ def cmd_extract(a) -> int:
                                   a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
                                   a.stall_s, pack=not a.no_pack)
         return 0 if res["ok"] else 1
+    if a.queries:
+        if a.encoder != "fused":
+            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
+
+        summary, name = extract_conditioned(a.inputs, a.store, _encoder(a), queries_from_file(a.queries), cfg,
+                                            a.feature_set, progress=not a.quiet)
+        print(f"query-conditioned feature set {name}: {summary.line()}")
+        return 0 if summary.ok else 1
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
         res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
                            a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
-                           in_flight=a.in_flight, pack=not a.no_pack)
+                           in_flight=a.in_flight, pack=not a.no_pack, encoder=a.encoder, tokenizer=a.tokenizer,
+                           num_frames=a.num_frames, fusion_checkpoint=a.fusion_checkpoint)
         return 0 if res["ok"] else 1
     summary, name = extract(a.inputs, a.store, _encoder(a), cfg, a.feature_set, progress=not a.quiet,
                             shard_spec=a.shard, pack=not a.no_pack)
@@ -203,6 +237,13 @@ def cmd_predict(a) -> int:
     from egoflow.heads.runner import predict
     from egoflow.heads.zeroshot import ZEROSHOT
 
+    if a.head in ("egomcq", "ek100-mir") and a.encoder == "fused":  # the fused backbone scores video-text pairs
+        from egoflow.fused_cli import cmd_predict_egomcq, cmd_predict_ek100_mir
+
+        return (cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir)(a, _encoder)
+    if not a.store:
+        raise ValueError(f"egoflow predict {a.head} needs --store")
+
     if a.run is None:  # zero-shot: store features + texts, nothing trained (egoflow.heads.zeroshot)
         if a.head not in ZEROSHOT:
             raise ValueError(f"predict {a.head}: --run is required (zero-shot predictors without a run: "
@@ -231,6 +272,13 @@ def cmd_heads(a) -> int:
 
 
 def cmd_demo(a) -> int:
+    if a.fused:
+        from egoflow.fused_demo import run_fused_demo
+
+        model = "egoflow-tiny-ViT" if a.model == "ViT-B-32" else a.model  # CPU-sized unless asked otherwise
+        run_fused_demo(a.out, model=model, pretrained=a.pretrained, quick=a.quick,
+                       device="cpu" if a.device == "auto" else a.device)
+        return 0
     from egoflow.demo import run_demo
 
     return run_demo(a.out, pretrained=a.pretrained, model=a.model, quick=a.quick, device=a.device)
@@ -244,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="video files, directories (recursive) or .txt lists of paths")
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
-    p.add_argument("--fps", type=float, default=1.875, help="sampled frames per second")
+    p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
+                   "1.875 x stride, i.e. Ego4D's 1.875 features/s)")
+    p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
+                   "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
     p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
     p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
@@ -338,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("head")
     p.add_argument("--run", default=None, help="run directory of `egoflow train` (omit for the zero-shot "
                    "predictors egomcq, ek100-mir, charades)")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", default=None, help="feature store (every predictor but --encoder fused egomcq / "
+                   "ek100-mir, which read the videos)")
     p.add_argument("--annotations", required=True)
     p.add_argument("--out", required=True, help="predictions JSON path")
     p.add_argument("--feature-set", default=None)
@@ -348,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", default="clip", help="zero-shot clip-text score (default: CLIP cosine)")
     p.add_argument("--prompt", default=None, help='zero-shot charades: class-name template, e.g. "a video of {}"')
     p.add_argument("--split", default="test", help="zero-shot ek100-mir: split of the retrieval_annotations folder")
+    p.add_argument("--videos", default=None, help="--encoder fused egomcq / ek100-mir: folder of the videos "
+                   "(<video_uid>.mp4)")
+    p.add_argument("--score", default=None, choices=["dual", "vtm", "ensemble"],
+                   help="--encoder fused egomcq / ek100-mir: dual (cosine), vtm (fusion P(match)) or ensemble "
+                   "(their sum); default ensemble for egomcq, dual for ek100-mir (vtm scores every pair)")
+    p.add_argument("--fps", type=float, default=None, help="--encoder fused egomcq / ek100-mir: decoding rate for "
+                   "clip frames (default 8)")
+    _add_encoder_args(p)
     _add_storage_args(p)
     p.set_defaults(func=cmd_predict)
 
@@ -360,12 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default="none", help="weights for the demo encoder (default: random init)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
+    p.add_argument("--fused", action="store_true", help="the fused path instead: clip-fused (tiny open_clip "
+                   "unless --model), fusion tuning, query-conditioned extraction, zero-shot NLQ, report")
     p.set_defaults(func=cmd_demo)
 
     register_evaluate(sub)
     register_segment(sub)
     register_flow_verbs(sub)
     register_search(sub)
+    register_fused(sub)
     return ap
 
 
@@ -373,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import user_errors
 
     args = build_parser().parse_args(argv)
+    _resolve_encoder_defaults(args)
     try:
         _open_remote(args)
         return int(args.func(args) or 0)

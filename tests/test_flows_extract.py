@@ -89,3 +89,17 @@ def test_ray_runs_give_each_video_a_gpu(monkeypatch):
         assert RemoteOptionsContext.get().current_remote_options == {"num_gpus": 1}
     with mod._gpu_options(0):
         assert RemoteOptionsContext.get().current_remote_options == {}
+
+
+def test_flow_extracts_with_the_fused_encoder(tmp_path, prefect_harness):
+    """--encoder fused through the same flow (random-initialised egovlpv2-tiny; windows of 4 frames)."""
+    import numpy as np
+
+    make_video(tmp_path / "v1.mp4", [(0, 2, "red kettle")], fps=10, size=(48, 40))
+    url = str(tmp_path / "f.zarr")
+    res = extract_flow([str(tmp_path)], url, model="egovlpv2-tiny", precision="fp32", device="cpu", fps=4.0,
+                       encoder="fused", num_frames=4)
+    assert res["ok"] and res["feature_set"] == "fused-egovlpv2-tiny-none-4fps-w4s4"
+    vf = FeatureStore(url).read_video(res["feature_set"], "v1")
+    assert vf.feats.shape == (2, 16) and vf.attrs["window"] == {"frames": 4, "stride": 4}
+    assert np.allclose(np.linalg.norm(vf.feats, axis=1), 1, atol=2e-3)

@@ -115,7 +115,8 @@ def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
     w = encoder_desc.get("pretrained", "none")
     if w == "file":
         w = "ckpt" + hashlib.sha1(encoder_desc["path"].encode()).hexdigest()[:6]
-    name = f"clip-{encoder_desc['model']}-{w}-{cfg.fps:g}fps"
+    kind = "fused" if encoder_desc.get("encoder") == "fused" else "clip"
+    name = f"{kind}-{encoder_desc['model']}-{w}-{cfg.fps:g}fps"
     if cfg.window:
         name += f"-w{cfg.window}s{cfg.stride or cfg.window}"
     return name.replace("/", "_")
@@ -124,7 +125,7 @@ def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
 def extractor_config(encoder_desc: dict, cfg: ExtractConfig) -> dict:
     """Every setting that changes the stored numbers; its hash guards the feature set."""
     return {**encoder_desc, "fps": cfg.fps, "window": cfg.window, "stride": cfg.stride or cfg.window,
-            "pooling": "mean" if cfg.window else "none", "sampling": "pts-centre"}
+            "pooling": encoder_desc.get("pooling") or ("mean" if cfg.window else "none"), "sampling": "pts-centre"}
 
 
 def pool_windows(feats: np.ndarray, times: np.ndarray, window: int, stride: int, normalize: bool
@@ -162,21 +163,25 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
     feats, times = [], []
     stage = "decode"
     try:
-        bar = tqdm(desc=uid[:24], unit="fr", disable=not progress, leave=False)
-        for frames, ts in iter_frames(path, cfg.fps, size=encoder.image_size, batch_size=cfg.decode_batch,
-                                      backend=cfg.backend):
-            stage = "encode"
-            feats.append(encoder.encode_frames(frames))
-            stage = "decode"
-            times.append(ts)
-            bar.update(len(frames))
-        bar.close()
-        if not feats:
-            raise VideoReadError(path, "decode", "no frames could be decoded")
-        F, T = np.concatenate(feats), np.concatenate(times)
-        res.frames = len(F)
-        if cfg.window:
-            F, T = pool_windows(F, T, cfg.window, cfg.stride or cfg.window, encoder.cfg.normalize)
+        if getattr(encoder, "clip_level", False):  # fused backbone: whole windows through the model
+            stage = "encode"  # the encoder decodes its own windows (the pipeline stays encoder-agnostic)
+            F, T, res.frames = encoder.encode_video_windows(path, cfg, progress)
+        else:
+            bar = tqdm(desc=uid[:24], unit="fr", disable=not progress, leave=False)
+            for frames, ts in iter_frames(path, cfg.fps, size=encoder.image_size, batch_size=cfg.decode_batch,
+                                          backend=cfg.backend):
+                stage = "encode"
+                feats.append(encoder.encode_frames(frames))
+                stage = "decode"
+                times.append(ts)
+                bar.update(len(frames))
+            bar.close()
+            if not feats:
+                raise VideoReadError(path, "decode", "no frames could be decoded")
+            F, T = np.concatenate(feats), np.concatenate(times)
+            res.frames = len(F)
+            if cfg.window:
+                F, T = pool_windows(F, T, cfg.window, cfg.stride or cfg.window, encoder.cfg.normalize)
         attrs = {"fps": cfg.fps, "duration_s": _duration(path, T, cfg.fps), "source": source}
         if cfg.window:
             attrs["window"] = {"frames": cfg.window, "stride": cfg.stride or cfg.window}
@@ -209,6 +214,11 @@ def _duration(path: Path, times: np.ndarray, fps: float) -> float:
 def prepare(store: FeatureStore | str, encoder, cfg: ExtractConfig, feature_set: str | None = None
             ) -> tuple[FeatureStore, str]:
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    if getattr(encoder, "clip_level", False) and cfg.window != encoder.cfg.num_frames:
+        if cfg.window:  # a window is one forward pass of the fused model: F frames, no other length
+            raise InputError(f"--window {cfg.window} but the fused model takes {encoder.cfg.num_frames} frames per "
+                             "window (set --num-frames)")
+        cfg.window = encoder.cfg.num_frames
     desc = encoder.describe()
     name = feature_set or feature_set_name(desc, cfg)
     store.create_feature_set(name, extractor_config(desc, cfg), dim=desc["dim"], dtype=cfg.dtype)

@@ -10,7 +10,8 @@ from egoflow.features_store import FeatureStore
 
 def text_set_name(encoder) -> str:
     d = encoder.describe()
-    return f"clip-{d['model']}-{d['pretrained'] if d['pretrained'] != 'file' else 'ckpt'}-text".replace("/", "_")
+    kind = "fused" if d.get("encoder") == "fused" else "clip"
+    return f"{kind}-{d['model']}-{d['pretrained'] if d['pretrained'] != 'file' else 'ckpt'}-text".replace("/", "_")
 
 
 def encode_strings(store: FeatureStore | str, strings: list[str], encoder, text_set: str | None = None,

@@ -256,6 +256,9 @@ class FeatureStore:
                 a = fs.video_attrs(uid)
                 if not a or a.get("complete") is not True:
                     continue  # incomplete videos are invisible to readers and redone by the next run
+                if "queries" in a:  # a query-conditioned clip (conditioned.py): check every query's entry
+                    problems += self._verify_conditioned(name, uid, a, dim)
+                    continue
                 try:
                     vf = self.read_video(name, uid)
                 except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
@@ -292,6 +295,19 @@ class FeatureStore:
         """Number of distinct strings with an embedding in ``text_set`` (0 when the set does not exist)."""
         return len(self.texts.lookup(text_set))
 
+    def _verify_conditioned(self, name: str, uid: str, a: dict, dim: int) -> list[str]:
+        from egoflow.features_store.conditioned import read_conditioned
+
+        out = []
+        for q in a["queries"].values():
+            try:
+                vf = read_conditioned(self, name, uid, q)
+            except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
+                out.append(f"{name}/{uid}: query {q!r}: unreadable arrays ({e})")
+                continue
+            if vf.feats.shape != (a.get("num_steps"), dim) or not np.isfinite(vf.feats).all():
+                out.append(f"{name}/{uid}: query {q!r}: shape {vf.feats.shape} or non-finite values")
+        return out
 
 # errors and helpers are re-exported: callers import them from here as before
 __all__ = ["FeatureStore", "check_uid", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",

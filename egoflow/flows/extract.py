@@ -41,14 +41,24 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
+def _make_encoder(encoder_kw: dict):
+    """Frozen CLIP, or the fused backbone when ``encoder_kw["kind"] == "fused"`` (cached per process either way)."""
+    kw = dict(encoder_kw)
+    if kw.pop("kind", "clip") == "fused":
+        from egoflow.extract.fused.encoder import create_fused_encoder
+
+        return create_fused_encoder(**kw)
+    from egoflow.extract.clip import create_encoder
+
+    return create_encoder(**kw)
+
+
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_transient,
       task_run_name="extract-{path}")
 def extract_video_task(path: str, store_url: str, feature_set: str, encoder_kw: dict, cfg: dict,
                        storage_options: dict | None = None) -> dict:
-    from egoflow.extract.clip import create_encoder
-
     # resolved here, on the worker: a Dask/Ray worker's GPU is not the flow process's
-    encoder = create_encoder(**{**encoder_kw, "device": worker_device(encoder_kw.get("device", "auto"))})
+    encoder = _make_encoder({**encoder_kw, "device": worker_device(encoder_kw.get("device", "auto"))})
     r = extract_one(path, open_store(store_url, storage_options=storage_options), feature_set, encoder,
                     ExtractConfig(**cfg))
     if r.status == "failed":
@@ -92,22 +102,26 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
                  precision: str = "auto", device: str = "auto", batch_size: int = 64, fps: float = 1.875,
                  window: int = 0, stride: int = 0, backend: str = "auto", feature_set: str | None = None,
                  shard_spec: str | None = None, force: bool = False, in_flight: int = 0, pack: bool = True,
-                 storage_options: dict | None = None, gpus_per_video: float = 0.0) -> dict:
+                 storage_options: dict | None = None, gpus_per_video: float = 0.0, encoder: str = "clip",
+                 tokenizer: str = "", num_frames: int = 16, fusion_checkpoint: str = "") -> dict:
     """Extract ``inputs`` (files, directories, list files) into ``store``; returns the summary as a dict.
 
     ``in_flight``: videos decoded/encoded at once (0: :func:`videos_in_flight`'s default). ``pack=False`` for a
     shard of a larger run (the parent flow packs once at the end). ``storage_options``: fsspec options for the
     store (no secrets: they would be stored with the run's parameters; credentials come from the worker's
     environment). ``gpus_per_video``: Ray ``num_gpus`` per task (ignored by other runners).
+    ``encoder="fused"``: the fused backbone's dual window features (``tokenizer``, ``num_frames``,
+    ``fusion_checkpoint`` as ``egoflow extract --encoder fused``).
     """
-    from egoflow.extract.clip import create_encoder
-
     enc_kw = {"model": model, "pretrained": pretrained, "precision": precision, "device": device,
               "batch_size": batch_size}
+    if encoder == "fused":
+        enc_kw.update(kind="fused", tokenizer=tokenizer, num_frames=num_frames, batch_size=min(batch_size, 8),
+                      fusion_checkpoint=fusion_checkpoint)
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend, force=force)
     # the flow process's own encoder (same resolved device as its thread-runner tasks: one model per process)
     st, name = prepare(open_store(store, storage_options=storage_options),
-                       create_encoder(**{**enc_kw, "device": worker_device(device)}), cfg, feature_set)
+                       _make_encoder({**enc_kw, "device": worker_device(device)}), cfg, feature_set)
     paths = shard(discover_videos(inputs), shard_spec)
     limit = videos_in_flight(in_flight)
     t0 = time.perf_counter()
