@@ -29,6 +29,8 @@ from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync as _sync
 
 from egoflow import __version__
+from egoflow.features_store import claims
+from egoflow.features_store.consistency import claim_config, steps_vs_duration
 from egoflow.features_store.packed import _torch, drop_pack, load_packed, pack_feature_set, to_float32
 from egoflow.features_store.texts import TextFeatures, TextStoreMixin
 
@@ -131,6 +133,17 @@ class FeatureStore(TextStoreMixin):
             raise FeatureSetMissing(f"{name!r} in {self.url} is not a feature set")
         return g
 
+    def _set_when_created(self, name: str, wait_s: float = 5.0) -> zarr.Group:
+        """``_set``, waiting briefly while a concurrent writer that won the claim is still creating the group."""
+        t_end = time.monotonic() + wait_s
+        while True:
+            try:
+                return self._set(name)
+            except FeatureSetMissing:
+                if time.monotonic() > t_end:
+                    raise
+                time.sleep(0.02)
+
     def feature_set_info(self, name: str) -> dict:
         return dict(self._set(name).attrs)
 
@@ -145,19 +158,22 @@ class FeatureStore(TextStoreMixin):
         h = config_hash({"extractor": extractor, "dim": int(dim), "dtype": str(np.dtype(dtype))})
         attrs = {"extractor": extractor, "config_hash": h, "dim": int(dim), "dtype": str(np.dtype(dtype)),
                  "egoflow_version": __version__}
-        if name not in self.root:
+        claimed = claim_config(self.root, name, attrs, self.url)
+        if claimed.get("config_hash") == h and name not in self.root:
             try:
-                self.root.create_group(name, attributes=attrs)
+                self.root.create_group(name, attributes=claimed)
             except zarr.errors.ContainsGroupError:
-                pass  # another writer won the race; its config is checked below like any existing set
-        have = dict(self._set(name).attrs)
-        if have.get("config_hash") != h:
-            diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))
-                          if extractor.get(k) != have.get("extractor", {}).get(k))
-            raise FeatureSetMismatch(
-                f"feature set {name!r} in {self.url} was made with a different config "
-                f"(hash {have.get('config_hash')} vs {h}; differing keys: {diff or ['dim/dtype']}). "
-                "Use another feature set name.")
+                pass  # a writer with the same config made it first
+        for have in (claimed, None):  # the claim, then the group's attrs (stores made before claims)
+            if have is None:
+                have = dict(self._set_when_created(name).attrs)
+            if have.get("config_hash") != h:
+                diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))
+                              if extractor.get(k) != have.get("extractor", {}).get(k))
+                raise FeatureSetMismatch(
+                    f"feature set {name!r} in {self.url} was made with a different config "
+                    f"(hash {have.get('config_hash')} vs {h}; differing keys: {diff or ['dim/dtype']}). "
+                    "Use another feature set name.")
         return h
 
     # ---------------------------------------------------------------- videos
@@ -203,8 +219,15 @@ class FeatureStore(TextStoreMixin):
     def _fresh_group(self, fs: zarr.Group, uid: str, attrs: dict) -> zarr.Group:
         drop_pack(self, fs)  # the set changes: its packed copy is stale
         if uid in self._uids(fs):  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
-            _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
+            self._remove_video(fs, uid)
         return fs.create_group(uid, attributes=attrs)
+
+    def _remove_video(self, fs: zarr.Group, uid: str) -> None:
+        """Delete a video's group: "complete" is cleared FIRST, so a kill during the removal (which deletes
+        files in no particular order) leaves an incomplete video to redo, never a complete one without arrays."""
+        if (self._video_attrs(fs, uid) or {}).get("complete") is True:
+            fs[uid].update_attributes({"complete": False})
+        _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
 
     def write_video(self, name: str, uid: str, feats: np.ndarray, times: np.ndarray,
                     attrs: dict | None = None) -> None:
@@ -249,11 +272,19 @@ class FeatureStore(TextStoreMixin):
                 out.append({"video_uid": uid, **a["failure"], "source": (a.get("source") or {}).get("path")})
         return out
 
+    def claim(self, name: str, what: str) -> str | None:
+        """Claim video ``what`` (or the pack) of set ``name`` for this writer: a token, or None when another live
+        writer holds it (see claims.py). Release with :meth:`release`."""
+        return claims.acquire(self._set(name), what)
+
+    def release(self, name: str, what: str, token: str | None) -> None:
+        claims.release(self._set(name), what, token)
+
     def delete_video(self, name: str, uid: str) -> None:
         fs = self._set(name)
         if uid in self._uids(fs):
             drop_pack(self, fs)
-            _sync(fs.store.delete_dir(f"{fs.path}/{uid}"))
+            self._remove_video(fs, uid)
 
     def read_video(self, name: str, uid: str) -> VideoFeatures:
         fs = self._set(name)
@@ -283,8 +314,17 @@ class FeatureStore(TextStoreMixin):
             return dict(zip(uids, ex.map(lambda u: self.read_video(name, u), uids)))
 
     def pack(self, name: str, chunk_rows: int = 4096) -> dict:
-        """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py)."""
-        return pack_feature_set(self, name, chunk_rows)
+        """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py).
+
+        One packer at a time: while another writer packs the set, this returns ``{"skipped": "..."}``.
+        """
+        token = self.claim(name, claims.PACK_CLAIM)
+        if token is None:
+            return {"videos": 0, "rows": 0, "skipped": "another writer is packing this set"}
+        try:
+            return pack_feature_set(self, name, chunk_rows)
+        finally:
+            self.release(name, claims.PACK_CLAIM, token)
 
     # ---------------------------------------------------------------- summaries
     def info(self, name: str) -> dict:
@@ -323,6 +363,8 @@ class FeatureStore(TextStoreMixin):
                     problems.append(f"{name}/{uid}: shapes {vf.feats.shape}/{vf.times.shape} != ({T}, {dim})")
                 elif not np.isfinite(vf.feats).all() or np.any(np.diff(vf.times) < 0):
                     problems.append(f"{name}/{uid}: non-finite features or decreasing times")
+                elif (bad := steps_vs_duration(a)) is not None:
+                    problems.append(f"{name}/{uid}: {bad}")
         problems += self._verify_texts()
         return problems
 

@@ -11,8 +11,8 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 
-from egoflow.extract.pipeline import (TRANSIENT, ExtractConfig, Summary, VideoResult, discover_videos,
-                                      extract_one, prepare, shard)
+from egoflow.extract.pipeline import (TRANSIENT, ExtractConfig, Summary, VideoResult, discover, extract_one,
+                                      prepare, shard)
 from egoflow.features_store import FeatureStore
 
 
@@ -52,10 +52,11 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
     enc_kw = dict(model=model, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size)
     cfg = ExtractConfig(fps=fps, window=window, stride=stride, backend=backend, force=force)
     st, name = prepare(FeatureStore(store), create_encoder(**enc_kw), cfg, feature_set)
-    paths = shard(discover_videos(inputs), shard_spec)
+    paths, problems = discover(inputs)  # unreadable folders, broken links, uid clashes: failures, not a crash
+    paths, problems = shard(paths, shard_spec), shard(problems, shard_spec)
     t0 = time.perf_counter()
     futures = [extract_video_task.submit(str(p), store, name, enc_kw, asdict(cfg)) for p in paths]
-    summary = Summary([VideoResult(**f.result()) for f in futures], time.perf_counter() - t0)
+    summary = Summary(list(problems) + [VideoResult(**f.result()) for f in futures], time.perf_counter() - t0)
     if summary.count("done"):
         st.pack(name)  # one contiguous copy so heads load the set fast (a cache; per-video groups stay the truth)
     print(summary.line())

@@ -1,0 +1,85 @@
+"""Consistency rules of a feature store that need more than one read: the config claim and steps vs duration.
+
+* Config claim. Two writers creating one feature set at the same instant both see "absent" and both write the
+  group's attrs; the later write wins, but the earlier writer has already said yes, so a 2 fps set could hold a
+  1 fps video. ``<set>/_config.json`` is created exclusively (atomic on local disks: zarr links a finished temp
+  file; in memory stores: one dict op), then re-read: exactly one config wins and every writer compares itself
+  with the winner. fsspec stores (S3) check-then-write: there, create the set once before starting workers.
+* Steps vs duration. A truncated video claiming its full length has fewer steps than ``duration_s x fps``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync as _sync
+
+CLAIM = "_config.json"  # <set>/_config.json (a "_" name: never a video uid, never listed as one)
+
+
+def claim_config(root: zarr.Group, name: str, attrs: dict, url: str) -> dict:
+    """The set's config as first claimed (``attrs`` if this writer is the first); see the module docstring.
+
+    A set made before claims existed is claimed with its own group attrs.
+    """
+    from egoflow.features_store.store import StoreError
+
+    key = f"{root.path + '/' if root.path else ''}{name}/{CLAIM}"
+    store, proto = root.store, default_buffer_prototype()
+    if _sync(store.get(key, prototype=proto)) is None:
+        mine = attrs
+        if name in root:
+            have = dict(root[name].attrs)
+            mine = have if have.get("config_hash") else attrs
+        blob = json.dumps(mine, sort_keys=True, default=str).encode()
+        _sync(store.set_if_not_exists(key, proto.buffer.from_bytes(blob)))
+    for attempt in range(50):  # a non-atomic store may show a claim mid-write: re-read briefly
+        buf = _sync(store.get(key, prototype=proto))
+        try:
+            return json.loads(buf.to_bytes()) if buf is not None else dict(attrs)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if attempt == 49:
+                raise StoreError(f"{url}/{name}/{CLAIM}: unreadable feature-set claim (not JSON)") from None
+            time.sleep(0.02)
+    return dict(attrs)
+
+
+def num_samples(end_s: float, fps: float) -> int:
+    """Targets (k + 0.5) / fps strictly before ``end_s`` (the sampling rule of extract/video.py)."""
+    return max(0, math.ceil(end_s * fps - 0.5))
+
+
+def num_windows(frames: int, window: int, stride: int) -> int:
+    """Windows over ``frames`` sampled frames (the rule of extract/windows.py: starts while not at the end)."""
+    if frames <= 0:
+        return 0
+    return 1 + max(0, math.ceil((frames - max(window, stride)) / stride)) if stride < window else \
+        1 + max(0, math.ceil((frames - stride) / stride))
+
+
+def expected_steps(duration_s: float, fps: float, window: dict | None) -> tuple[int, int]:
+    """(lo, hi) steps a video of ``duration_s`` may have: one sampled frame of slack either way."""
+    n = num_samples(duration_s, fps)
+    frames = (max(0, n - 1), n + 1)
+    if not window:
+        return frames
+    w, s = int(window.get("frames", 1)), int(window.get("stride") or window.get("frames", 1))
+    return num_windows(frames[0], w, s), num_windows(frames[1], w, s)
+
+
+def steps_vs_duration(attrs: dict) -> str | None:
+    """Why a video's ``num_steps`` disagrees with ``duration_s x fps``, or None when it agrees (or can't say)."""
+    try:
+        fps, dur, T = float(attrs["fps"]), float(attrs["duration_s"]), int(attrs["num_steps"])
+    except (KeyError, TypeError, ValueError):
+        return None  # not an extracted video (planted/imported features): nothing to compare with
+    if not (fps > 0 and dur > 0 and math.isfinite(dur)):
+        return None
+    lo, hi = expected_steps(dur, fps, attrs.get("window") or None)
+    if lo <= T <= hi:
+        return None
+    return (f"{T} steps but duration_s={dur:g} at {fps:g} fps needs {lo}..{hi} "
+            "(a truncated video claiming its full length? re-extract it with --force)")

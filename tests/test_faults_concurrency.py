@@ -1,0 +1,98 @@
+"""Fault class 4 (issue 12): concurrent ``extract`` writers on one store never crash each other.
+
+The stress test forks N writers from a parent that has already loaded everything (the tiny random-init test
+encoder, generated 1-2 s videos), holds them on a barrier and releases them at the same instant, without
+``--shard``: every trial, every writer must exit cleanly (exit 0, no exception), every video must be complete
+exactly once, and ``store verify`` must pass. Trials: STRESS_TRIALS (50 by default; ~1-2 min on 2 cores).
+"""
+import faulthandler
+import multiprocessing as mp
+import os
+import traceback
+from pathlib import Path
+
+import pytest
+
+from egoflow.datasets.synthetic.videos import make_video
+from egoflow.extract.clip import create_encoder
+from egoflow.extract.pipeline import ExtractConfig, extract, shard
+from egoflow.features_store import FeatureStore
+
+TINY = "egoflow-tiny-ViT"
+WRITERS = 4
+TRIALS = int(os.environ.get("STRESS_TRIALS", "50"))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stress")
+    for i in range(3):
+        make_video(d / f"clip-{i}.mp4", [(0, 1 + (i % 2), "red kettle")], fps=10, size=(32, 32), seed=i)
+    return d
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return create_encoder(TINY, "none", precision="fp32", device="cpu")
+
+
+def _writer(url, videos, encoder, barrier, q):
+    faulthandler.dump_traceback_later(60, exit=True)  # a hung writer fails the trial, not the CI job
+    code = 0
+    try:
+        barrier.wait()
+        summary, _ = extract([str(videos)], url, encoder, ExtractConfig(fps=2.0), progress=False)
+        q.put(("ok", [(r.video_uid, r.status, r.reason) for r in summary.results]))
+    except BaseException:  # noqa: BLE001 - report whatever killed the writer
+        q.put(("crash", traceback.format_exc()))
+        code = 1
+    q.close()
+    q.join_thread()
+    os._exit(code)
+
+
+def test_concurrent_extract_writers_stress(videos, encoder, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)  # forked children each use one thread: 4 writers on 2 cores
+    ctx = mp.get_context("fork")
+    crashes, counts = [], {"done": 0, "skipped": 0, "failed": 0}
+    for trial in range(TRIALS):
+        url = str(tmp_path / f"t{trial}.zarr")
+        barrier, q = ctx.Barrier(WRITERS), ctx.Queue()
+        procs = [ctx.Process(target=_writer, args=(url, videos, encoder, barrier, q)) for _ in range(WRITERS)]
+        for p in procs:
+            p.start()
+        results = [q.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(30)
+        crashes += [(trial, r[1]) for r in results if r[0] == "crash"]
+        assert not crashes, crashes[0][1]
+        assert [p.exitcode for p in procs] == [0] * WRITERS, (trial, results)
+        for _, rows in results:
+            for _, status, _ in rows:
+                counts[status] += 1
+        store = FeatureStore(url, mode="r")
+        (name,) = store.feature_sets()
+        assert store.videos(name) == ["clip-0", "clip-1", "clip-2"], trial
+        assert store.verify() == [], trial
+        assert counts["failed"] == 0, results
+    print(f"\n{TRIALS} trials x {WRITERS} writers: {counts}, crashes {len(crashes)}")
+    assert not crashes, crashes[:3]
+
+
+def test_shard_split_is_balanced(tmp_path):
+    """5 files, 4 workers: every worker gets at least one, and the largest files are spread out."""
+    paths = []
+    for i, size in enumerate([900, 800, 100, 100, 100]):
+        p = tmp_path / f"v{i}.mp4"
+        p.write_bytes(b"x" * size)
+        paths.append(p)
+    parts = [shard(paths, f"{i}/4") for i in range(4)]
+    assert sorted(len(x) for x in parts) == [1, 1, 1, 2]
+    assert sorted(str(p) for part in parts for p in part) == sorted(str(p) for p in paths)  # each once
+    big = [i for i, part in enumerate(parts) if Path(tmp_path / "v0.mp4") in part or tmp_path / "v1.mp4" in part]
+    assert len(big) == 2  # the two large ones on different workers
+    for n in (2, 3, 7):  # any n: a partition, and nobody idle while another has 2+
+        parts = [shard(paths, f"{i}/{n}") for i in range(n)]
+        assert sum(len(x) for x in parts) == 5 and min(len(x) for x in parts) >= (1 if n <= 5 else 0)
