@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -262,9 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import user_errors
 
+    from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)
+        if not is_environment_error(e, getattr(args, "store", None)) or os.environ.get("EGOFLOW_DEBUG"):
+            if isinstance(e, user_errors()):
+                print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
+                return 2
+            raise
+        print(f"egoflow {args.command}: environment error: {describe(e)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except user_errors() as e:
         print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from egoflow.extract.discover import VIDEO_EXTENSIONS, InputError, discover, discover_videos, video_uid  # noqa: F401
+from egoflow.errors import is_environment_error
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.store import StoreError, check_uid
 
@@ -182,6 +183,12 @@ def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progre
         return res
     except TRANSIENT:
         raise
+    except OSError as e:
+        if is_environment_error(e):
+            raise  # disk full etc. is not this video's fault: stop (exit 3), do not blame the video
+        res.stage, res.reason = stage, f"{type(e).__name__}: {e}"
+        store.record_failure(feature_set, uid, res.stage, res.reason, source)
+        return res
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
         res.stage, res.reason = stage, f"{type(e).__name__}: {e}"
         store.record_failure(feature_set, uid, res.stage, res.reason, source)

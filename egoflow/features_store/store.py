@@ -85,6 +85,22 @@ def check_uid(uid: str) -> str:
     return uid
 
 
+def _check_local_root(url: str) -> None:
+    """A local path that is a regular file or a foreign Zarr v2 node is refused before Zarr touches it
+    (opening with ``mode="a"`` would otherwise fail with a traceback or write a v3 ``zarr.json`` on top)."""
+    import os
+
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = url.removeprefix("file://")
+    if os.path.isfile(path):
+        raise StoreError(f"{path} is a regular file, not a feature store (a directory); give another --store")
+    for v2 in (".zgroup", ".zarray"):
+        if os.path.isfile(os.path.join(path, v2)) and not os.path.isfile(os.path.join(path, "zarr.json")):
+            raise StoreError(f"{path} is a Zarr v2 {'group' if v2 == '.zgroup' else 'array'} ({v2}), not an "
+                             "egoflow store (Zarr v3); it is left untouched: give another --store")
+
+
 class FeatureStore(TextStoreMixin):
     """Feature store at a local path or fsspec URL (``memory://x``, ``s3://bucket/x.zarr``)."""
 
@@ -98,6 +114,7 @@ class FeatureStore(TextStoreMixin):
         # a new store's root is created with its marker attribute in one write, so a concurrent writer never
         # sees an unmarked root; while another process is creating it, opening can fail briefly: retry
         create = {} if self.read_only else {"attributes": {"egoflow_store": STORE_FORMAT}}
+        _check_local_root(self.url)
         for attempt in range(20):
             try:
                 self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3,
@@ -105,9 +122,11 @@ class FeatureStore(TextStoreMixin):
                 break
             except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
                 raise StoreError(f"no feature store at {self.url}") from e
-            except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError):
+            except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError) as e:
                 if attempt == 19:
-                    raise
+                    if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
+                        raise StoreError(f"{self.url}/zarr.json: corrupt store metadata ({e})") from None
+                    raise StoreError(f"{self.url}: cannot open as a Zarr v3 group ({e})") from None
                 time.sleep(0.05)
         attrs = dict(self.root.attrs)
         if attrs.get("egoflow_store") is None:
