@@ -87,6 +87,13 @@ class Checker:
             self.fail(at, "missing key" if key not in obj else "is null")
         return self.check(obj[key], at, kind)
 
+    def time(self, value: Any, where: str) -> float:
+        """A time in seconds: a finite, plausible, non-negative number (predictions, windows, timestamps)."""
+        t = self.check(value, where, float)
+        if t < 0:
+            self.fail(where, f"negative time {value!r}")
+        return t
+
     def check(self, value: Any, where: str, kind: type | tuple):
         if kind is float:
             # JSON numbers may be ints; bools are not numbers here, and NaN/inf never make a valid time.

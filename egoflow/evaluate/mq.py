@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 from egoflow.datasets.ego4d import load_mq
-from egoflow.datasets.errors import PredictionError, read_json
+from egoflow.datasets.errors import Checker, PredictionError, read_json
 from egoflow.datasets.records import MQClip
 
 
@@ -102,6 +102,7 @@ def _validate(predictions, source) -> dict[str, list[tuple[str, float, float, fl
     if not isinstance(results, dict):
         raise PredictionError(source, None, "expected {'version', 'results': {clip_uid: [...]}}")
     out = {}
+    ck = Checker(source, PredictionError)
     for clip, entries in results.items():
         where = f"results.{clip}"
         if not isinstance(entries, list):
@@ -112,9 +113,9 @@ def _validate(predictions, source) -> dict[str, list[tuple[str, float, float, fl
             if not isinstance(p, dict) or not all(k in p for k in ("label", "score", "segment")):
                 raise PredictionError(source, w, "expected {label, score, segment}")
             seg, score = p["segment"], p["score"]
-            if not (isinstance(seg, (list, tuple)) and len(seg) == 2 and all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg)):
+            if not (isinstance(seg, (list, tuple)) and len(seg) == 2):
                 raise PredictionError(source, f"{w}.segment", f"expected [start, end] numbers, got {seg!r:.80}")
+            seg = [ck.time(x, f"{w}.segment[{j}]") for j, x in enumerate(seg)]  # the shared rules
             if seg[1] < seg[0]:
                 raise PredictionError(source, f"{w}.segment", f"segment ends ({seg[1]}) before it starts ({seg[0]})")
             if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score):
