@@ -73,6 +73,9 @@ def cmd_store(a) -> int:
                   f"{info['videos_incomplete']} incomplete | {info['hours']:.3f} h | {info['steps']} steps x "
                   f"{info['dim']} ({info['dtype']}) | hash {info['config_hash']}")
             print("  extractor: " + json.dumps(info["extractor"], sort_keys=True))
+            for c in info.get("claims", []):
+                print(f"  {'STALE CLAIM' if c['stale'] else 'being written'}: {c['name']} by {c['host']} "
+                      f"pid {c['pid']}")
             for f in store.failures(name):
                 print(f"  FAILED {f['video_uid']} [{f['stage']}] {f['reason']}")
         for name in store.text_sets():

@@ -96,3 +96,21 @@ def test_shard_split_is_balanced(tmp_path):
     for n in (2, 3, 7):  # any n: a partition, and nobody idle while another has 2+
         parts = [shard(paths, f"{i}/{n}") for i in range(n)]
         assert sum(len(x) for x in parts) == 5 and min(len(x) for x in parts) >= (1 if n <= 5 else 0)
+
+
+def test_claims_are_exclusive_and_a_dead_writers_claim_is_taken_over(tmp_path):
+    import json
+    import socket
+
+    s = FeatureStore(str(tmp_path / "s.zarr"))
+    s.create_feature_set("fs", {"fps": 1.0}, dim=4)
+    token = s.claim("fs", "vid")
+    assert token and s.claim("fs", "vid") is None  # a second writer loses
+    assert [c["name"] for c in s.info("fs")["claims"]] == ["vid"]
+    s.release("fs", "vid", token)
+    assert s.claim("fs", "vid") is not None  # released: claimable again
+    dead = {"token": "t", "host": socket.gethostname(), "pid": 2 ** 22 + 12345, "time": 0}  # no such process
+    (tmp_path / "s.zarr" / "fs" / "_claims" / "old.json").write_text(json.dumps(dead))
+    assert [c["stale"] for c in s.info("fs")["claims"] if c["name"] == "old"] == [True]
+    assert s.claim("fs", "old") is not None  # a kill -9'd writer does not block the rerun
+    assert s.videos("fs") == [] and s.verify() == []  # claims are never videos

@@ -360,6 +360,7 @@ class FeatureStore(TextStoreMixin):
             "videos_incomplete": len(attrs) - len(done) - len(failed),
             "hours": sum(float(a.get("duration_s") or 0.0) for a in done) / 3600.0,
             "steps": sum(int(a.get("num_steps", 0)) for a in done),
+            "claims": claims.holders(fs),  # videos being written right now (stale: a killed writer's)
         }
 
     def verify(self) -> list[str]:
