@@ -67,15 +67,15 @@ def test_truncated_matroska_is_not_stored_complete(cut_videos, encoder, tmp_path
 
 def test_duration_never_claims_more_than_was_decoded(monkeypatch, tmp_path):
     """A container whose duration says 6 s (e.g. audio outlasting the video) while 2 s were decoded."""
-    from egoflow.extract import pipeline, video
+    from egoflow.extract import durations, video
 
     class Info:
         duration_s = 6.0
 
     monkeypatch.setattr(video, "probe", lambda path, backend="auto": Info())
-    got = pipeline._duration(tmp_path / "x.mkv", np.array([0.5, 1.5]), 1.0)
+    got = durations.duration_attrs(tmp_path / "x.mkv", np.array([0.5, 1.5]), 1.0)
     assert got == {"duration_s": 2.0, "declared_duration_s": 6.0}
-    assert pipeline._duration(tmp_path / "x.mkv", np.arange(6) + 0.5, 1.0) == {"duration_s": 6.0}
+    assert durations.duration_attrs(tmp_path / "x.mkv", np.arange(6) + 0.5, 1.0) == {"duration_s": 6.0}
 
 
 def _store_with_video(tmp_path, T=6, attrs=None):

@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from egoflow.extract.discover import VIDEO_EXTENSIONS, InputError, discover, discover_videos, video_uid  # noqa: F401
 from egoflow.errors import is_environment_error
+from egoflow.extract.durations import duration_attrs as _duration
+from egoflow.extract.durations import why_no_samples as _why_no_samples
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.store import StoreError, check_uid
 
@@ -198,40 +200,6 @@ def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progre
     res.status, res.steps, res.duration_s = "done", len(F), attrs["duration_s"]
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _why_no_samples(path: Path, fps: float) -> str:
-    """A video shorter than half a sampling step has no sample time (k + 0.5) / fps inside it: say so."""
-    from egoflow.extract.video import probe
-
-    try:
-        dur = float(probe(path).duration_s)
-    except Exception:  # noqa: BLE001 - the generic reason is all we can give
-        return "no frames could be decoded"
-    if 0 < dur <= 0.5 / fps:
-        return (f"video lasts {dur:.2f} s, under half a sampling step at {fps:g} fps ({0.5 / fps:.2f} s): no "
-                f"sample time (k + 0.5) / fps falls inside it; use --fps {0.5 / dur * 1.01:.3g} or more")
-    return "no frames could be decoded"
-
-
-def _duration(path: Path, frame_times: np.ndarray, fps: float) -> dict:
-    """``{"duration_s": ...}`` for the attrs: the container's duration when the decoded samples cover it.
-
-    A file whose metadata claims more than was decoded (a truncated container without a per-stream duration,
-    or an audio track outlasting the video) must not claim that length: the decoded span is recorded instead,
-    and the claim kept as ``declared_duration_s``. So ``num_steps`` always agrees with ``duration_s x fps``
-    (``store verify`` checks it).
-    """
-    from egoflow.extract.video import num_samples, probe
-
-    decoded = float(frame_times[-1] + 0.5 / fps)  # end of the last sampled interval (within one sample step)
-    try:
-        declared = float(probe(path).duration_s)
-    except Exception:  # noqa: BLE001 - duration is informative; fall back to the sampled span
-        return {"duration_s": decoded}
-    if declared > 0 and abs(num_samples(declared, fps) - len(frame_times)) <= 1:
-        return {"duration_s": declared}
-    return {"duration_s": decoded, "declared_duration_s": declared}
 
 
 def prepare(store: FeatureStore | str, encoder, cfg: ExtractConfig, feature_set: str | None = None

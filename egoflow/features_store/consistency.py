@@ -5,14 +5,18 @@
   1 fps video. ``<set>/_config.json`` is created exclusively (atomic on local disks: zarr links a finished temp
   file; in memory stores: one dict op), then re-read: exactly one config wins and every writer compares itself
   with the winner. fsspec stores (S3) check-then-write: there, create the set once before starting workers.
-* Steps vs duration. A truncated video claiming its full length has fewer steps than ``duration_s x fps``.
+* Steps vs duration. A truncated video claiming its full length has fewer steps than ``duration_s x fps``;
+  ``verify_videos`` checks it with every complete video's arrays.
+* Local roots. A regular file or a foreign Zarr v2 node given as ``--store`` is refused before Zarr touches it.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
+import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as _sync
@@ -83,3 +87,43 @@ def steps_vs_duration(attrs: dict) -> str | None:
         return None
     return (f"{T} steps but duration_s={dur:g} at {fps:g} fps needs {lo}..{hi} "
             "(a truncated video claiming its full length? re-extract it with --force)")
+
+
+def check_local_root(url: str, error=ValueError) -> None:
+    """A local path that is a regular file or a foreign Zarr v2 node is refused before Zarr touches it
+    (opening with ``mode="a"`` would otherwise fail with a traceback or write a v3 ``zarr.json`` on top)."""
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = url.removeprefix("file://")
+    if os.path.isfile(path):
+        raise error(f"{path} is a regular file, not a feature store (a directory); give another --store")
+    for v2 in (".zgroup", ".zarray"):
+        if os.path.isfile(os.path.join(path, v2)) and not os.path.isfile(os.path.join(path, "zarr.json")):
+            raise error(f"{path} is a Zarr v2 {'group' if v2 == '.zgroup' else 'array'} ({v2}), not an "
+                             "egoflow store (Zarr v3); it is left untouched: give another --store")
+
+
+def verify_videos(store) -> list[str]:
+    """Problems of the complete videos of every feature set: unreadable or missing arrays, shapes that disagree
+    with ``num_steps``, non-finite features, decreasing times, and steps that disagree with the duration."""
+    problems = []
+    for name in store.feature_sets():
+        fs = store._set(name)
+        dim = dict(fs.attrs).get("dim")
+        for uid in store._uids(fs):
+            a = store._video_attrs(fs, uid)
+            if not a or a.get("complete") is not True:
+                continue  # incomplete videos are invisible to readers and redone by the next run
+            try:
+                vf = store.read_video(name, uid)
+            except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
+                problems.append(f"{name}/{uid}: unreadable arrays ({e})")
+                continue
+            T = a.get("num_steps")
+            if vf.feats.shape != (T, dim) or vf.times.shape != (T,):
+                problems.append(f"{name}/{uid}: shapes {vf.feats.shape}/{vf.times.shape} != ({T}, {dim})")
+            elif not np.isfinite(vf.feats).all() or np.any(np.diff(vf.times) < 0):
+                problems.append(f"{name}/{uid}: non-finite features or decreasing times")
+            elif (bad := steps_vs_duration(a)) is not None:
+                problems.append(f"{name}/{uid}: {bad}")
+    return problems

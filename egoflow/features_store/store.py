@@ -30,7 +30,7 @@ from zarr.core.sync import sync as _sync
 
 from egoflow import __version__
 from egoflow.features_store import claims
-from egoflow.features_store.consistency import claim_config, steps_vs_duration
+from egoflow.features_store.consistency import check_local_root, claim_config, verify_videos
 from egoflow.features_store.packed import _torch, drop_pack, load_packed, pack_feature_set, to_float32
 from egoflow.features_store.texts import TextFeatures, TextStoreMixin
 
@@ -85,22 +85,6 @@ def check_uid(uid: str) -> str:
     return uid
 
 
-def _check_local_root(url: str) -> None:
-    """A local path that is a regular file or a foreign Zarr v2 node is refused before Zarr touches it
-    (opening with ``mode="a"`` would otherwise fail with a traceback or write a v3 ``zarr.json`` on top)."""
-    import os
-
-    if "://" in url and not url.startswith("file://"):
-        return
-    path = url.removeprefix("file://")
-    if os.path.isfile(path):
-        raise StoreError(f"{path} is a regular file, not a feature store (a directory); give another --store")
-    for v2 in (".zgroup", ".zarray"):
-        if os.path.isfile(os.path.join(path, v2)) and not os.path.isfile(os.path.join(path, "zarr.json")):
-            raise StoreError(f"{path} is a Zarr v2 {'group' if v2 == '.zgroup' else 'array'} ({v2}), not an "
-                             "egoflow store (Zarr v3); it is left untouched: give another --store")
-
-
 class FeatureStore(TextStoreMixin):
     """Feature store at a local path or fsspec URL (``memory://x``, ``s3://bucket/x.zarr``)."""
 
@@ -114,7 +98,7 @@ class FeatureStore(TextStoreMixin):
         # a new store's root is created with its marker attribute in one write, so a concurrent writer never
         # sees an unmarked root; while another process is creating it, opening can fail briefly: retry
         create = {} if self.read_only else {"attributes": {"egoflow_store": STORE_FORMAT}}
-        _check_local_root(self.url)
+        check_local_root(self.url, StoreError)
         for attempt in range(20):
             try:
                 self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3,
@@ -365,29 +349,7 @@ class FeatureStore(TextStoreMixin):
 
     def verify(self) -> list[str]:
         """Check every complete video's arrays against its attributes; return the problems found."""
-        problems = []
-        for name in self.feature_sets():
-            fs = self._set(name)
-            dim = dict(fs.attrs).get("dim")
-            for uid in self._uids(fs):
-                a = self._video_attrs(fs, uid)
-                if not a or a.get("complete") is not True:
-                    continue  # incomplete videos are invisible to readers and redone by the next run
-                try:
-                    vf = self.read_video(name, uid)
-                except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
-                    problems.append(f"{name}/{uid}: unreadable arrays ({e})")
-                    continue
-                T = a.get("num_steps")
-                if vf.feats.shape != (T, dim) or vf.times.shape != (T,):
-                    problems.append(f"{name}/{uid}: shapes {vf.feats.shape}/{vf.times.shape} != ({T}, {dim})")
-                elif not np.isfinite(vf.feats).all() or np.any(np.diff(vf.times) < 0):
-                    problems.append(f"{name}/{uid}: non-finite features or decreasing times")
-                elif (bad := steps_vs_duration(a)) is not None:
-                    problems.append(f"{name}/{uid}: {bad}")
-        problems += self._verify_texts()
-        return problems
-
+        return verify_videos(self) + self._verify_texts()
 
 __all__ = ["FeatureStore", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",
            "FeatureSetMismatch", "VideoMissing", "config_hash"]
