@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -147,6 +148,9 @@ def cmd_store(a) -> int:
                   f"{info['videos_incomplete']} incomplete | {info['hours']:.3f} h | {info['steps']} steps x "
                   f"{info['dim']} ({info['dtype']}) | hash {info['config_hash']}")
             print("  extractor: " + json.dumps(info["extractor"], sort_keys=True))
+            for c in info.get("claims", []):
+                print(f"  {'STALE CLAIM' if c['stale'] else 'being written'}: {c['name']} by {c['host']} "
+                      f"pid {c['pid']}")
             for f in store.failures(name):
                 print(f"  FAILED {f['video_uid']} [{f['stage']}] {f['reason']}")
         for name in store.text_sets():
@@ -433,13 +437,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from egoflow.errors import user_errors
+    from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error, user_errors
 
     args = build_parser().parse_args(argv)
     _resolve_encoder_defaults(args)
     try:
         _open_remote(args)
         return int(args.func(args) or 0)
+    except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)
+        if not is_environment_error(e, getattr(args, "store", None)) or os.environ.get("EGOFLOW_DEBUG"):
+            if isinstance(e, user_errors()):
+                print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
+                return 2
+            raise
+        print(f"egoflow {args.command}: environment error: {describe(e)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except user_errors() as e:
         print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
         return 2

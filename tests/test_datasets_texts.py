@@ -8,14 +8,15 @@ from egoflow.datasets.texts import TextSourceError, annotation_strings
 
 def _nlq(path, queries):
     lq = [{"clip_start_sec": 1.0, "clip_end_sec": 2.0, "query": q} for q in queries]
-    path.write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "annotations": [
-        {"annotation_uid": "a", "language_queries": lq}]}]}]}))
+    path.write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0.0,
+        "video_end_sec": 8.0, "annotations": [{"annotation_uid": "a", "language_queries": lq}]}]}]}))
 
 
 def test_strings_of_each_kind(tmp_path):
     _nlq(tmp_path / "nlq.json", ["where is it?", "where is it?", "what did I cut?"])
     assert annotation_strings(tmp_path / "nlq.json") == ("nlq", ["where is it?", "what did I cut?"])
     (tmp_path / "mq.json").write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c",
+        "video_start_sec": 0.0, "video_end_sec": 8.0,
         "annotations": [{"labels": [{"label": "use_phone", "start_time": 0, "end_time": 1}]}]}]}]}))
     assert annotation_strings(tmp_path / "mq.json", prompt="a photo of {}") == ("mq", ["a photo of use_phone"])
     (tmp_path / "narration.json").write_text(json.dumps({"v": {"narration_pass_1": {"narrations": [

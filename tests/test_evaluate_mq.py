@@ -5,7 +5,7 @@ import pytest
 
 from egoflow.datasets.errors import PredictionError
 from egoflow.datasets.records import MQClip, MQInstance
-from egoflow.evaluate.mq import evaluate_mq, evaluate_mq_files, interpolated_ap
+from egoflow.evaluate.mq import ParityWarning, evaluate_mq, evaluate_mq_files, interpolated_ap
 
 GT = [MQClip("v", "c1", 0, 480, [MQInstance("cut", 0, 10), MQInstance("cut", 20, 30), MQInstance("wash", 5, 15)]),
       MQClip("v", "c2", 480, 960, [MQInstance("cut", 0, 4), MQInstance("wash", 0, 2, primary=False)])]
@@ -58,8 +58,12 @@ def test_degenerate_inputs():
     one = [MQClip("v", "c", 0, 10, [MQInstance("a", 0, 10)])]
     r = evaluate_mq(one, {"c": [det("a", 0, 10, .5), det("a", 0, 10, .5)]}, tious=(0.5,))
     assert r["mAP"] == pytest.approx(1.0)
-    # zero-length detection on a zero-length instance: tIoU 0, never NaN
-    r = evaluate_mq([MQClip("v", "c", 0, 10, [MQInstance("a", 3, 3)])], {"c": [det("a", 3, 3, 1)]})
+    # zero-length detection on a zero-length instance: official tIoU NaN matches (warned); "no-match" gives 0
+    zero = ([MQClip("v", "c", 0, 10, [MQInstance("a", 3, 3)])], {"c": [det("a", 3, 3, 1)]})
+    with pytest.warns(ParityWarning, match="zero-length"):
+        r = evaluate_mq(*zero)
+    assert r["mAP"] == 1.0 and not np.isnan(r["R@1 tIoU=0.3"])
+    r = evaluate_mq(*zero, zero_length="no-match")
     assert r["mAP"] == 0.0 and not np.isnan(r["R@1 tIoU=0.3"])
 
 

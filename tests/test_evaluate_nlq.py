@@ -71,7 +71,7 @@ def test_queries_without_text_are_not_counted_missing():
     ([pred(9, [[0, 1]])], "not in the ground truth"),
     ([pred(0, [[0, 1]]), pred(0, [[0, 2]])], r"results\[1\]: second prediction"),
     ([pred(0, [[3, 1]])], r"results\[0\].predicted_times\[0\]: window ends"),
-    ([pred(0, [[0, "x"]])], r"predicted_times\[0\]: expected \[start, end\]"),
+    ([pred(0, [[0, "x"]])], r"predicted_times\[0\]\[1\]: expected a number"),
     ([{"clip_uid": "c", "annotation_uid": "a", "predicted_times": []}], r"results\[0\].query_idx: missing"),
 ])
 def test_bad_predictions_raise_clear_errors(bad, match):

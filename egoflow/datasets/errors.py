@@ -57,6 +57,15 @@ def read_csv_rows(path, required: tuple[str, ...], error=AnnotationError) -> lis
             raise error(path, f"line {reader.line_num}", f"malformed CSV ({e})") from None
 
 
+MAX_TIME = 1e9  # seconds (~32 years): larger "times" are corrupt values (1e308), never real video positions
+
+
+def _short(value: Any) -> str:
+    """repr of a value for an error line, cut so a 400-digit number or a huge object stays one short line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}... ({type(value).__name__}, {len(text)} chars)"
+
+
 class Checker:
     """Typed field access for nested JSON with key paths in the error messages."""
 
@@ -78,16 +87,29 @@ class Checker:
             self.fail(at, "missing key" if key not in obj else "is null")
         return self.check(obj[key], at, kind)
 
+    def time(self, value: Any, where: str) -> float:
+        """A time in seconds: a finite, plausible, non-negative number (predictions, windows, timestamps)."""
+        t = self.check(value, where, float)
+        if t < 0:
+            self.fail(where, f"negative time {value!r}")
+        return t
+
     def check(self, value: Any, where: str, kind: type | tuple):
         if kind is float:
             # JSON numbers may be ints; bools are not numbers here, and NaN/inf never make a valid time.
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(where, f"expected a number, got {value!r}")
-            if not math.isfinite(value):
-                self.fail(where, f"expected a finite number, got {value!r}")
-            return float(value)
+                self.fail(where, f"expected a number, got {_short(value)}")
+            try:
+                number = float(value)
+            except OverflowError:  # a 400-digit JSON integer: float() cannot hold it
+                self.fail(where, f"number out of range ({len(str(value))} digits)")
+            if not math.isfinite(number) or abs(number) > MAX_TIME:
+                self.fail(where, f"expected a finite number of plausible size, got {_short(value)}")
+            return number
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(where, f"expected an integer, got {value!r}")
+            self.fail(where, f"expected an integer, got {_short(value)}")
+        if kind is int and abs(value) > 2 ** 63:
+            self.fail(where, f"integer out of range ({len(str(value))} digits)")
         if not isinstance(value, kind):
             name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             self.fail(where, f"expected {name}, got {type(value).__name__}")

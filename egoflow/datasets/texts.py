@@ -50,32 +50,36 @@ def annotation_strings(path: str | Path, prompt: str | None = None) -> tuple[str
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise TextSourceError(f"{p}: not valid JSON ({e})") from None
-    out: list[str] = []
     if isinstance(data, list) and data and all(isinstance(q, dict) and "question" in q for q in data):
         return "questions", unique([str(q["question"]) for q in data])  # EgoTaskQA *_qas.json
     if isinstance(data, dict) and data and all(isinstance(v, dict) and "choices" in v and "query" in v
                                                for v in data.values()):  # EgoMCQ: the query texts
         return "egomcq", unique([v["query"]["clip_text"] for v in data.values()
                                  if isinstance(v["query"], dict) and "clip_text" in v["query"]])
-    if isinstance(data, dict) and isinstance(data.get("videos"), list):
-        kind = None
-        for v in data["videos"]:
-            for c in v.get("clips", []):
-                for a in c.get("annotations", []):
-                    if "language_queries" in a:
-                        kind = "nlq"
-                        out += [q["query"] for q in a["language_queries"] if isinstance(q.get("query"), str)]
-                    if "labels" in a:
-                        kind = "mq"
-                        out += [prompt.format(lb["label"]) if prompt else lb["label"] for lb in a["labels"]]
-        if kind is None:
+    return _ego4d_strings(p, data, prompt)
+
+
+def _ego4d_strings(p: Path, data, prompt: str | None) -> tuple[str, list[str]]:
+    """NLQ / MQ / narration strings, read by the same checked readers as ``train`` and ``evaluate``: a malformed
+    file is one AnnotationError naming the file and key path, never a traceback or a silently dropped string."""
+    from egoflow.datasets.ego4d import load_mq, load_narrations, load_nlq_report
+
+    if isinstance(data, dict) and "videos" in data:
+        anns = [a for v in data["videos"] if isinstance(v, dict) for c in v.get("clips") or []
+                if isinstance(c, dict) for a in c.get("annotations") or [] if isinstance(a, dict)] \
+            if isinstance(data["videos"], list) else []
+        kinds = [k for k, key in (("nlq", "language_queries"), ("mq", "labels")) if any(key in a for a in anns)]
+        if not kinds and anns:
             raise TextSourceError(f"{p}: an Ego4D 'videos' file but with neither language_queries nor labels")
-        return kind, unique(out)
-    if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
-        for passes in data.values():
-            for pname, body in passes.items():
-                if pname.startswith("narration_pass") and isinstance(body, dict):
-                    out += [n["narration_text"] for n in body.get("narrations", []) if "narration_text" in n]
+        out: list[str] = []
+        if "nlq" in kinds or not kinds:  # no annotations at all: the reader checks the structure and says why
+            queries, _ = load_nlq_report(p, keep_missing_query=False, keep_zero_length=True)
+            out += [q.query for q in queries]
+        if "mq" in kinds:
+            out += [prompt.format(i.label) if prompt else i.label for c in load_mq(p) for i in c.instances]
+        return (kinds[0] if kinds else "nlq"), unique(out)
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        out = [n.text for n in load_narrations(p)]
         if out:
             return "narrations", unique(out)
     raise TextSourceError(f"{p}: not an Ego4D NLQ, MQ or narration file, nor a .txt list of strings")

@@ -75,7 +75,7 @@ def _charades_scores(pred_path, ids: list[str], num_classes: int | None) -> tupl
     return out, sum(v not in preds for v in ids)
 
 
-def evaluate_charades_files(gt_path, pred_path, num_classes: int | None = None) -> dict:
+def evaluate_charades_files(gt_path, pred_path, num_classes: int | None = None, ties: str = "numpy") -> dict:
     """mAP of a CharadesEgo submission; the class count is the submission's (157 for the official classes)
     unless ``num_classes`` is given, and a ground-truth class beyond it is an error naming the video."""
     videos = load_charades_ego(gt_path)
@@ -85,7 +85,7 @@ def evaluate_charades_files(gt_path, pred_path, num_classes: int | None = None) 
         if v.classes and v.classes[-1] >= num_classes:
             raise AnnotationError(gt_path, f"video {v.video_id}", f"class c{v.classes[-1]:03d}, but the "
                                   f"predictions {pred_path} have {num_classes} scores per video")
-    out = charades_map_report(scores, label_matrix(videos, num_classes))
+    out = charades_map_report(scores, label_matrix(videos, num_classes), ties=ties)
     out.update(num_videos=len(videos), num_missing=n_missing)
     return out
 

@@ -2,8 +2,11 @@
 
 Charades mAP follows ``Charades_v1_classify.m`` (the official MATLAB script):
 
-- per class, videos are sorted by descending score with a *stable* sort (MATLAB's ``sort``), AP = mean of the
-  precision at the rank of each positive (no interpolation), mAP = mean of the per-class APs;
+- per class, videos are sorted by descending score, AP = mean of the precision at the rank of each positive (no
+  interpolation), mAP = mean of the per-class APs. Tied scores: the CharadesEgo reference (the Python port in
+  EgoVLP/EgoVLPv2) ranks with ``np.argsort(-scores)``, NumPy's default, unstable sort; that is the default here
+  (``ties="numpy"``). ``ties="stable"`` keeps file order among ties (MATLAB's ``sort``); a ``ParityWarning``
+  says when ties between a positive and a negative make the two differ;
 - a video with no label at all has its scores set to -inf (the script never finds its id, so it ranks last), and
   a video missing from the submission has -inf scores too.
 - A class with no positive video has AP 0/0 in the MATLAB script, which turns the mean into NaN. Here such classes
@@ -26,9 +29,15 @@ def _check_2d(scores, labels):
     return scores, labels.astype(bool)
 
 
-def average_precision_ranked(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Non-interpolated AP of one class (stable descending sort); NaN when there is no positive."""
-    order = np.argsort(-scores, kind="stable")
+TIES = ("numpy", "stable")  # reference first
+
+
+def average_precision_ranked(scores: np.ndarray, positive: np.ndarray, ties: str = "numpy") -> float:
+    """Non-interpolated AP of one class; NaN when there is no positive. ``ties``: "numpy" ranks with
+    ``np.argsort(-scores)`` exactly as the reference (unstable among equal scores), "stable" keeps file order."""
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    order = np.argsort(-scores) if ties == "numpy" else np.argsort(-scores, kind="stable")
     hits = positive[order]
     npos = int(hits.sum())
     if npos == 0:
@@ -37,13 +46,32 @@ def average_precision_ranked(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(precision[hits].sum() / npos)
 
 
-def charades_map_report(scores, labels) -> dict:
+def _tie_sensitive(scores: np.ndarray, positive: np.ndarray) -> bool:
+    """True when some score is shared by a positive and a negative (then the tie order can change the AP)."""
+    pos, neg = set(scores[positive].tolist()), set(scores[~positive].tolist())
+    return bool(pos & neg)
+
+
+def charades_map_report(scores, labels, ties: str = "numpy") -> dict:
     """{"mAP", "wAP" (weighted by class size), "per_class_AP" (NaN for classes without positives),
-    "num_classes_evaluated", "num_classes"} for scores/labels [N videos, C classes]."""
+    "num_classes_evaluated", "num_classes"} for scores/labels [N videos, C classes]; ``ties`` as in
+    :func:`average_precision_ranked` (default: the reference's NumPy ranking)."""
+    import warnings
+
+    from egoflow.evaluate.parity import ParityWarning
+
     scores, labels = _check_2d(scores, labels)
     fixed = scores.copy()
     fixed[~labels.any(axis=1)] = -np.inf
-    ap = np.array([average_precision_ranked(fixed[:, c], labels[:, c]) for c in range(labels.shape[1])])
+    ap = np.array([average_precision_ranked(fixed[:, c], labels[:, c], ties) for c in range(labels.shape[1])])
+    other = "stable" if ties == "numpy" else "numpy"
+    differ = [c for c in range(labels.shape[1]) if _tie_sensitive(fixed[:, c], labels[:, c])
+              and average_precision_ranked(fixed[:, c], labels[:, c], other) != ap[c]]
+    if differ:
+        warnings.warn(f"tied scores between positive and negative videos change the AP of {len(differ)} class(es) "
+                      f"(e.g. class {differ[0]}): ties={ties!r} "
+                      f"({'the reference: np.argsort(-scores)' if ties == 'numpy' else 'file order'}); "
+                      f"ties={other!r} gives other numbers", ParityWarning, stacklevel=2)
     ok = ~np.isnan(ap)
     if not ok.any():
         raise ValueError("charades_map: no class has a positive example")

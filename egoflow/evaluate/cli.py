@@ -34,6 +34,13 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="accepted for symmetry with the other verbs; not used")
     p.add_argument("--nlq-missing", choices=("miss", "skip"), default="miss",
                    help="NLQ: count a missing prediction as a miss (default) or skip it as the official script")
+    p.add_argument("--mq-recall-order", choices=("file", "score"), default="file",
+                   help="MQ Recall@k: the first k*n predictions in file order (official, default) or by score")
+    p.add_argument("--mq-zero-length", choices=("official", "no-match"), default="official",
+                   help="MQ AP: a zero-length prediction on a zero-length moment matches (official: tIoU NaN) "
+                        "or gets tIoU 0 (no-match)")
+    p.add_argument("--charades-ties", choices=("numpy", "stable"), default="numpy",
+                   help="CharadesEgo AP: rank tied scores as the reference's np.argsort (default) or stably")
     p.add_argument("--title", default="egoflow evaluation")
     return p
 
@@ -118,11 +125,14 @@ def plan(args) -> list[tuple[str, str, str, str]]:
     return jobs
 
 
-def evaluate_jobs(jobs, nlq_missing: str = "miss") -> dict:
+def evaluate_jobs(jobs, nlq_missing: str = "miss", options: dict | None = None) -> dict:
+    """``options``: per-benchmark keyword arguments for the official-vs-sensible edge choices, e.g.
+    {"mq": {"recall_order": "score"}, "charades": {"ties": "stable"}}."""
     results: dict[str, dict[str, dict]] = {}
     for run_name, bench, gt, pred in jobs:
         spec = get_benchmark(bench)
         kwargs = {"missing": nlq_missing} if spec.name == "nlq" else {}
+        kwargs.update((options or {}).get(spec.name, {}))
         if not os.path.exists(gt):
             raise AnnotationError(gt, None, f"not found (ground truth for {spec.name}: {spec.gt_help})")
         if run_name in results and spec.name in results[run_name]:
@@ -133,7 +143,10 @@ def evaluate_jobs(jobs, nlq_missing: str = "miss") -> dict:
 
 def run(args) -> int:
     try:
-        results = evaluate_jobs(plan(args), args.nlq_missing)
+        options = {"mq": {"recall_order": getattr(args, "mq_recall_order", "file"),
+                          "zero_length": getattr(args, "mq_zero_length", "official")},
+                   "charades": {"ties": getattr(args, "charades_ties", "numpy")}}
+        results = evaluate_jobs(plan(args), args.nlq_missing, options)
     except (AnnotationError, UsageError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"egoflow evaluate: error: {msg}", file=sys.stderr)

@@ -19,12 +19,10 @@ prediction exists, otherwise left out and counted in ``num_unanswerable``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from egoflow.datasets.ego4d import load_nlq_report
-from egoflow.datasets.errors import PredictionError, read_json
+from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json
 from egoflow.datasets.records import NLQQuery
 from egoflow.formats import temporal_iou
 
@@ -45,11 +43,11 @@ def _segments(value, where: str, source) -> np.ndarray:
     if not isinstance(value, list):
         raise PredictionError(source, where, f"expected a list of [start, end] windows, got {value!r:.80}")
     out = np.zeros((len(value), 2))
+    ck = Checker(source, PredictionError)  # the shared rules: finite, plausible, non-negative seconds
     for i, w in enumerate(value):
-        ok = (isinstance(w, (list, tuple)) and len(w) == 2
-              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in w))
-        if not ok:
+        if not (isinstance(w, (list, tuple)) and len(w) == 2):
             raise PredictionError(source, f"{where}[{i}]", f"expected [start, end] numbers, got {w!r:.80}")
+        w = [ck.time(x, f"{where}[{i}][{j}]") for j, x in enumerate(w)]
         if w[1] < w[0]:
             raise PredictionError(source, f"{where}[{i}]", f"window ends ({w[1]}) before it starts ({w[0]})")
         out[i] = w
@@ -97,6 +95,12 @@ def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3
     if unknown:
         raise PredictionError(source, "results", f"{len(unknown)} prediction(s) for queries not in the ground "
                               f"truth, e.g. (clip_uid, annotation_uid, query_idx)={unknown[0]}")
+    for key, windows in preds.items():  # a window past the clip's end is not a position in this clip
+        q = gt[key]
+        dur = q.clip_video_end_sec - q.clip_video_start_sec
+        if len(windows) and dur > 0 and windows.max() > dur + max(1.0, 0.01 * dur):
+            raise PredictionError(source, f"results (clip_uid, annotation_uid, query_idx)={key}",
+                                  f"window ends at {windows.max():g} s, past the clip's {dur:g} s")
     curve_ts = sorted(set(CURVE_IOUS) | set(ious))
     kmax = max(ks)
     hits = []  # per scored query: [len(ks), len(curve_ts)] booleans
@@ -149,7 +153,12 @@ def load_nlq_predictions(path) -> list[dict]:
 def load_nlq_ground_truth(gt_path) -> list[NLQQuery]:
     """Every scorable query of an NLQ file: zero-length windows and text-less queries kept, as the official
     script scores any query it is given a prediction for."""
-    queries, _ = load_nlq_report(gt_path, keep_missing_query=True, keep_zero_length=True)
+    queries, stats = load_nlq_report(gt_path, keep_missing_query=True, keep_zero_length=True)
+    bad = [d for d in stats.dropped if d[3] == "reversed window"]
+    if bad:  # blame the ground truth here, not the predictions later ("prediction for a query not in the gt")
+        c, a, qi, _ = bad[0]
+        raise AnnotationError(gt_path, f"clip {c}, annotation {a}, language_queries[{qi}]",
+                              f"ground-truth window ends before it starts ({len(bad)} such queries)")
     return queries
 
 

@@ -12,11 +12,32 @@ from egoflow.extract.video_types import Sampler, VideoInfo, VideoReadError, chec
 log = logging.getLogger(__name__)
 
 
-def check_complete(path, end_s: float, stream) -> None:
+def declared_duration(stream, container=None) -> float | None:
+    """The video stream's own declared duration in seconds, or None when the file does not say.
+
+    MP4 stores it per stream; Matroska/WebM only as a ``DURATION`` tag of the stream (written by FFmpeg and
+    mkvmerge) and a container duration. A container duration counts only when the video is the only stream
+    (otherwise it may be the audio's length).
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:
+        try:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass  # an unparsable tag says nothing
+    if container is not None and container.duration is not None and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def check_complete(path, end_s: float, stream, container=None) -> None:
     """Decoding that ends well before the stream's declared duration means a truncated file: an error."""
-    if stream.duration is None or stream.time_base is None:
-        return  # no per-stream duration (container-level ones include audio): nothing to compare with
-    declared = float(stream.duration * stream.time_base)
+    declared = declared_duration(stream, container)
+    if declared is None:
+        return  # nothing to compare with: the decoded length is the truth (recorded by the caller)
     if declared - end_s > max(1.0, 0.01 * declared):
         raise VideoReadError(path, "decode", f"video ends at {end_s:.2f}s but the file declares "
                              f"{declared:.2f}s (truncated file?)")
@@ -98,7 +119,7 @@ def demux_pts(path) -> tuple[np.ndarray, fractions.Fraction, bool]:
         pts = np.sort(np.asarray(pts, dtype=np.int64))
         if len(pts) < 2:
             raise VideoReadError(path, "decode", f"only {len(pts)} frame(s): a still image, not a video")
-        check_complete(path, float((2 * pts[-1] - pts[-2] - pts[0]) * tb), stream)
+        check_complete(path, float((2 * pts[-1] - pts[-2] - pts[0]) * tb), stream, container)
     except (av.error.FFmpegError, ValueError) as e:
         raise VideoReadError(path, "decode", f"cannot read packets after {len(pts)} frames ({e})") from e
     finally:
@@ -171,7 +192,7 @@ def read(path, info: VideoInfo, fps: float, out_hw, batch_size: int, start_k: in
         if nframes < 2:
             raise VideoReadError(path, "decode", f"only {nframes} decodable frame(s): a still image, not a video")
         end_pts = prev_pts + last_step  # the last frame lasts as long as the one before it
-        check_complete(path, float((end_pts - pts0) * tb), stream)
+        check_complete(path, float((end_pts - pts0) * tb), stream, container)
         yield from emit(prev, prev_pts, end_pts)
         if n:
             yield buf[:n].copy(), tbuf[:n].copy()

@@ -14,20 +14,21 @@ import hashlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from egoflow.errors import is_environment_error
+from egoflow.extract.discover import VIDEO_EXTENSIONS, InputError, discover, discover_videos, video_uid  # noqa: F401
+from egoflow.extract.durations import duration_attrs as _duration
+from egoflow.extract.durations import why_no_samples as _why_no_samples
+from egoflow.extract.results import Summary, VideoResult
 from egoflow.features_store import FeatureStore
+from egoflow.features_store.store import StoreError, check_uid
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 TRANSIENT = (ConnectionError, TimeoutError)  # worth a retry; a corrupt file is not
-
-
-class InputError(ValueError):
-    pass
 
 
 @dataclass
@@ -39,70 +40,6 @@ class ExtractConfig:
     decode_batch: int = 64  # frames decoded per batch (memory stays constant in video length)
     dtype: str = "float16"  # stored feature dtype
     force: bool = False  # recompute complete videos too
-
-
-@dataclass
-class VideoResult:
-    video_uid: str
-    status: str  # done | skipped | failed
-    path: str
-    steps: int = 0
-    frames: int = 0
-    duration_s: float = 0.0
-    seconds: float = 0.0
-    stage: str = ""
-    reason: str = ""
-
-
-@dataclass
-class Summary:
-    results: list[VideoResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def ok(self) -> bool:
-        return self.count("failed") == 0
-
-    def line(self) -> str:
-        frames = sum(r.frames for r in self.results if r.status == "done")
-        hours = sum(r.duration_s for r in self.results if r.status == "done") / 3600
-        rate = frames / self.seconds if self.seconds else 0.0
-        rt = hours * 3600 / self.seconds if self.seconds else 0.0
-        return (f"done {self.count('done')}, skipped {self.count('skipped')}, failed {self.count('failed')} | "
-                f"{hours:.3f} h of video extracted | {frames} frames at {rate:.1f} sampled frames/s "
-                f"({rt:.1f}x real time) in {self.seconds:.1f} s")
-
-
-def discover_videos(inputs: list[str] | str) -> list[Path]:
-    """Video files from files, directories (recursive) and ``.txt`` lists (one path per line)."""
-    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and q.is_file())
-        elif p.suffix.lower() in (".txt", ".lst"):
-            if not p.exists():
-                raise InputError(f"video list {p} does not exist")
-            lines = [ln.strip() for ln in p.read_text().splitlines()]
-            out += [Path(ln) if os.path.isabs(ln) else p.parent / ln for ln in lines if ln and not ln.startswith("#")]
-        else:
-            out.append(p)  # may be missing: that is recorded as the video's failure, not a crash of the run
-    seen: dict[str, Path] = {}
-    for p in out:
-        uid = video_uid(p)
-        if uid in seen and seen[uid].resolve() != p.resolve():
-            raise InputError(f"two videos map to video_uid {uid!r}: {seen[uid]} and {p}; rename one")
-        seen[uid] = p
-    return list(seen.values())
-
-
-def video_uid(path: Path) -> str:
-    """Ego4D names files ``<video_uid>.mp4``: the uid is the file stem."""
-    return Path(path).stem
 
 
 def source_info(path: Path) -> dict:
@@ -144,28 +81,57 @@ def pool_windows(feats: np.ndarray, times: np.ndarray, window: int, stride: int,
 
 def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder, cfg: ExtractConfig,
                 progress: bool = False) -> VideoResult:
-    """Extract one video into ``store``; record (not raise) failures of the video itself."""
-    from egoflow.extract.video import VideoReadError, iter_frames
+    """Extract one video into ``store``; record (not raise) failures of the video itself.
 
+    The video is claimed first (``FeatureStore.claim``): a writer that loses the claim to a concurrent one
+    skips the video ("claimed by another writer") instead of colliding with it.
+    """
     path = Path(path)
     uid = video_uid(path)
     t0 = time.perf_counter()
     res = VideoResult(uid, "failed", str(path))
     try:
+        check_uid(uid)
+    except StoreError as e:  # discover derives valid uids; a caller passing its own path may not
+        res.stage, res.reason = "open", str(e)
+        return res
+    source, failed_open = None, None
+    try:
         source = source_info(path)
     except OSError as e:
-        res.stage, res.reason = "open", f"cannot access {path}: {e.strerror or e}"
-        store.record_failure(feature_set, uid, res.stage, res.reason, {"path": str(path)})
-        return res
-    if not cfg.force and store.is_complete(feature_set, uid, source):
+        failed_open = f"cannot access {path}: {e.strerror or e}"
+        if path.is_symlink():
+            failed_open = f"broken symbolic link {path} -> {os.readlink(path)} ({e.strerror or e})"
+    if source and not cfg.force and store.is_complete(feature_set, uid, source):
         res.status = "skipped"
         return res
+    token = store.claim(feature_set, uid)
+    if token is None:  # another writer (process, machine) is on it: lose the race gracefully
+        res.status, res.reason = "skipped", "claimed by another writer"
+        return res
+    try:
+        if failed_open:
+            res.stage, res.reason = "open", failed_open
+            store.record_failure(feature_set, uid, res.stage, res.reason, {"path": str(path)})
+            return res
+        if not cfg.force and store.is_complete(feature_set, uid, source):
+            res.status = "skipped"  # finished by another writer between our check and our claim
+            return res
+        return _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progress, res, t0)
+    finally:
+        store.release(feature_set, uid, token)
+
+
+def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progress, res, t0) -> VideoResult:
+    from egoflow.extract.video import VideoReadError, iter_frames
+
     feats, times = [], []
     stage = "decode"
     try:
         if getattr(encoder, "clip_level", False):  # fused backbone: whole windows through the model
             stage = "encode"  # the encoder decodes its own windows (the pipeline stays encoder-agnostic)
             F, T, res.frames = encoder.encode_video_windows(path, cfg, progress)
+            attrs = {"fps": cfg.fps, **_duration(path, T, cfg.fps), "source": source}
         else:
             bar = tqdm(desc=uid[:24], unit="fr", disable=not progress, leave=False)
             for frames, ts in iter_frames(path, cfg.fps, size=encoder.image_size, batch_size=cfg.decode_batch,
@@ -177,12 +143,12 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
                 bar.update(len(frames))
             bar.close()
             if not feats:
-                raise VideoReadError(path, "decode", "no frames could be decoded")
+                raise VideoReadError(path, "decode", _why_no_samples(path, cfg.fps))
             F, T = np.concatenate(feats), np.concatenate(times)
             res.frames = len(F)
+            attrs = {"fps": cfg.fps, **_duration(path, T, cfg.fps), "source": source}
             if cfg.window:
                 F, T = pool_windows(F, T, cfg.window, cfg.stride or cfg.window, encoder.cfg.normalize)
-        attrs = {"fps": cfg.fps, "duration_s": _duration(path, T, cfg.fps), "source": source}
         if cfg.window:
             attrs["window"] = {"frames": cfg.window, "stride": cfg.stride or cfg.window}
     except VideoReadError as e:
@@ -191,6 +157,12 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
         return res
     except TRANSIENT:
         raise
+    except OSError as e:
+        if is_environment_error(e):
+            raise  # disk full etc. is not this video's fault: stop (exit 3), do not blame the video
+        res.stage, res.reason = stage, f"{type(e).__name__}: {e}"
+        store.record_failure(feature_set, uid, res.stage, res.reason, source)
+        return res
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
         res.stage, res.reason = stage, f"{type(e).__name__}: {e}"
         store.record_failure(feature_set, uid, res.stage, res.reason, source)
@@ -200,15 +172,6 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
     res.status, res.steps, res.duration_s = "done", len(F), attrs["duration_s"]
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _duration(path: Path, times: np.ndarray, fps: float) -> float:
-    from egoflow.extract.video import probe
-
-    try:
-        return float(probe(path).duration_s)
-    except Exception:  # noqa: BLE001 - duration is informative; fall back to the sampled span
-        return float(times[-1] + 0.5 / fps)
 
 
 def prepare(store: FeatureStore | str, encoder, cfg: ExtractConfig, feature_set: str | None = None
@@ -225,16 +188,40 @@ def prepare(store: FeatureStore | str, encoder, cfg: ExtractConfig, feature_set:
     return store, name
 
 
-def shard(paths: list[Path], spec: str | None) -> list[Path]:
-    """``"i/n"``: this worker's share, by a stable hash of the uid, so n machines never write the same video."""
+def shard(items: list, spec: str | None) -> list:
+    """``"i/n"``: this worker's share of ``items`` (paths, or discovery failures), the same split on every worker.
+
+    Paths are balanced by size and count: largest file first (bytes stand in for duration: one stat, no
+    decode), each to the worker with the least bytes so far (ties: fewest videos, then lowest index), so no
+    worker is left with nothing while another has several. Every worker computes the same split from the same
+    inputs; a video that two workers still both reach (inputs changed between their starts) is claimed by one
+    and skipped by the other. Failures found while discovering go to one worker by a stable hash of the path.
+    """
     if not spec:
-        return paths
+        return items
     try:
         i, n = (int(x) for x in spec.split("/"))
         assert 0 <= i < n
     except (ValueError, AssertionError):
         raise InputError(f"--shard must be I/N with 0 <= I < N, got {spec!r}") from None
-    return [p for p in paths if int(hashlib.sha1(video_uid(p).encode()).hexdigest(), 16) % n == i]
+    paths = [p for p in items if not isinstance(p, VideoResult)]
+    mine = [r for r in items if isinstance(r, VideoResult)
+            and int(hashlib.sha1(r.path.encode("utf-8", "surrogateescape")).hexdigest(), 16) % n == i]
+
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:
+            return 0
+
+    load = [(0, 0, w) for w in range(n)]  # (bytes, videos, worker), indexed by worker
+    taken = set()
+    for k in sorted(range(len(paths)), key=lambda k: (-size(paths[k]), video_uid(paths[k]))):
+        b, c, w = min(load)
+        load[w] = (b + size(paths[k]), c + 1, w)
+        if w == i:
+            taken.add(k)
+    return mine + [p for k, p in enumerate(paths) if k in taken]  # in input order
 
 
 def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig | None = None,
@@ -248,9 +235,12 @@ def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig 
 
     cfg = cfg or ExtractConfig()
     encoder = encoder or create_encoder(**encoder_kw)
-    paths = shard(discover_videos(inputs), shard_spec)
+    paths, problems = discover(inputs)
+    paths, problems = shard(paths, shard_spec), shard(problems, shard_spec)
     store, name = prepare(store, encoder, cfg, feature_set)
-    summary = Summary()
+    summary = Summary(list(problems))
+    for r in problems:
+        tqdm.write(f"FAILED {r.video_uid} [{r.stage}]: {r.reason}", file=sys.stderr)
     t0 = time.perf_counter()
     overall = tqdm(paths, desc=f"extract -> {name}", unit="video", disable=not progress)
     for p in overall:
@@ -263,9 +253,22 @@ def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig 
         overall.set_postfix(fps=f"{frames / max(summary.seconds, 1e-9):.1f}", failed=summary.count("failed"))
     summary.seconds = time.perf_counter() - t0
     if pack and summary.count("done"):
-        store.pack(name)
+        _pack(store, name)
     return summary, name
 
 
-__all__ = ["ExtractConfig", "extract", "extract_one", "discover_videos", "Summary", "VideoResult",
+def _pack(store: FeatureStore, name: str) -> None:
+    """Pack the set; the pack is a cache, so a concurrent writer changing the set mid-pack only skips it."""
+    from egoflow.features_store.packed import PackRace
+
+    try:
+        r = store.pack(name)
+    except PackRace as e:
+        r = {"skipped": str(e)}
+    if r.get("skipped"):
+        tqdm.write(f"note: {name} not packed ({r['skipped']}); `egoflow store pack` packs it later",
+                   file=sys.stderr)
+
+
+__all__ = ["ExtractConfig", "extract", "extract_one", "discover", "discover_videos", "Summary", "VideoResult",
            "feature_set_name", "extractor_config", "pool_windows"]

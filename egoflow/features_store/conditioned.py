@@ -38,7 +38,7 @@ def _require(store: FeatureStore, name: str):
     if not is_conditioned(store, name):
         raise StoreError(f"feature set {name!r} of {store.url} is not query-conditioned (no \"conditioned\": "
                          "\"query\" in its extractor config); read it with read_video")
-    return store._set(name)
+    return store.feature_set_group(name)
 
 
 def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: list[str], feats: np.ndarray,
@@ -48,7 +48,7 @@ def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: li
     marked complete only after every entry is stored."""
     check_uid(clip_uid)
     fs = _require(store, name)
-    info = dict(fs.attrs)
+    info = fs.attrs
     feats, times = np.asarray(feats), np.asarray(times, dtype=np.float64)
     where = f"{store.url}/{name}/{clip_uid}"
     if feats.ndim != 3 or feats.shape[0] != len(queries) or feats.shape[2] != info["dim"]:
@@ -79,7 +79,7 @@ def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: li
 def conditioned_queries(store: FeatureStore, name: str, clip_uid: str) -> list[str]:
     """The queries stored for a complete clip (in the order they were written)."""
     fs = _require(store, name)
-    a = store._video_attrs(fs, clip_uid)
+    a = fs.video_attrs(clip_uid)
     if not a or a.get("complete") is not True:
         raise VideoMissing(f"clip {clip_uid!r} is {'absent' if a is None else 'not complete'} in {name!r}")
     return list(a["queries"].values())
@@ -91,7 +91,7 @@ def read_conditioned(store: FeatureStore, name: str, clip_uid: str, query: str) 
     This is the reader the VSLNet / summarizer heads call when given a query-conditioned set.
     """
     fs = _require(store, name)
-    a = store._video_attrs(fs, clip_uid)
+    a = fs.video_attrs(clip_uid)
     if not a or a.get("complete") is not True:
         raise VideoMissing(f"clip {clip_uid!r} is {'absent' if a is None else 'not complete'} in feature set "
                            f"{name!r} of {store.url}")
@@ -99,14 +99,14 @@ def read_conditioned(store: FeatureStore, name: str, clip_uid: str, query: str) 
     if k not in a.get("queries", {}):
         raise VideoMissing(f"query {query!r} was not extracted for clip {clip_uid!r} in {name!r} "
                            f"({len(a.get('queries', {}))} queries stored)")
-    g = fs[clip_uid][k]
+    g = fs.group[clip_uid][k]
     return VideoFeatures(np.asarray(g["feats"][:], dtype=np.float32), np.asarray(g["times"][:], np.float64), a)
 
 
 def read_conditioned_scores(store: FeatureStore, name: str, clip_uid: str, query: str) -> np.ndarray:
     """The stored P(match) ``[T]`` of every window of ``clip_uid`` for ``query`` (VTM head of the fused model)."""
     vf = read_conditioned(store, name, clip_uid, query)  # checks completeness and the query
-    g = store._set(name)[clip_uid][query_key(query)]
+    g = store.feature_set_group(name).group[clip_uid][query_key(query)]
     if "vtm" not in g:
         raise VideoMissing(f"clip {clip_uid!r} in {name!r} has no VTM scores stored")
     return np.asarray(g["vtm"][:], np.float32)[:len(vf.times)]

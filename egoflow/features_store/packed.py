@@ -19,10 +19,33 @@ from egoflow.features_store.layout import SetGroup, VideoFeatures, optional_torc
 PACK = "_packed"  # a name no video can have (check_uid: uids start with a letter or digit)
 
 
+class PackRace(Exception):
+    """The set changed while it was being packed (a concurrent writer): the pack is dropped, nothing is lost."""
+
+
 def pack_feature_set(fset: SetGroup, read: Callable[[list[str]], dict[str, VideoFeatures]],
                      chunk_rows: int = 4096, batch: int = 64) -> dict:
     """Write ``<set>/_packed`` from the complete videos, read ``batch`` at a time with ``read(uids)`` (the store's
-    per-video loader); returns ``{"videos", "rows"}``. Memory: ~one batch."""
+    per-video loader); returns ``{"videos", "rows"}``. Memory: ~one batch.
+
+    A concurrent writer rewriting a video or dropping the pack mid-way raises :class:`PackRace` (the partial
+    pack is then unusable: ``load_packed`` falls back to per-video reads)."""
+    import zarr
+
+    from egoflow.features_store.errors import VideoMissing
+
+    where = f"feature set {fset.name!r}"
+    try:
+        return _pack(fset, read, chunk_rows, batch)
+    except (KeyError, FileNotFoundError, VideoMissing, zarr.errors.BaseZarrError) as e:
+        raise PackRace(f"{where} changed while packing ({type(e).__name__}: {e})") from e
+    except ValueError as e:
+        if "num_steps" not in str(e):
+            raise
+        raise PackRace(f"{where} changed while packing ({e})") from e
+
+
+def _pack(fset: SetGroup, read, chunk_rows: int, batch: int) -> dict:
     name, fs = fset.name, fset.group
     info = fset.attrs
     keys = fset.uids()
@@ -53,6 +76,9 @@ def pack_feature_set(fset: SetGroup, read: Callable[[list[str]], dict[str, Video
             start, buf = start + cut, [block[cut:]]
     g.create_array("times", data=times, chunks=(max(1, min(total, 1 << 20)),), compressors=None)
     g.create_array("offsets", data=off)
+    if fset.uids() != keys or fset.attrs_of(keys) != [attrs[u] for u in keys]:
+        drop_pack(fset)  # a writer changed the set while we packed: this copy may mix old and new
+        raise PackRace(f"{name} changed while packing")
     g.update_attributes({"uids": uids, "keys": keys, "pending": pending,
                          "video_attrs": {u: attrs[u] for u in uids}, "complete": True})  # last: commit point
     return {"videos": len(uids), "rows": total}
@@ -60,7 +86,17 @@ def pack_feature_set(fset: SetGroup, read: Callable[[list[str]], dict[str, Video
 
 def drop_pack(fset: SetGroup) -> None:
     """Delete the pack (called by every write into the set: a pack never outlives a change)."""
-    fset.delete(PACK)
+    import errno
+    import time
+
+    for attempt in range(20):  # a packer writing files meanwhile: rmtree meets new or vanished files, retry
+        try:
+            fset.delete(PACK)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.ENOENT) or attempt == 19:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 def load_packed(fset: SetGroup, video_uids=None, workers: int = 4) -> dict[str, VideoFeatures] | None:
@@ -79,7 +115,10 @@ def load_packed(fset: SetGroup, video_uids=None, workers: int = 4) -> dict[str, 
     want = a["uids"] if video_uids is None else list(video_uids)
     if any(u not in index for u in want):
         return None  # asked for videos the pack lacks (incomplete ones): let the per-video path say so
-    off, arr = g["offsets"][:], g["feats"]
+    try:
+        off, arr = g["offsets"][:], g["feats"]
+    except (KeyError, FileNotFoundError):
+        return None  # arrays removed by a concurrent writer's drop while a packer committed: not a pack
     rows = arr.chunks[0]
     out = {u: np.empty((int(off[index[u] + 1] - off[index[u]]), arr.shape[1]), np.float32) for u in want}
     by_chunk: dict[int, list[str]] = {}  # which videos have rows in which chunk
@@ -96,9 +135,12 @@ def load_packed(fset: SetGroup, video_uids=None, workers: int = 4) -> dict[str, 
             lo, hi = max(s, c * rows), min(e, (c + 1) * rows)
             to_float32(out[u][lo - s:hi - s], block[lo - c * rows:hi - c * rows], torch)
 
-    with ThreadPoolExecutor(workers) as ex:
-        times_f = ex.submit(lambda: g["times"][:])
-        list(ex.map(read, sorted(by_chunk)))
-        times = times_f.result()
+    try:
+        with ThreadPoolExecutor(workers) as ex:
+            times_f = ex.submit(lambda: g["times"][:])
+            list(ex.map(read, sorted(by_chunk)))
+            times = times_f.result()
+    except (KeyError, FileNotFoundError):
+        return None  # dropped under us by a writer: read per video
     va = a["video_attrs"]
     return {u: VideoFeatures(out[u], times[off[index[u]]:off[index[u] + 1]].copy(), dict(va[u])) for u in want}

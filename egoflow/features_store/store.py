@@ -26,6 +26,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from egoflow import __version__
+from egoflow.features_store import claims
+from egoflow.features_store.consistency import check_local_root, claim_config, verify_videos
 from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError, VideoMissing
 from egoflow.features_store.layout import (
     RESERVED,
@@ -55,6 +57,7 @@ class FeatureStore:
         # a new store's root is created with its marker attribute in one write, so a concurrent writer never
         # sees an unmarked root; while another process is creating it, opening can fail briefly: retry
         create = {} if self.read_only else {"attributes": {"egoflow_store": STORE_FORMAT}}
+        check_local_root(self.url, StoreError)
         for attempt in range(20):
             try:
                 self.root = zarr.open_group(self.url, mode="r" if self.read_only else "a", zarr_format=3,
@@ -62,9 +65,11 @@ class FeatureStore:
                 break
             except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
                 raise StoreError(f"no feature store at {self.url}") from e
-            except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError):
+            except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError) as e:
                 if attempt == 19:
-                    raise
+                    if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
+                        raise StoreError(f"{self.url}/zarr.json: corrupt store metadata ({e})") from None
+                    raise StoreError(f"{self.url}: cannot open as a Zarr v3 group ({e})") from None
                 time.sleep(0.05)
         attrs = dict(self.root.attrs)
         if attrs.get("egoflow_store") is None:
@@ -91,6 +96,17 @@ class FeatureStore:
             raise FeatureSetMissing(f"{name!r} in {self.url} is not a feature set")
         return SetGroup(name, g)
 
+    def _set_when_created(self, name: str, wait_s: float = 5.0) -> SetGroup:
+        """The set's group, waiting briefly while a concurrent writer that won the config claim creates it."""
+        t_end = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.feature_set_group(name)
+            except FeatureSetMissing:
+                if time.monotonic() > t_end:
+                    raise
+                time.sleep(0.02)
+
     def feature_set_info(self, name: str) -> dict:
         return self.feature_set_group(name).attrs
 
@@ -105,18 +121,20 @@ class FeatureStore:
         h = config_hash({"extractor": extractor, "dim": int(dim), "dtype": str(np.dtype(dtype))})
         attrs = {"extractor": extractor, "config_hash": h, "dim": int(dim), "dtype": str(np.dtype(dtype)),
                  "egoflow_version": __version__}
-        if name not in self.root:
-            # another writer may win the race; its config is checked below like any existing set
+        claimed = claim_config(self.root, name, attrs, self.url)  # atomic: one config wins a race of writers
+        if claimed.get("config_hash") == h and name not in self.root:
             with contextlib.suppress(zarr.errors.ContainsGroupError):
-                self.root.create_group(name, attributes=attrs)
-        have = self.feature_set_group(name).attrs
-        if have.get("config_hash") != h:
-            diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))
-                          if extractor.get(k) != have.get("extractor", {}).get(k))
-            raise FeatureSetMismatch(
-                f"feature set {name!r} in {self.url} was made with a different config "
-                f"(hash {have.get('config_hash')} vs {h}; differing keys: {diff or ['dim/dtype']}). "
-                "Use another feature set name.")
+                self.root.create_group(name, attributes=claimed)  # a writer with the same config made it first
+        for have in (claimed, None):  # the claim, then the group's attrs (stores made before claims)
+            if have is None:
+                have = self._set_when_created(name).attrs
+            if have.get("config_hash") != h:
+                diff = sorted(k for k in set(extractor) | set(have.get("extractor", {}))
+                              if extractor.get(k) != have.get("extractor", {}).get(k))
+                raise FeatureSetMismatch(
+                    f"feature set {name!r} in {self.url} was made with a different config "
+                    f"(hash {have.get('config_hash')} vs {h}; differing keys: {diff or ['dim/dtype']}). "
+                    "Use another feature set name.")
         return h
 
     # ---------------------------------------------------------------- videos
@@ -145,8 +163,16 @@ class FeatureStore:
     def _fresh_group(self, fs: SetGroup, uid: str, attrs: dict) -> zarr.Group:
         drop_pack(fs)  # the set changes: its packed copy is stale
         if uid in fs.uids():  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
-            fs.delete(uid)
+            self._remove_video(fs, uid)
         return fs.group.create_group(uid, attributes=attrs)
+
+    @staticmethod
+    def _remove_video(fs: SetGroup, uid: str) -> None:
+        """Delete a video's group: "complete" is cleared FIRST, so a kill during the removal (which deletes
+        files in no particular order) leaves an incomplete video to redo, never a complete one without arrays."""
+        if (fs.video_attrs(uid) or {}).get("complete") is True:
+            fs.group[uid].update_attributes({"complete": False})
+        fs.delete(uid)
 
     def write_video(self, name: str, uid: str, feats: np.ndarray, times: np.ndarray,
                     attrs: dict | None = None) -> None:
@@ -191,11 +217,19 @@ class FeatureStore:
                 out.append({"video_uid": uid, **a["failure"], "source": (a.get("source") or {}).get("path")})
         return out
 
+    def claim(self, name: str, what: str) -> str | None:
+        """Claim video ``what`` (or the pack) of set ``name`` for this writer: a token, or None when another live
+        writer holds it (see claims.py). Release with :meth:`release`."""
+        return claims.acquire(self.feature_set_group(name).group, what)
+
+    def release(self, name: str, what: str, token: str | None) -> None:
+        claims.release(self.feature_set_group(name).group, what, token)
+
     def delete_video(self, name: str, uid: str) -> None:
         fs = self.feature_set_group(name)
         if uid in fs.uids():
             drop_pack(fs)
-            fs.delete(uid)
+            self._remove_video(fs, uid)
 
     def read_video(self, name: str, uid: str) -> VideoFeatures:
         fs = self.feature_set_group(name)
@@ -225,9 +259,18 @@ class FeatureStore:
             return dict(zip(uids, ex.map(lambda u: self.read_video(name, u), uids)))
 
     def pack(self, name: str, chunk_rows: int = 4096) -> dict:
-        """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py)."""
-        return pack_feature_set(self.feature_set_group(name), lambda uids: self.load_feature_set(name, uids),
-                                chunk_rows)
+        """Write a packed copy of the complete videos for fast ``load_feature_set`` (see packed.py).
+
+        One packer at a time: while another writer packs the set, this returns ``{"skipped": "..."}``.
+        """
+        token = self.claim(name, claims.PACK_CLAIM)
+        if token is None:
+            return {"videos": 0, "rows": 0, "skipped": "another writer is packing this set"}
+        try:
+            return pack_feature_set(self.feature_set_group(name), lambda uids: self.load_feature_set(name, uids),
+                                    chunk_rows)
+        finally:
+            self.release(name, claims.PACK_CLAIM, token)
 
     # ---------------------------------------------------------------- summaries
     def info(self, name: str) -> dict:
@@ -244,33 +287,13 @@ class FeatureStore:
             "videos_incomplete": len(attrs) - len(done) - len(failed),
             "hours": sum(float(a.get("duration_s") or 0.0) for a in done) / 3600.0,
             "steps": sum(int(a.get("num_steps", 0)) for a in done),
+            "claims": claims.holders(fs.group),  # videos being written right now (stale: a killed writer's)
         }
 
     def verify(self) -> list[str]:
         """Check every complete video's arrays against its attributes; return the problems found."""
-        problems = []
-        for name in self.feature_sets():
-            fs = self.feature_set_group(name)
-            dim = fs.attrs.get("dim")
-            for uid in fs.uids():
-                a = fs.video_attrs(uid)
-                if not a or a.get("complete") is not True:
-                    continue  # incomplete videos are invisible to readers and redone by the next run
-                if "queries" in a:  # a query-conditioned clip (conditioned.py): check every query's entry
-                    problems += self._verify_conditioned(name, uid, a, dim)
-                    continue
-                try:
-                    vf = self.read_video(name, uid)
-                except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
-                    problems.append(f"{name}/{uid}: unreadable arrays ({e})")
-                    continue
-                T = a.get("num_steps")
-                if vf.feats.shape != (T, dim) or vf.times.shape != (T,):
-                    problems.append(f"{name}/{uid}: shapes {vf.feats.shape}/{vf.times.shape} != ({T}, {dim})")
-                elif not np.isfinite(vf.feats).all() or np.any(np.diff(vf.times) < 0):
-                    problems.append(f"{name}/{uid}: non-finite features or decreasing times")
-        problems += self.texts.verify()
-        return problems
+        problems = verify_videos(self, self._verify_conditioned)  # arrays, shapes, steps vs duration
+        return problems + self.texts.verify()
 
     # ---------------------------------------------------------------- text sets (texts.py)
     def text_sets(self) -> list[str]:

@@ -21,7 +21,7 @@ from egoflow.extract.pipeline import (
     ExtractConfig,
     Summary,
     VideoResult,
-    discover_videos,
+    discover,
     extract_one,
     prepare,
     shard,
@@ -122,7 +122,8 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
     # the flow process's own encoder (same resolved device as its thread-runner tasks: one model per process)
     st, name = prepare(open_store(store, storage_options=storage_options),
                        _make_encoder({**enc_kw, "device": worker_device(device)}), cfg, feature_set)
-    paths = shard(discover_videos(inputs), shard_spec)
+    paths, problems = discover(inputs)  # unreadable folders, broken links, uid clashes: failures, not a crash
+    paths, problems = shard(paths, shard_spec), shard(problems, shard_spec)
     limit = videos_in_flight(in_flight)
     t0 = time.perf_counter()
     with _gpu_options(gpus_per_video):
@@ -130,7 +131,7 @@ def extract_flow(inputs: list[str], store: str, model: str = "ViT-B-32", pretrai
                                                                    storage_options), paths, limit))
     order = {str(p): i for i, p in enumerate(paths)}  # report in input order, not completion order
     results.sort(key=lambda r: order.get(r["path"], len(order)))
-    summary = Summary([VideoResult(**r) for r in results], time.perf_counter() - t0)
+    summary = Summary(list(problems) + [VideoResult(**r) for r in results], time.perf_counter() - t0)
     if pack and summary.count("done"):
         st.pack(name)  # one contiguous copy so heads load the set fast (a cache; per-video groups stay the truth)
     print(f"{summary.line()} | {limit} videos in flight")

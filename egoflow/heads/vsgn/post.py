@@ -91,8 +91,10 @@ def decode_clip(out: dict, b: int, parts: torch.Tensor, cfg) -> list[dict]:
         keep, score = soft_nms(sec[anchor].numpy(), top.numpy(), cls.numpy(), cfg.nms_sigma, cfg.max_per_clip,
                                cfg.min_score)
     labels, seg = cfg.labels, sec[anchor].numpy()[keep].tolist()
-    return [{"label": labels[c], "score": sc, "segment": sg}
-            for c, sc, sg in zip(cls.numpy()[keep].tolist(), score.tolist(), seg)]
+    out = [{"label": labels[c], "score": sc, "segment": sg}
+           for c, sc, sg in zip(cls.numpy()[keep].tolist(), score.tolist(), seg)]
+    # best first: Soft-NMS decays scores after selection, and the official MQ recall takes the file's order
+    return sorted(out, key=lambda d: -d["score"])
 
 
 def make_decode(cfg):
