@@ -200,3 +200,38 @@ def test_demo_step_quick(trained, tmp_path):
     assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0
     assert res["metrics"]["num_queries"] == 16 and res["gt"] == str(ctx.nlq_val)
     assert len(json.loads(open(res["predictions"]).read())["results"]) == 16
+
+
+def test_query_conditioned_feature_set_reads_one_sequence_per_clip_and_query(trained, tmp_path):
+    """A fused-extractor (clip, query) set holding the same clip features gives the same samples as the plain
+    set; the flag must match the set (a clear error otherwise); training and prediction run on it."""
+    from egoflow.datasets.nlq_data import load_nlq_split
+    from egoflow.features_store.conditioned import write_conditioned
+
+    s, d = trained.store, trained.data
+    name = "cond"
+    s.create_feature_set(name, {"encoder": "fused", "conditioned": "query"}, dim=d.video_dim, dtype="float32")
+    by_clip = {}
+    for q in d.train[:24] + d.val[:8]:
+        by_clip.setdefault(q.clip_uid, []).append(q)
+    for clip, qs in by_clip.items():
+        q0 = qs[0]
+        vf = s.read_video(d.feature_set, q0.video_uid)
+        sel = (vf.times >= q0.clip_video_start_sec) & (vf.times <= q0.clip_video_end_sec)
+        texts = sorted({q.query for q in qs})
+        write_conditioned(s, name, clip, texts, np.stack([vf.feats[sel]] * len(texts)),
+                          vf.times[sel] - q0.clip_video_start_sec)
+    kw = dict(text_set=d.text_set, max_pos_len=64)
+    plain = load_nlq_split(s, d.feature_set, d.train[:24], **kw)
+    cond = load_nlq_split(s, name, d.train[:24], conditioned=True, **kw)
+    for a, b in zip(plain, cond):
+        np.testing.assert_allclose(a["feats"], b["feats"], atol=1e-3)  # the plain set is float16
+        assert (a["start_idx"], a["end_idx"]) == (b["start_idx"], b["end_idx"])
+    with pytest.raises(MissingFeatures, match="is query-conditioned: set conditioned=true"):
+        load_nlq_split(s, name, d.train[:24], **kw)
+    with pytest.raises(MissingFeatures, match="no query-conditioned features"):
+        load_nlq_split(s, name, d.train[24:30], conditioned=True, **kw)
+    m = runner.train("vslnet", s, name, d.train[:24], tmp_path / "cond", val_annotations=d.val[:8],
+                     text_set=d.text_set, head_overrides={**HEAD, "conditioned": True},
+                     train_overrides={**TRAIN, "epochs": 2})
+    assert m["num_queries"] == 8 and 0.0 <= m["R@1 IoU=0.3"] <= 1.0

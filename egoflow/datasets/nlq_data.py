@@ -102,19 +102,20 @@ class Clip:
 class NLQDataset(torch.utils.data.Dataset):
     """Queries of one split with their clip features and token features; items are dicts of numpy arrays.
 
-    Attributes: queries (kept, in order), clips {clip_uid: Clip}, extension, dropped_zero_length and
-    skipped_missing (counts of queries left out).
+    Attributes: queries (kept, in order), clips {clip_uid: Clip} (query-conditioned features: {(clip_uid, query):
+    Clip}), extension, dropped_zero_length and skipped_missing (counts of queries left out).
     """
 
-    def __init__(self, queries: list[NLQQuery], clips: dict[str, Clip], tokens: dict[str, np.ndarray],
-                 extension: float, dropped_zero_length: int = 0):
+    def __init__(self, queries: list[NLQQuery], clips: dict, tokens: dict[str, np.ndarray],
+                 extension: float, dropped_zero_length: int = 0, conditioned: bool = False):
         self.queries, self.clips, self.tokens = queries, clips, tokens
+        self.key = (lambda q: (q.clip_uid, q.query)) if conditioned else (lambda q: q.clip_uid)
         self.extension = extension
         self.dropped_zero_length = dropped_zero_length
         self.skipped_missing = 0
         self.labels = []
         for q in queries:
-            c = clips[q.clip_uid]
+            c = clips[self.key(q)]
             self.labels.append(time_to_index(q.start_sec, q.end_sec, c.starts, c.ends))
 
     def __len__(self) -> int:
@@ -122,7 +123,7 @@ class NLQDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         q = self.queries[i]
-        c = self.clips[q.clip_uid]
+        c = self.clips[self.key(q)]
         s, e = self.labels[i]
         return {"feats": c.feats, "text": self.tokens[q.query], "start_idx": s, "end_idx": e,
                 "highlight": highlight_labels(s, e, len(c.feats), self.extension),
@@ -207,6 +208,41 @@ def _slice_clip(vf, q: NLQQuery, duration: float, max_pos_len: int) -> Clip:
     return Clip(feats, starts, ends, q.clip_duration)
 
 
+def _conditioned_clip(vf, q: NLQQuery, max_pos_len: int) -> Clip:
+    """A query-conditioned sequence of clip ``q.clip_uid`` (extracted from the clip file: times in clip time)."""
+    sel = np.nonzero(vf.times <= q.clip_duration)[0]
+    if len(sel) == 0:
+        sel = np.array([0])
+    starts, ends = step_boundaries(vf.times[sel], q.clip_duration)
+    feats, starts, ends = resample_steps(np.asarray(vf.feats[sel], dtype=np.float32), starts, ends, max_pos_len)
+    return Clip(feats, starts, ends, q.clip_duration)
+
+
+def _load_conditioned(store, feature_set: str, queries: list[NLQQuery], max_pos_len: int, split: str,
+                      skip_missing: bool) -> tuple[list[NLQQuery], dict, int]:
+    """``(queries kept, {(clip_uid, query): Clip}, skipped)`` from a query-conditioned set (fused extractor)."""
+    from egoflow.features_store.conditioned import read_conditioned
+    from egoflow.features_store.errors import VideoMissing
+
+    clips, missing, kept = {}, [], []
+    for q in queries:
+        key = (q.clip_uid, q.query)
+        if key not in clips:
+            try:
+                clips[key] = _conditioned_clip(read_conditioned(store, feature_set, q.clip_uid, q.query), q,
+                                               max_pos_len)
+            except VideoMissing as e:
+                missing.append(str(e))
+                continue
+        kept.append(q)
+    if missing and not skip_missing:
+        raise MissingFeatures(f"{split}: {len(missing)} (clip, query) pairs have no query-conditioned features in "
+                              f"{feature_set!r} of store {_store_name(store)}: {_examples(missing, 3)} "
+                              "(extract them with `egoflow extract CLIPS --encoder fused --queries FILE`, or "
+                              "skip_missing=True)")
+    return kept, clips, len(queries) - len(kept)
+
+
 def _load_tokens(store, text_set: str, strings: list[str], text_dim: int | None, max_len: int,
                  split: str) -> dict[str, np.ndarray]:
     if text_set not in store.text_sets():
@@ -231,8 +267,11 @@ def _load_tokens(store, text_set: str, strings: list[str], text_dim: int | None,
 def load_nlq_split(store, feature_set: str, queries: list[NLQQuery], *, text_set: str, max_pos_len: int = 128,
                    video_dim: int | None = None, text_dim: int | None = None, drop_zero_length: bool = False,
                    extension: float = 0.1, split: str = "train", tol: float = 1.0,
-                   skip_missing: bool = False, load_group: int = 64) -> NLQDataset:
+                   skip_missing: bool = False, load_group: int = 64, conditioned: bool = False) -> NLQDataset:
     """Check and load one split. `store` is an egoflow FeatureStore (or its path/URL).
+
+    ``conditioned``: `feature_set` is query-conditioned (the fused extractor's (clip, query) layout): each
+    query reads its own sequence of its clip instead of a slice of the clip's video.
 
     Raises EmptySplit, MissingFeatures (set, videos or query texts), FeatureDimMismatch, AnnotationOutOfRange,
     naming the split, uids and store keys involved.
@@ -243,7 +282,11 @@ def load_nlq_split(store, feature_set: str, queries: list[NLQQuery], *, text_set
     queries = list(queries)
     if not queries:
         raise EmptySplit(f"{split} split has no queries")
-    check_feature_set(store, feature_set, video_dim)
+    info = check_feature_set(store, feature_set, video_dim)
+    is_cond = (info.get("extractor") or {}).get("conditioned") == "query"
+    if is_cond != bool(conditioned):
+        raise MissingFeatures(f"feature set {feature_set!r} is {'' if is_cond else 'not '}query-conditioned: set "
+                              f"conditioned={str(is_cond).lower()} (--set conditioned={str(is_cond).lower()})")
     dropped = 0
     if drop_zero_length:
         kept = [q for q in queries if q.end_sec - q.start_sec > 1e-6]
@@ -254,6 +297,14 @@ def load_nlq_split(store, feature_set: str, queries: list[NLQQuery], *, text_set
         if not queries:
             raise EmptySplit(f"{split} split has no queries left after dropping {dropped} zero-length windows")
 
+    if conditioned:
+        queries, clips, skipped = _load_conditioned(store, feature_set, queries, max_pos_len, split, skip_missing)
+        if not queries:
+            raise EmptySplit(f"{split} split has no queries left after skipping {skipped} with missing features")
+        tokens = _load_tokens(store, text_set, sorted({q.query for q in queries}), text_dim, max_pos_len, split)
+        data = NLQDataset(queries, clips, tokens, extension, dropped, conditioned=True)
+        data.skipped_missing = skipped
+        return data
     have = set(store.videos(feature_set))
     missing = sorted({q.video_uid for q in queries} - have)
     skipped = 0

@@ -83,7 +83,7 @@ def _load_split(store, feature_set, queries, text_set, cfg: Config, split: str, 
     return load_nlq_split(store, feature_set, queries, text_set=text_set, max_pos_len=cfg.max_pos_len,
                           video_dim=cfg.video_dim, text_dim=cfg.text_dim, drop_zero_length=drop_zero,
                           extension=cfg.highlight_extension, split=split,
-                          skip_missing=cfg.skip_missing)
+                          skip_missing=cfg.skip_missing, conditioned=cfg.conditioned)
 
 
 def _fill_dims(store, feature_set: str, text_set: str, overrides: dict, queries: list[NLQQuery]) -> dict:

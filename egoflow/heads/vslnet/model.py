@@ -43,6 +43,7 @@ class Config:
     topk: int = 5  # windows returned per query by decode
     drop_zero_length_train: bool = True  # drop training queries whose answer window has zero length
     skip_missing: bool = False  # drop (and count) queries whose video/text features are missing, else fail
+    conditioned: bool = False  # query-conditioned feature set (fused extractor): one sequence per (clip, query)
 
 
 class VSLNet(nn.Module):
