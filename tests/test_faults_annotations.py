@@ -10,8 +10,8 @@ import json
 import pytest
 
 from egoflow.datasets.errors import AnnotationError, PredictionError
+from egoflow.datasets.texts import annotation_strings as strings_from_file
 from egoflow.evaluate.cli import main as evaluate_main
-from egoflow.extract.text import strings_from_file
 
 
 def _ego4d(path, annotations):

@@ -101,7 +101,7 @@ def test_demo_hook(zs, tmp_path):
 
 
 def test_encode_text_reads_the_zero_shot_files(zs, tmp_path):
-    from egoflow.extract.text import strings_from_file
+    from egoflow.datasets.texts import annotation_strings as strings_from_file
 
     kind, qs = strings_from_file(zs["egomcq"])
     assert kind == "egomcq" and len(qs) == len(set(qs)) and all(q.startswith("verb") for q in qs)
