@@ -130,3 +130,39 @@ def test_bad_annotations_and_texts(syn, tmp_path):
         runner.train("summarizer", syn.store, "qfvs-synthetic", root, tmp_path / "r5", text_set=syn.text_set,
                      head_overrides={**HEAD, "train_videos": ("P01",), "test_video": "P04"},
                      train_overrides=dict(epochs=1)) if store.delete_video(syn.feature_set, "P04") is None else None
+
+
+def test_query_conditioned_feature_set(syn, tmp_path):
+    """A fused-extractor set holding each video's features under every query prompt gives the same samples as the
+    plain set; the flag must match the set; training runs on it."""
+    from egoflow.datasets.qfvs import load_qfvs
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.conditioned import write_conditioned
+    from egoflow.heads.registry import head_config
+    from egoflow.heads.summarizer.data import load_split
+
+    store = FeatureStore(syn.store)
+    name = "qfvs-cond"
+    store.create_feature_set(name, {"encoder": "fused", "conditioned": "query"}, dim=32, dtype="float32")
+    videos = load_qfvs(syn.root)
+    for uid, v in videos.items():
+        if uid not in store.videos(syn.feature_set):
+            continue  # test_bad_annotations_and_texts deletes P04 from the shared store
+        vf = store.read_video(syn.feature_set, uid)
+        prompts = sorted({query_prompt(*q.concepts) for q in v.queries})
+        write_conditioned(store, name, uid, prompts, np.stack([vf.feats] * len(prompts)), vf.times)
+    cfg = head_config("summarizer", video_dim=32, text_dim=32, **HEAD)
+    cond_cfg = head_config("summarizer", video_dim=32, text_dim=32, conditioned=True, **HEAD)
+    _, plain = load_split(store, syn.feature_set, syn.text_set, syn.root, ["P01"], cfg)
+    _, cond = load_split(store, name, syn.text_set, syn.root, ["P01"], cond_cfg)
+    assert len(plain) == len(cond) == len(videos["P01"].queries)
+    for a, b in zip(plain, cond):
+        assert a.name == b.name and torch.equal(a.labels, b.labels)
+        torch.testing.assert_close(a.video.shots, b.video.shots, atol=1e-3, rtol=0)  # the plain set is float16
+    with pytest.raises(SummarizerDataError, match="is query-conditioned: set conditioned=true"):
+        load_split(store, name, syn.text_set, syn.root, ["P01"], cfg)
+    m = runner.train("summarizer", store, name, syn.root, tmp_path / "cond", text_set=syn.text_set,
+                     head_overrides={**HEAD, "conditioned": True, "train_videos": ("P01", "P02"),
+                                     "test_video": "P03"},
+                     train_overrides=dict(epochs=1, batch_size=4, progress=False))
+    assert 0.0 <= m["F1"] <= 1.0

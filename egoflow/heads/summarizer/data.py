@@ -40,20 +40,33 @@ class Sample:
     oracle: tuple  # 0-based oracle shots
 
 
+def _video_data(uid: str, v: QFVSVideo, vf, shot_seconds: float, lmax: int, max_change_points: int,
+                vmax: float) -> VideoData:
+    shots = shot_features(vf.feats, vf.times, v.num_shots, shot_seconds, uid)
+    b = kts_segments(shots, lmax, max_change_points, vmax)
+    concepts = v.concepts or sorted(set().union(*v.shot_concepts))
+    return VideoData(uid, torch.from_numpy(shots), torch.from_numpy(kts.segment_ids(b)), b, v.tag_matrix(concepts),
+                     concepts)
+
+
 def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seconds: float, lmax: int,
-                max_change_points: int, vmax: float) -> dict[str, VideoData]:
-    from egoflow.features_store.store import VideoMissing
+                max_change_points: int, vmax: float, conditioned: bool = False) -> dict:
+    """``{uid: VideoData}``; with a query-conditioned set (fused extractor) ``{(uid, query name): VideoData}``:
+    each query reads the video conditioned on its query prompt, and KTS segments those shots."""
+    from egoflow.features_store.conditioned import read_conditioned
+    from egoflow.features_store.errors import VideoMissing
     out = {}
     for uid, v in videos.items():
         try:
-            vf = store.read_video(feature_set, uid)
+            if not conditioned:
+                out[uid] = _video_data(uid, v, store.read_video(feature_set, uid), shot_seconds, lmax,
+                                       max_change_points, vmax)
+                continue
+            for q in v.queries:
+                vf = read_conditioned(store, feature_set, uid, query_prompt(*q.concepts))
+                out[uid, q.name] = _video_data(uid, v, vf, shot_seconds, lmax, max_change_points, vmax)
         except VideoMissing as e:
             raise SummarizerDataError(f"QFVS video {uid!r} has no complete features in {feature_set!r}: {e}") from None
-        shots = shot_features(vf.feats, vf.times, v.num_shots, shot_seconds, uid)
-        b = kts_segments(shots, lmax, max_change_points, vmax)
-        concepts = v.concepts or sorted(set().union(*v.shot_concepts))
-        out[uid] = VideoData(uid, torch.from_numpy(shots), torch.from_numpy(kts.segment_ids(b)), b,
-                             v.tag_matrix(concepts), concepts)
     return out
 
 
@@ -72,9 +85,9 @@ def make_samples(store, text_set: str, videos: dict[str, QFVSVideo], data: dict[
     row = {s: i for i, s in enumerate(strings)}
     out = []
     for uid, v in videos.items():
-        d = data[uid]
-        col = {c: i for i, c in enumerate(d.concepts)}
         for q in v.queries:
+            d = data[uid] if uid in data else data[uid, q.name]  # plain set: one per video; conditioned: per query
+            col = {c: i for i, c in enumerate(d.concepts)}
             unknown = [c for c in q.concepts if c not in col]
             if unknown:
                 raise SummarizerDataError(f"{uid} query {q.name}: unknown concept(s) {unknown}")
@@ -136,6 +149,10 @@ def load_split(store, feature_set: str, text_set: str, root, videos, cfg) -> tup
     """QFVS ``videos`` of the folder ``root`` (annotations, the ground truth) and their samples: shot features
     of ``feature_set``, KTS segments and prompt embeddings of ``text_set`` as ``cfg`` (a summarizer Config) says."""
     vids = load_qfvs(root, videos=tuple(videos))
+    is_cond = (store.feature_set_info(feature_set).get("extractor") or {}).get("conditioned") == "query"
+    if is_cond != cfg.conditioned:
+        raise SummarizerDataError(f"feature set {feature_set!r} is {'' if is_cond else 'not '}query-conditioned: "
+                                  f"set conditioned={str(is_cond).lower()} (--set conditioned={str(is_cond).lower()})")
     data = load_videos(store, feature_set, vids, cfg.shot_seconds, cfg.kts_lmax, cfg.kts_max_change_points,
-                       cfg.kts_vmax)
+                       cfg.kts_vmax, cfg.conditioned)
     return vids, QFVSDataset(make_samples(store, text_set, vids, data))

@@ -42,6 +42,7 @@ class Config:
     kts_lmax: int = 200  # longest KTS segment in shots (also bounds KTS memory/time)
     kts_max_change_points: int = 40  # most KTS change points per video (raised if lmax needs more)
     kts_vmax: float = 1.0  # KTS penalty weight
+    conditioned: bool = False  # query-conditioned feature set (fused extractor): shots per (video, query prompt)
     train_videos: tuple = ("P01", "P02", "P03")  # QFVS videos to train on
     test_video: str = "P04"  # held-out video (leave-one-out protocol)
 
