@@ -79,7 +79,7 @@ def _encoder(a):
 def _resolve_encoder_defaults(a) -> None:
     """--model / --fps defaults depend on --encoder: fused windows default to Ego4D's 1.875 features/s."""
     fused = getattr(a, "encoder", "clip") == "fused"
-    if hasattr(a, "model") and a.model is None:
+    if hasattr(a, "encoder") and getattr(a, "model", "") is None:  # verbs with encoder args (not search)
         a.model = "egovlpv2-base" if fused else "ViT-B-32"
     if getattr(a, "command", None) == "extract" and a.fps is None:
         a.fps = 1.875 * ((a.stride or a.window or a.num_frames) if fused else 1)

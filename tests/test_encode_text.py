@@ -9,8 +9,9 @@ from egoflow.features_store import FeatureStore
 
 def _nlq(path, queries):
     lq = [{"clip_start_sec": 1.0, "clip_end_sec": 2.0, "query": q} for q in queries]
-    path.write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "annotations": [
-        {"annotation_uid": "a", "language_queries": lq}]}]}]}))
+    clip = {"clip_uid": "c", "video_start_sec": 0.0, "video_end_sec": 8.0,
+            "annotations": [{"annotation_uid": "a", "language_queries": lq}]}
+    path.write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [clip]}]}))
 
 
 def test_encode_files_is_idempotent(tmp_path):

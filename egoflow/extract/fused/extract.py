@@ -143,7 +143,7 @@ def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str |
             T = np.concatenate(times)
             Fq = np.stack([np.concatenate(f) for f in feats])
             Sq = np.stack([np.concatenate(s) for s in scores])
-            attrs = {"fps": cfg.fps, "duration_s": _duration(Path(p), T, cfg.fps), "source": source,
+            attrs = {"fps": cfg.fps, **_duration(Path(p), T, cfg.fps), "source": source,
                      "window": {"frames": encoder.cfg.num_frames, "stride": cfg.stride or encoder.cfg.num_frames}}
             write_conditioned(store, name, uid, qs, Fq, T, attrs, scores=Sq)
             res.status, res.steps, res.frames, res.duration_s = "done", len(T), n["frames"], attrs["duration_s"]
