@@ -160,13 +160,14 @@ def test_parent_flow_into_an_s3_store(cluster, tmp_path):
     env, tmp, procs = cluster
     import s3fs
 
-    s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing").mkdir("egoflow")
+    # moto keeps its buckets per process: another test's moto server may already have made "egoflow"
+    s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing").mkdir("egoflow-parent")
     uids = [f"s3clip{i}" for i in range(4)]
     for i, u in enumerate(uids):
         make_video(tmp_path / f"{u}.mp4", [(0, 2, "blue mug")], fps=30, size=(96, 72), seed=20 + i)
     w = _worker(env, tmp, "w-s3")
     procs.append(w)
-    store = "s3://egoflow/parent.zarr"
+    store = "s3://egoflow-parent/parent.zarr"
     # one listed video does not exist: its child records the failure, the other videos and shards go on
     r = _cli(["extract", *(str(tmp_path / f"{u}.mp4") for u in uids), str(tmp_path / "gone.mp4"), "--store", store,
               "--submit", "egoflow-extract/extract", "--shard-hours", "0.0012", "--stall-s", "120", *TINY], env,
