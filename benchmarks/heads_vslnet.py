@@ -17,10 +17,11 @@ import torch
 from egoflow.datasets.nlq_data import collate_nlq, load_nlq_split
 from egoflow.datasets.synthetic.nlq import make_synthetic_nlq
 from egoflow.features_store import FeatureStore
-from egoflow.heads import vslnet
 from egoflow.device import resolve_device
+from egoflow.heads import vslnet
+from egoflow.heads.runner import build_seeded
 from egoflow.heads.train import TrainConfig, fit
-from egoflow.heads.vslnet_run import predict_dataset, score
+from egoflow.heads.vslnet.head import NLQEvaluation, predict_dataset
 
 
 def run(quick: bool = False, device: str = "auto") -> dict:
@@ -41,7 +42,7 @@ def run(quick: bool = False, device: str = "auto") -> dict:
         opt = dict(batch_size=16, lr=5e-3, schedule="constant") if quick else dict(batch_size=32, lr=2e-3,
                                                                                     schedule="cosine")
         tcfg = TrainConfig(epochs=epochs, warmup_steps=20, device=device, progress=False, seed=0, **opt)
-        model, criterion, decode = vslnet.build(cfg)
+        model, criterion, decode = build_seeded(vslnet.build, cfg, tcfg.seed)  # initial weights from the seed too
         dev = resolve_device(device)
         t0 = time.perf_counter()
         fit(model, criterion, train, collate_nlq, tcfg)
@@ -54,7 +55,7 @@ def run(quick: bool = False, device: str = "auto") -> dict:
         t0 = time.perf_counter()
         results = predict_dataset(model, decode, val, batch_size=64)
         infer_s = time.perf_counter() - t0
-        m = score(val.queries, results)
+        m = NLQEvaluation(val, val.queries).score(results)
     return {"head": "vslnet", "device": str(dev), "quick": quick, "num_train": len(train), "num_val": len(val),
             "epochs": epochs, "params": sum(p.numel() for p in model.parameters()),
             "train_samples_per_s": round(len(train) * epochs / train_s, 1),

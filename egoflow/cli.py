@@ -107,38 +107,23 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _head_options(head: str, fn, **options) -> dict:
-    """The options that were given, checked against what the head's function takes (e.g. only laviti-charades
-    takes --init / --classes)."""
-    import inspect
-
-    given = {k: v for k, v in options.items() if v is not None}
-    takes = inspect.signature(fn).parameters
-    bad = [k for k in given if k not in takes]
-    if bad:
-        raise ValueError(f"head {head!r} does not take --{' / --'.join(bad)}")
-    return given
-
-
 def cmd_train(a) -> int:
-    from egoflow.heads.registry import get_head
+    from egoflow.heads.runner import train
 
     train_over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                                         device=a.device).items() if v is not None}
-    fn = get_head(a.head).train_from_store
-    metrics = fn(a.store, a.feature_set, a.annotations, a.out, val_annotations=a.val_annotations,
-                 text_set=a.text_set, head_overrides=_parse_overrides(a.set), train_overrides=train_over,
-                 **_head_options(a.head, fn, init=a.init, classes=a.classes))
+    metrics = train(a.head, a.store, a.feature_set, a.annotations, a.out, val_annotations=a.val_annotations,
+                    text_set=a.text_set, head_overrides=_parse_overrides(a.set), train_overrides=train_over,
+                    init=a.init, classes=a.classes)
     print(json.dumps(metrics, indent=1, default=float))
     return 0
 
 
 def cmd_predict(a) -> int:
-    from egoflow.heads.registry import get_head
+    from egoflow.heads.runner import predict
 
-    fn = get_head(a.head).predict_from_store
-    path = fn(a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
-              **_head_options(a.head, fn, classes=a.classes))
+    path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
+                   classes=a.classes)
     print(f"predictions written to {path}")
     return 0
 

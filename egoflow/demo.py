@@ -6,6 +6,7 @@ ViT-B-32: the numbers show the pipeline works end to end, they are not research 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -39,14 +40,30 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _full_metrics(r: dict) -> dict:
-    """Re-score a head's prediction file with `egoflow evaluate`'s own code (adds the curves the plots need)."""
-    from egoflow.evaluate.benchmarks import get_benchmark
+def _report_metrics(name: str, r: dict) -> dict:
+    """A head's metrics as `egoflow evaluate` scores its prediction file (with the curves the plots need), on top
+    of what its run reported (best epoch, zero-shot numbers, ...); the head's own numbers when it wrote no file."""
+    from egoflow.evaluate.cli import evaluate_jobs
 
     pred, gt = r.get("predictions"), r.get("gt")
     if not pred or not gt or not Path(pred).is_file():
         return r["metrics"]
-    return {**r["metrics"], **get_benchmark(r["benchmark"]).evaluate(str(gt), str(pred))}
+    return {**r["metrics"], **evaluate_jobs([(name, r["benchmark"], str(gt), str(pred))])[name][r["benchmark"]]}
+
+
+def _headline(bench: str, metrics: dict) -> str:
+    from egoflow.evaluate.benchmarks import get_benchmark
+
+    cols = [k for k in get_benchmark(bench).headline if isinstance(metrics.get(k), float)][:3]
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in cols)
+
+
+def _run_head(spec, ctx) -> dict:
+    """One head's demo step with its console output (epochs, bars) in ``<run dir>/demo.log``."""
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.out_dir / "demo.log", "w", encoding="utf-8") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return spec.demo(ctx)
 
 
 def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str = "ViT-B-32",
@@ -57,7 +74,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     from egoflow.extract.pipeline import ExtractConfig, extract
     from egoflow.extract.text import encode_files
     from egoflow.features_store import FeatureStore
-    from egoflow.heads.registry import get_head, list_heads
+    from egoflow.heads.registry import get_spec, list_heads
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,22 +108,26 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
              f"{info['hours'] * 60:.1f} min of video, {info['steps']} steps x {info['dim']}")
     _say(f"      texts/{text_set}: {sum(counts.values())} strings")
 
-    _say("[5/5] training heads and evaluating ...")
+    _say("[5/5] training heads and evaluating (each head's log: <run dir>/demo.log) ...")
+    from tqdm.auto import tqdm
+
     results, failed = {}, []
-    for name in heads or list_heads():
+    names = heads or list_heads()
+    bar = tqdm(names, desc="      heads", unit="head", disable=quick, file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
         ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick,
                           **charades)
         t0 = time.perf_counter()
         try:
-            r = get_head(name).demo_step(ctx)
+            r = _run_head(get_spec(name), ctx)
         except Exception:  # noqa: BLE001 - report every head, then fail the demo
-            traceback.print_exc()
+            tqdm.write(f"      {name}: FAILED, see {ctx.out_dir / 'demo.log'}\n{traceback.format_exc()}")
             failed.append(name)
             continue
-        results[name] = {r["benchmark"]: _full_metrics(r)}
-        shown = {k: round(v, 4) for k, v in r["metrics"].items() if isinstance(v, (int, float))
-                 and not k.startswith(("train_", "data_", "num_")) and k != "seconds"}
-        _say(f"      {name} ({r['benchmark']}, {time.perf_counter() - t0:.1f} s): {shown}")
+        results[name] = {r["benchmark"]: _report_metrics(name, r)}
+        tqdm.write(f"      {name:16s} {r['benchmark']:8s} {_headline(r['benchmark'], r['metrics'])}  "
+                   f"({time.perf_counter() - t0:.0f} s)")
     if results:
         from egoflow.evaluate.report import write_report
 

@@ -79,13 +79,13 @@ def test_load_split_slices_clip_and_maps_labels(store):
     assert ds.dropped_zero_length == 1 and len(ds) == 2
     a = ds[0]
     # clip [10, 30] of v0: steps at video times 10.5 .. 29.5 -> 20 steps; clip times 0.5 .. 19.5
-    assert a["video"].shape == (20, 4)
-    np.testing.assert_allclose(a["video"][:, 0], np.arange(10.5, 30.0, 1.0))
+    assert a["feats"].shape == (20, 4)
+    np.testing.assert_allclose(a["feats"][:, 0], np.arange(10.5, 30.0, 1.0))
     assert a["step_starts"][0] == 0.0 and a["step_ends"][-1] == 20.0
     assert (a["start_idx"], a["end_idx"]) == (2, 3)  # [2, 4] s -> steps [2, 3) and [3, 4)
-    assert a["query"].shape == (3, 3) and np.all(a["query"] == 1.0)  # valid tokens only
+    assert a["text"].shape == (3, 3) and np.all(a["text"] == 1.0)  # valid tokens only
     b = ds[1]  # 300 s clip at 1 step/s resampled to 128 steps, times exact
-    assert b["video"].shape == (128, 4)
+    assert b["feats"].shape == (128, 4)
     s, e = b["start_idx"], b["end_idx"]
     assert b["step_starts"][s] <= 150.0 < b["step_ends"][s] and b["step_starts"][e] < 160.0 <= b["step_ends"][e]
     assert b["highlight"][s:e + 1].all() and b["highlight"].sum() < 20
@@ -100,9 +100,9 @@ def test_collate_pads_and_masks(store):
     qs = [_q(), _q(clip="c2", c0=0.0, c1=5.0, s=1.0, e=2.0, text="what did I cut?")]
     ds = load_nlq_split(store, "fs", qs, text_set="tx")
     b = collate_nlq([ds[0], ds[1]])
-    assert b["video"].shape == (2, 20, 4) and b["query"].shape == (2, 5, 3)
-    assert b["video_mask"].sum(1).tolist() == [20, 5] and b["query_mask"].sum(1).tolist() == [3, 5]
-    assert torch.all(b["video"][1, 5:] == 0) and b["highlight"][1, 5:].sum() == 0
+    assert b["feats"].shape == (2, 20, 4) and b["text"].shape == (2, 5, 3)
+    assert b["mask"].sum(1).tolist() == [20, 5] and b["text_mask"].sum(1).tolist() == [3, 5]
+    assert torch.all(b["feats"][1, 5:] == 0) and b["highlight"][1, 5:].sum() == 0
     assert b["step_ends"][1, 4].item() == 5.0 and b["index"].tolist() == [0, 1]
 
 

@@ -10,8 +10,10 @@ from egoflow.datasets.nlq_data import AnnotationOutOfRange, EmptySplit, FeatureD
 from egoflow.datasets.synthetic.nlq import make_synthetic_nlq, write_nlq_json
 from egoflow.evaluate.nlq import evaluate_nlq
 from egoflow.features_store import FeatureStore
-from egoflow.heads import vslnet
-from egoflow.heads.vslnet_layers import highlight_loss
+from egoflow.heads import runner, vslnet
+from egoflow.heads.registry import head_config
+from egoflow.heads.vslnet.layers import highlight_loss
+from egoflow.heads.vslnet.model import Decode, topk_spans
 
 TINY = dict(video_dim=6, text_dim=5, dim=16, num_heads=2, conv_layers=1, max_pos_len=32, dropout=0.0)
 HEAD = dict(dim=32, num_heads=4, conv_layers=1, dropout=0.1, max_pos_len=64)
@@ -21,12 +23,12 @@ TRAIN = dict(epochs=10, batch_size=16, lr=5e-3, schedule="constant", progress=Fa
 def _batch(lengths, qlens, cfg, seed=0):
     g = torch.Generator().manual_seed(seed)
     b, t, n = len(lengths), max(lengths), max(qlens)
-    batch = {"video": torch.randn(b, t, cfg.video_dim, generator=g), "query": torch.randn(b, n, cfg.text_dim,
+    batch = {"feats": torch.randn(b, t, cfg.video_dim, generator=g), "text": torch.randn(b, n, cfg.text_dim,
                                                                                          generator=g),
-             "video_mask": torch.arange(t)[None] < torch.tensor(lengths)[:, None],
-             "query_mask": torch.arange(n)[None] < torch.tensor(qlens)[:, None]}
-    batch["video"][~batch["video_mask"]] = 0
-    batch["query"][~batch["query_mask"]] = 0
+             "mask": torch.arange(t)[None] < torch.tensor(lengths)[:, None],
+             "text_mask": torch.arange(n)[None] < torch.tensor(qlens)[:, None]}
+    batch["feats"][~batch["mask"]] = 0
+    batch["text"][~batch["text_mask"]] = 0
     return batch
 
 
@@ -36,7 +38,7 @@ def test_padding_does_not_change_valid_outputs():
     model, _, _ = vslnet.build(cfg)
     model.eval()
     both = _batch([7, 12], [3, 5], cfg)
-    alone = {k: v[:1, :7] if k.startswith("video") else v[:1, :3] for k, v in both.items()}
+    alone = {k: v[:1, :7] if k in ("feats", "mask") else v[:1, :3] for k, v in both.items()}
     with torch.no_grad():
         out_b, out_a = model(both), model(alone)
     for k in ("start_logits", "end_logits", "highlight_logits"):
@@ -49,21 +51,21 @@ def test_topk_spans_hand_worked():
     # P(start) = [.5, .3, .2], P(end) = [.1, .2, .7] (log-probabilities as logits)
     s = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
     e = torch.log(torch.tensor([[0.1, 0.2, 0.7]]))
-    si, ei, sc = vslnet.topk_spans(s, e, torch.ones(1, 3, dtype=torch.bool), k=4)
+    si, ei, sc = topk_spans(s, e, torch.ones(1, 3, dtype=torch.bool), k=4)
     # valid (s <= e) pair scores: (0,2) .35, (1,2) .21, (2,2) .14, (0,1) .10, (1,1) .06, (0,0) .05
     assert list(zip(si[0].tolist(), ei[0].tolist())) == [(0, 2), (1, 2), (2, 2), (0, 1)]
     torch.testing.assert_close(sc[0], torch.tensor([0.35, 0.21, 0.14, 0.10]))
     mask = torch.tensor([[True, True, False]])  # step 2 is padding: only (0,0), (0,1), (1,1) exist
-    si, ei, sc = vslnet.topk_spans(s, e, mask, k=5)
+    si, ei, sc = topk_spans(s, e, mask, k=5)
     assert sorted(zip(si[0][sc[0] >= 0].tolist(), ei[0][sc[0] >= 0].tolist())) == [(0, 0), (0, 1), (1, 1)]
 
 
 def test_decode_returns_distinct_windows_in_seconds():
-    dec = vslnet.Decode(topk=5)
+    dec = Decode(topk=5)
     t = 6
     out = {"start_logits": torch.randn(2, t), "end_logits": torch.randn(2, t)}
     starts = torch.tensor([[0.0, 1.5, 3.0, 4.5, 6.0, 7.5]] * 2, dtype=torch.float64)
-    batch = {"video_mask": torch.tensor([[True] * 6, [True, True] + [False] * 4]), "step_starts": starts,
+    batch = {"mask": torch.tensor([[True] * 6, [True, True] + [False] * 4]), "step_starts": starts,
              "step_ends": starts + 1.5}
     p0, p1 = dec(out, batch)
     assert len(p0["windows"]) == 5 and len({tuple(w) for w in p0["windows"]}) == 5
@@ -91,8 +93,8 @@ def test_criterion_and_highlight_loss():
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="unknown vslnet config keys \\['hidden'\\]"):
-        vslnet.Config.from_dict({"hidden": 3})
+    with pytest.raises(ValueError, match="head 'vslnet' has no config key\\(s\\) \\['hidden'\\]"):
+        head_config("vslnet", hidden=3)
     with pytest.raises(ValueError, match="divisible"):
         vslnet.build(vslnet.Config(dim=30, num_heads=8))
 
@@ -104,7 +106,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(1)  # tiny model on a shared CPU: extra threads only add contention
     store = FeatureStore(str(root / "s.zarr"))
     data = make_synthetic_nlq(store, num_videos=32, seed=0)
-    metrics = vslnet.train_from_store(store, data.feature_set, data.train, root / "run", val_annotations=data.val,
+    metrics = runner.train("vslnet", store, data.feature_set, data.train, root / "run", val_annotations=data.val,
                                       text_set=data.text_set, head_overrides=HEAD, train_overrides=TRAIN)
     yield SimpleNamespace(root=root, store=store, data=data, metrics=metrics, run=root / "run")
     torch.set_num_threads(threads)
@@ -150,7 +152,7 @@ def test_run_directory_files(trained):
 
 def test_predict_from_store_reproduces_the_run_predictions(trained, tmp_path):
     gt = write_nlq_json(trained.data.val, tmp_path / "val.json")  # the file route, as `egoflow predict` uses
-    out = vslnet.predict_from_store(trained.run, trained.store.url, gt, tmp_path / "pred.json")
+    out = runner.predict("vslnet", trained.run, trained.store.url, gt, tmp_path / "pred.json")
     key = lambda r: (r["clip_uid"], r["annotation_uid"], r["query_idx"])  # noqa: E731
     ours = sorted(json.loads(open(out).read())["results"], key=key)
     ref = sorted(json.loads((trained.run / "predictions.json").read_text())["results"], key=key)
@@ -160,7 +162,7 @@ def test_predict_from_store_reproduces_the_run_predictions(trained, tmp_path):
 
 def test_resume_continues_from_last_checkpoint(trained):
     before = json.loads((trained.run / "history.json").read_text())
-    vslnet.train_from_store(trained.store, trained.data.feature_set, trained.data.train, trained.run,
+    runner.train("vslnet", trained.store, trained.data.feature_set, trained.data.train, trained.run,
                             val_annotations=trained.data.val, text_set=trained.data.text_set, head_overrides=HEAD,
                             train_overrides={**TRAIN, "epochs": TRAIN["epochs"] + 1})
     after = json.loads((trained.run / "history.json").read_text())
@@ -183,7 +185,7 @@ def test_bad_input_fails_before_training(trained, tmp_path):
         out = tmp_path / f"bad{i}"
         kw = {"annotations": d.train[:8], "val_annotations": d.val[:4], **kw}
         with pytest.raises(exc):
-            vslnet.train_from_store(s, kw.pop("feature_set"), kw.pop("annotations"), out, text_set=d.text_set,
+            runner.train("vslnet", s, kw.pop("feature_set"), kw.pop("annotations"), out, text_set=d.text_set,
                                     train_overrides=TRAIN, **kw)
         assert not (out / "last.pt").exists()
 
@@ -194,7 +196,7 @@ def test_demo_step_quick(trained, tmp_path):
                           nlq_train=write_nlq_json(d.train[:32], tmp_path / "train.json"),
                           nlq_val=write_nlq_json(d.val[:16], tmp_path / "val.json"), out_dir=tmp_path / "demo",
                           device="cpu", seed=0, quick=True)
-    res = vslnet.demo_step(ctx)
+    res = vslnet.SPEC.demo(ctx)
     assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0
     assert res["metrics"]["num_queries"] == 16 and res["gt"] == str(ctx.nlq_val)
     assert len(json.loads(open(res["predictions"]).read())["results"]) == 16

@@ -124,7 +124,7 @@ class NLQDataset(torch.utils.data.Dataset):
         q = self.queries[i]
         c = self.clips[q.clip_uid]
         s, e = self.labels[i]
-        return {"video": c.feats, "query": self.tokens[q.query], "start_idx": s, "end_idx": e,
+        return {"feats": c.feats, "text": self.tokens[q.query], "start_idx": s, "end_idx": e,
                 "highlight": highlight_labels(s, e, len(c.feats), self.extension),
                 "step_starts": c.starts, "step_ends": c.ends, "index": i}
 
@@ -132,23 +132,23 @@ class NLQDataset(torch.utils.data.Dataset):
 def collate_nlq(items: list[dict]) -> dict[str, torch.Tensor]:
     """Pad a list of dataset items to batch tensors.
 
-    video [B, T, Dv] float32, video_mask [B, T] bool, query [B, L, Dt] float32, query_mask [B, L] bool,
+    feats [B, T, Dv] float32, mask [B, T] bool, text [B, L, Dt] float32, text_mask [B, L] bool,
     start_idx/end_idx/index [B] long, highlight [B, T] float32, step_starts/step_ends [B, T] float64.
     """
     b = len(items)
-    t = max(len(x["video"]) for x in items)
-    n = max(len(x["query"]) for x in items)
-    dv, dt = items[0]["video"].shape[1], items[0]["query"].shape[1]
-    out = {"video": torch.zeros(b, t, dv), "video_mask": torch.zeros(b, t, dtype=torch.bool),
-           "query": torch.zeros(b, n, dt), "query_mask": torch.zeros(b, n, dtype=torch.bool),
+    t = max(len(x["feats"]) for x in items)
+    n = max(len(x["text"]) for x in items)
+    dv, dt = items[0]["feats"].shape[1], items[0]["text"].shape[1]
+    out = {"feats": torch.zeros(b, t, dv), "mask": torch.zeros(b, t, dtype=torch.bool),
+           "text": torch.zeros(b, n, dt), "text_mask": torch.zeros(b, n, dtype=torch.bool),
            "highlight": torch.zeros(b, t), "step_starts": torch.zeros(b, t, dtype=torch.float64),
            "step_ends": torch.zeros(b, t, dtype=torch.float64)}
     for i, x in enumerate(items):
-        tv, tq = len(x["video"]), len(x["query"])
-        out["video"][i, :tv] = torch.from_numpy(x["video"])
-        out["video_mask"][i, :tv] = True
-        out["query"][i, :tq] = torch.from_numpy(np.asarray(x["query"], dtype=np.float32))
-        out["query_mask"][i, :tq] = True
+        tv, tq = len(x["feats"]), len(x["text"])
+        out["feats"][i, :tv] = torch.from_numpy(x["feats"])
+        out["mask"][i, :tv] = True
+        out["text"][i, :tq] = torch.from_numpy(np.asarray(x["text"], dtype=np.float32))
+        out["text_mask"][i, :tq] = True
         out["highlight"][i, :tv] = torch.from_numpy(x["highlight"])
         out["step_starts"][i, :tv] = torch.from_numpy(x["step_starts"])
         out["step_ends"][i, :tv] = torch.from_numpy(x["step_ends"])

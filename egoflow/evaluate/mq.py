@@ -28,6 +28,7 @@ import numpy as np
 from egoflow.datasets.ego4d import load_mq
 from egoflow.datasets.errors import PredictionError, read_json
 from egoflow.datasets.records import MQClip
+from egoflow.formats import temporal_iou
 
 
 def ap_key(t: float) -> str:
@@ -49,16 +50,7 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 
 def segment_tiou(seg: np.ndarray, others: np.ndarray) -> np.ndarray:
     """tIoU of one segment [2] with segments [G, 2]; union = sum of lengths - intersection (ActivityNet)."""
-    inter = np.clip(np.minimum(seg[1], others[:, 1]) - np.maximum(seg[0], others[:, 0]), 0, None)
-    union = (others[:, 1] - others[:, 0]) + (seg[1] - seg[0]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def _hull_iou(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    """IoU matrix [P, G] with the hull as union (the official recall code's formula)."""
-    inter = np.maximum(0.0, np.minimum(preds[:, None, 1], gts[None, :, 1]) - np.maximum(preds[:, None, 0], gts[None, :, 0]))
-    union = np.maximum(0.0, np.maximum(preds[:, None, 1], gts[None, :, 1]) - np.minimum(preds[:, None, 0], gts[None, :, 0]))
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return temporal_iou(seg, others, union="sum")[0]
 
 
 def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]], tious) -> np.ndarray:
@@ -184,7 +176,7 @@ def mq_recall(ground_truth: list[MQClip], preds: dict, ks, tious) -> dict:
                 continue
             order = np.argsort(-np.array([m[2] for m in mine]), kind="stable")
             ranked = np.array([mine[i][:2] for i in order], dtype=float)
-            iou = _hull_iou(ranked, gts)  # [P, G]
+            iou = temporal_iou(ranked, gts)  # [P, G]
             for ki, k in enumerate(ks):
                 top = iou[: k * len(gts)]
                 for ti, t in enumerate(tious):

@@ -26,6 +26,7 @@ import numpy as np
 from egoflow.datasets.ego4d import load_nlq_report
 from egoflow.datasets.errors import PredictionError, read_json
 from egoflow.datasets.records import NLQQuery
+from egoflow.formats import temporal_iou
 
 CURVE_IOUS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # IoU grid of the recall-vs-IoU plot
 
@@ -36,10 +37,7 @@ def recall_key(k: int, t: float) -> str:
 
 def window_iou(windows: np.ndarray, start: float, end: float) -> np.ndarray:
     """IoU of windows [P, 2] with one window; union as the hull (official), 0 where the union is empty."""
-    inter = np.maximum(0.0, np.minimum(windows[:, 1], end) - np.maximum(windows[:, 0], start))
-    union = np.maximum(0.0, np.maximum(windows[:, 1], end) - np.minimum(windows[:, 0], start))
-    safe = np.where(union > 0, union, 1.0)
-    return np.where(union > 0, inter / safe, 0.0)
+    return temporal_iou(windows, (start, end))[:, 0]
 
 
 def _segments(value, where: str, source) -> np.ndarray:

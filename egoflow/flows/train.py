@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from egoflow.heads.registry import get_head
+from egoflow.heads.runner import train
 
 
 @task(task_run_name="train-{head}-seed{seed}")
 def train_head_task(head: str, store: str, feature_set: str, annotations: str, out_dir: str,
                     val_annotations: str | None, text_set: str | None, head_overrides: dict, train_overrides: dict,
                     seed: int, options: dict | None = None) -> dict:
-    return get_head(head).train_from_store(store, feature_set, annotations, out_dir,
-                                           val_annotations=val_annotations, text_set=text_set,
-                                           head_overrides=head_overrides,
-                                           train_overrides={**train_overrides, "seed": seed}, **(options or {}))
+    return train(head, store, feature_set, annotations, out_dir, val_annotations=val_annotations, text_set=text_set,
+                 head_overrides=head_overrides, train_overrides={**train_overrides, "seed": seed}, **(options or {}))
 
 
 @flow(name="egoflow-train", log_prints=True)

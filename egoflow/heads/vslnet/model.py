@@ -7,18 +7,17 @@ features [B, L, Dt] with a mask, and per-step time boundaries for decoding windo
     model, criterion, decode = build(Config(video_dim=512, text_dim=512))
     out = model(batch); loss = criterion(out, batch)["loss"]; preds = decode(out, batch)
 
-Training/prediction from a feature store: `train_from_store`, `predict_from_store`, `demo_step` (vslnet_run.py).
+From a feature store through the shared runner: `egoflow.heads.runner.train("vslnet", ...)` (hooks in head.py).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from egoflow.heads.runs import lazy_entry_points
-from egoflow.heads.vslnet_layers import (
+from egoflow.heads.vslnet.layers import (
     ConditionedSpanPredictor,
     ContextQueryAttention,
     FeatureEncoder,
@@ -45,22 +44,11 @@ class Config:
     drop_zero_length_train: bool = True  # drop training queries whose answer window has zero length
     skip_missing: bool = False  # drop (and count) queries whose video/text features are missing, else fail
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown vslnet config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 class VSLNet(nn.Module):
     """Span localisation of a query in a clip.
 
-    batch: "video" [B, T, Dv] float, "video_mask" [B, T] bool, "query" [B, L, Dt] float, "query_mask" [B, L] bool.
+    batch: "feats" [B, T, Dv] float, "mask" [B, T] bool, "text" [B, L, Dt] float, "text_mask" [B, L] bool.
     returns: "start_logits", "end_logits", "highlight_logits", each [B, T] (padding at a very negative value).
     """
 
@@ -79,9 +67,9 @@ class VSLNet(nn.Module):
         self.apply(_init_weights)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        v_mask, q_mask = batch["video_mask"], batch["query_mask"]
-        v = self.encoder(self.video_proj(batch["video"]), v_mask)
-        q = self.encoder(self.query_proj(batch["query"]), q_mask)
+        v_mask, q_mask = batch["mask"], batch["text_mask"]
+        v = self.encoder(self.video_proj(batch["feats"]), v_mask)
+        q = self.encoder(self.query_proj(batch["text"]), q_mask)
         x = self.cq_concat(self.cq_attention(v, q, v_mask, q_mask), q, q_mask)
         h = self.highlighter(x, v_mask)
         # gate each step by its foreground probability so the span predictor focuses on the highlighted region
@@ -100,7 +88,7 @@ def _init_weights(m: nn.Module) -> None:
 class Criterion(nn.Module):
     """Cross-entropy on start and end step + highlight_weight x foreground BCE.
 
-    batch: "start_idx", "end_idx" [B] long, "highlight" [B, T] float 0/1, "video_mask" [B, T].
+    batch: "start_idx", "end_idx" [B] long, "highlight" [B, T] float 0/1, "mask" [B, T].
     """
 
     def __init__(self, cfg: Config):
@@ -110,7 +98,7 @@ class Criterion(nn.Module):
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         span = F.cross_entropy(outputs["start_logits"], batch["start_idx"]) + F.cross_entropy(
             outputs["end_logits"], batch["end_idx"])
-        hl = highlight_loss(outputs["highlight_logits"], batch["highlight"], batch["video_mask"])
+        hl = highlight_loss(outputs["highlight_logits"], batch["highlight"], batch["mask"])
         return {"loss": span + self.highlight_weight * hl, "span_loss": span.detach(), "highlight_loss": hl.detach()}
 
 
@@ -134,7 +122,7 @@ def topk_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch
 class Decode:
     """Outputs -> per-query top-k windows in clip seconds.
 
-    batch needs "step_starts", "step_ends" [B, T] (clip seconds of each step's extent) and "video_mask".
+    batch needs "step_starts", "step_ends" [B, T] (clip seconds of each step's extent) and "mask".
     Returns one dict per query: {"windows": [[start_sec, end_sec], ...] (best first, no two identical),
     "scores": [...]}.
     """
@@ -143,7 +131,7 @@ class Decode:
         self.topk = topk
 
     def __call__(self, outputs: dict, batch: dict) -> list[dict]:
-        mask = batch["video_mask"]
+        mask = batch["mask"]
         # ask for extra pairs: distinct step pairs can map to identical seconds when steps have zero extent
         s, e, score = topk_spans(outputs["start_logits"], outputs["end_logits"], mask, 2 * self.topk)
         s, e, score = s.cpu().numpy(), e.cpu().numpy(), score.cpu().numpy()
@@ -175,6 +163,3 @@ def build(cfg: Config | None = None) -> tuple[VSLNet, Criterion, Decode]:
         raise ValueError(f"vslnet topk must be >= 1, got {cfg.topk}")
     return VSLNet(cfg), Criterion(cfg), Decode(cfg.topk)
 
-
-# The store-facing entry points live in their own file to keep this one about the model.
-train_from_store, predict_from_store, demo_step = lazy_entry_points("egoflow.heads.vslnet_run")

@@ -1,0 +1,75 @@
+"""What a head is, as the runner sees it: a :class:`HeadSpec` (name, Config, build, data hooks), the :class:`Task`
+of one training run, and the :class:`Evaluation` protocol (predict records, score them). No head imported here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from torch.utils.data import Dataset
+
+
+class HeadConfigError(ValueError):
+    """A head or train config key that does not exist (named, with the fields that do)."""
+
+
+class Evaluation(Protocol):
+    """Predictions of a model on a split, and their score with the benchmark's official metric."""
+
+    metric: str  # the metric that picks the best epoch
+    mode: str  # "max" | "min"
+    batch_size: int  # samples per forward pass; the runner sets it to the training batch size
+
+    def predict(self, model, decode) -> Any:
+        """Records in the head's benchmark format (``egoflow.formats``), or None (nothing to submit)."""
+
+    def score(self, records) -> dict[str, float]:
+        """Flat ``{metric: value}`` of ``records``."""
+
+
+@dataclass
+class Task:
+    """What a head hands the runner for one training run."""
+
+    cfg: Any  # the head's Config, input widths filled from the store
+    train_set: Dataset  # training samples
+    collate: Callable  # samples -> batch dict of tensors
+    validation: Evaluation | None = None  # scored every epoch; picks the best checkpoint; predictions.json
+    info: dict = field(default_factory=dict)  # recorded in config.json (input counts, paths, ...)
+    metrics: dict = field(default_factory=dict)  # added to metrics.json (data statistics, ...)
+    # after the seeded build: (model, criterion, decode) -> (criterion, metrics), e.g. load --init weights
+    setup: Callable | None = None
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    name: str  # registry name: `egoflow train NAME`
+    benchmark: str  # `egoflow evaluate` benchmark of its predictions (and their format in egoflow.formats)
+    description: str  # one line for `egoflow heads`
+    Config: type  # dataclass of the head's settings; `--set key=value` overrides its fields
+    build: Callable  # build(cfg) -> (model, criterion, decode), DETR style
+    task: Callable  # task(inputs: RunInputs, overrides: dict) -> Task
+    predictor: Callable  # predictor(inputs: RunInputs, cfg) -> Evaluation whose predict() `egoflow predict` writes
+    train_defaults: dict = field(default_factory=dict)  # the head's recipe: TrainConfig fields
+    warmup_fraction: float = 0.0  # warm-up as this fraction of all steps unless warmup_steps is given
+    options: tuple = ()  # extra keyword options the head takes (CLI `--init`, `--classes`)
+    loads: tuple = ()  # heads whose run directories this head can also predict with (same network)
+    demo: Callable | None = None  # demo(ctx: egoflow.demo.DemoContext) -> result dict of its demo step
+
+
+def config_from_dict(spec: HeadSpec, d: dict):
+    """``spec.Config(**d)``, strictly: an unknown key is an error naming it and the head's fields; JSON lists
+    become tuples where the field is a tuple (run directories store configs as JSON)."""
+    fields = {f.name: f for f in dataclasses.fields(spec.Config)}
+    bad = sorted(set(d) - set(fields))
+    if bad:
+        raise HeadConfigError(f"head {spec.name!r} has no config key(s) {bad}; its keys: {sorted(fields)}")
+    hints = typing.get_type_hints(spec.Config)
+    return spec.Config(**{k: tuple(v) if isinstance(v, list) and _is_tuple(hints.get(k), fields[k]) else v
+                          for k, v in d.items()})
+
+
+def _is_tuple(hint, f: dataclasses.Field) -> bool:
+    return hint is tuple or typing.get_origin(hint) is tuple or isinstance(f.default, tuple)
