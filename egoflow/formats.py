@@ -9,6 +9,9 @@ nlq        ``[{clip_uid, annotation_uid, query_idx, predicted_times}]``  ``{"ver
 mq         ``{clip_uid: [{"label", "score", "segment"}]}``               ``{"version", "challenge", "results": {...}}``
 qfvs       ``{video: {query: [shot indices]}}``                         ``{"results": {...}}``
 charades   ``{video_id: [C class scores]}`` (file order kept)           ``id s_0 … s_{C-1}`` lines, or JSON by suffix
+captions   ``[{id, caption, video_uid?, start_sec?, end_sec?}]``           ``{"version", "challenge", "results": [...]}``
+ek100-act  ``{narration_id: {"verb": [V], "noun": [N] scores}}``         EK-100 action recognition submission JSON
+egomcq     ``{item_id: [scores of the choices]}``                       ``{"results": {...}}``
 =========  ==========================================================  ============================================
 
 Files are written atomically (a temporary name, then a rename): a crash never leaves half a submission.
@@ -74,7 +77,59 @@ def charades_submission(records: dict[str, np.ndarray]) -> dict:
             "results": {i: [round(float(x), 6) for x in s] for i, s in records.items()}}
 
 
-_BUILDERS = {"nlq": nlq_submission, "mq": mq_submission, "qfvs": qfvs_submission, "charades": charades_submission}
+CAPTIONS_VERSION, CAPTIONS_CHALLENGE = "1.0", "captions"
+
+
+class CaptionFormatError(ValueError):
+    """A captions file that is not ``{"results": [{"id", "caption"}]}`` (``where`` names the entry)."""
+
+    def __init__(self, path, where, message: str):
+        self.path, self.where, self.message = str(path), where, message
+        super().__init__(f"{path}: {where + ': ' if where else ''}{message}")
+
+
+def captions_submission(records: list[dict]) -> dict:
+    """Captions of clips: ``results`` entries keep ``id`` and ``caption`` first, then any clip fields given."""
+    return {"version": CAPTIONS_VERSION, "challenge": CAPTIONS_CHALLENGE,
+            "results": [{"id": str(r["id"]), "caption": str(r["caption"]),
+                         **{k: v for k, v in r.items() if k not in ("id", "caption")}} for r in records]}
+
+
+def read_captions(path) -> dict[str, str]:
+    """``{id: caption}`` of a captions file (a duplicate id, a missing key or a non-string is an error)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CaptionFormatError(path, None, "file not found") from None
+    except json.JSONDecodeError as e:
+        raise CaptionFormatError(path, f"line {e.lineno}", f"invalid JSON ({e.msg})") from None
+    rows = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise CaptionFormatError(path, "results", "expected a list of {id, caption}")
+    out: dict[str, str] = {}
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not isinstance(r.get("caption"), str):
+            raise CaptionFormatError(path, f"results[{i}]", "expected {\"id\": str, \"caption\": str}")
+        if r["id"] in out:
+            raise CaptionFormatError(path, f"results[{i}]", f"id {r['id']!r} appears twice")
+        out[r["id"]] = r["caption"]
+    return out
+
+
+def ek100_actions_submission(records: dict) -> dict:
+    """EPIC-KITCHENS-100 action recognition submission: per segment, verb and noun scores keyed by class id."""
+    return {"version": "0.2", "challenge": "action_recognition", "sls_pt": 0, "sls_tl": 0, "sls_td": 0,
+            "results": {nid: {k: {str(c): round(float(x), 6) for c, x in enumerate(r[k])} for k in ("verb", "noun")}
+                        for nid, r in records.items()}}
+
+
+def egomcq_submission(records: dict) -> dict:
+    return {"results": {str(k): [float(x) for x in v] for k, v in records.items()}}
+
+
+_BUILDERS = {"nlq": nlq_submission, "mq": mq_submission, "qfvs": qfvs_submission, "charades": charades_submission,
+             "captions": captions_submission, "ek100-actions": ek100_actions_submission,
+             "egomcq": egomcq_submission}
 
 
 def submission_text(benchmark: str, records, suffix: str = ".json") -> str:

@@ -14,7 +14,8 @@ from egoflow.datasets.charades_ego import label_matrix, load_charades_ego, load_
 from egoflow.datasets.egomcq import load_egomcq, load_egomcq_predictions
 from egoflow.datasets.ek100 import load_mir, load_mir_submission
 from egoflow.datasets.errors import AnnotationError, PredictionError, read_json
-from egoflow.evaluate.classification import charades_map_report
+from egoflow.evaluate.captions import evaluate_captions_files
+from egoflow.evaluate.classification import charades_map_report, ek100_action_accuracy
 from egoflow.evaluate.mq import evaluate_mq_files
 from egoflow.evaluate.nlq import evaluate_nlq_files
 from egoflow.evaluate.qfvs import evaluate_qfvs_files
@@ -98,6 +99,42 @@ def evaluate_mir_files(gt_root, pred_path, split: str = "test") -> dict:
     return out
 
 
+def evaluate_ek100_actions_files(gt_path, pred_path) -> dict:
+    """Verb / noun / action top-1 and top-5 of an EK-100 action recognition submission (``egoflow.formats``)
+    against ``EPIC_100_validation.csv``; a segment without a prediction gets equal scores (ties go to the lowest
+    class, as argmax) and is counted in ``num_missing``."""
+    from egoflow.datasets.ek100_actions import ek100_class_files, load_ek100_actions, load_ek100_classes
+
+    actions = [a for a in load_ek100_actions(gt_path) if a.verb_class >= 0]
+    if not actions:
+        raise AnnotationError(gt_path, None, "no labelled action segments")
+    vf, nf = ek100_class_files(gt_path)
+    nv, nn = len(load_ek100_classes(vf)), len(load_ek100_classes(nf))
+    data = read_json(pred_path, PredictionError)
+    res = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(res, dict):
+        raise PredictionError(pred_path, "results", "expected {narration_id: {verb: {...}, noun: {...}}}")
+    unknown = sorted(set(res) - {a.narration_id for a in actions})
+    if unknown:
+        raise PredictionError(pred_path, unknown[0], f"narration_id not in the ground truth ({len(unknown)} unknown)")
+    scores = {"verb": np.full((len(actions), nv), -1e9), "noun": np.full((len(actions), nn), -1e9)}
+    for i, a in enumerate(actions):
+        for kind, width in (("verb", nv), ("noun", nn)):
+            r = res.get(a.narration_id, {}).get(kind) if isinstance(res.get(a.narration_id), dict) else None
+            if r is None:
+                continue
+            try:
+                for c, x in (r.items() if isinstance(r, dict) else enumerate(r)):
+                    scores[kind][i, int(c)] = float(x)
+            except (ValueError, TypeError, IndexError):
+                raise PredictionError(pred_path, f"results.{a.narration_id}.{kind}",
+                                      f"expected {width} class scores") from None
+    out = ek100_action_accuracy(scores["verb"], scores["noun"], [a.verb_class for a in actions],
+                                [a.noun_class for a in actions])
+    out.update(num_segments=len(actions), num_missing=sum(a.narration_id not in res for a in actions))
+    return out
+
+
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("nlq", evaluate_nlq_files,
               ("R@1 IoU=0.3", "R@1 IoU=0.5", "R@5 IoU=0.3", "R@5 IoU=0.5", "mIoU", "num_queries", "num_missing"),
@@ -114,6 +151,11 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("ek100-mir", evaluate_mir_files, ("mAP", "nDCG", "mAP V2T", "mAP T2V", "nDCG V2T", "nDCG T2V",
                                                 "num_missing_videos", "num_missing_texts"),
               "EK-100 retrieval_annotations folder"),
+    Benchmark("captions", evaluate_captions_files, ("BLEU-4", "METEOR", "CIDEr", "num_captions", "num_missing"),
+              "Ego4D narration.json (references)", percent=False),
+    Benchmark("ek100-actions", evaluate_ek100_actions_files,
+              ("action top1", "verb top1", "noun top1", "action top5", "verb top5", "noun top5", "num_segments",
+               "num_missing"), "EPIC_100_validation.csv (class lists next to it)"),
 )}
 ALIASES = {"charades-ego": "charades", "charadesego": "charades", "ek100": "ek100-mir", "epic-mir": "ek100-mir",
            "moments": "mq"}

@@ -88,3 +88,22 @@ def pnr_abs_error(pred_sec, gt_sec, has_state_change=None) -> float:
     if not keep.any():
         raise ValueError("pnr_abs_error: no clip with a state change to score")
     return float(np.mean(np.abs(pred[keep] - gt[keep])))
+
+
+def ek100_action_accuracy(verb_scores, noun_scores, verbs, nouns, ks=(1, 5)) -> dict:
+    """EPIC-KITCHENS-100 action recognition top-k of verb, noun and action ``{"verb top1": ..., ...}``.
+
+    ``verb_scores [N, V]`` / ``noun_scores [N, M]`` are per-class scores (logits or log-likelihoods); the action
+    score of (v, n) is ``softmax(verb)[v] * softmax(noun)[n]`` as in the official baselines, and an action is
+    right only when both its verb and noun are.
+    """
+    v, n = np.asarray(verb_scores, float), np.asarray(noun_scores, float)
+    out = {f"verb {k}": x for k, x in topk_accuracy(v, verbs, ks).items()}
+    out.update({f"noun {k}": x for k, x in topk_accuracy(n, nouns, ks).items()})
+    pv = np.exp(v - v.max(1, keepdims=True))
+    pn = np.exp(n - n.max(1, keepdims=True))
+    pv, pn = pv / pv.sum(1, keepdims=True), pn / pn.sum(1, keepdims=True)
+    action = (pv[:, :, None] * pn[:, None, :]).reshape(len(v), -1)
+    targets = np.asarray(verbs, np.int64) * n.shape[1] + np.asarray(nouns, np.int64)
+    out.update({f"action {k}": x for k, x in topk_accuracy(action, targets, ks).items()})
+    return out

@@ -6,10 +6,10 @@ can follow ``egoflow train NAME`` from the CLI through :mod:`egoflow.heads.runne
 """
 from __future__ import annotations
 
-from egoflow.heads import vslnet
+from egoflow.heads import translate, vslnet
 from egoflow.heads.spec import HeadSpec, config_from_dict
 
-_BUILTIN = (vslnet.SPEC,)
+_BUILTIN = (vslnet.SPEC, *translate.SPECS)
 _REGISTRY: dict[str, HeadSpec] = {s.name: s for s in _BUILTIN}
 
 
