@@ -36,4 +36,4 @@ EGOMCQ = HeadSpec(name="translate-egomcq", benchmark="egomcq", description="Vide
                   loads=("translate", "translate-charades", "translate-ek100"), **_COMMON)
 SPECS = (SPEC, CHARADES, EK100, EGOMCQ)
 
-__all__ = ["SPEC", "SPECS", "CHARADES", "EK100", "EGOMCQ", "Config", "build"]
+__all__ = ["CHARADES", "EGOMCQ", "EK100", "SPEC", "SPECS", "Config", "build"]

@@ -19,9 +19,21 @@ import torch
 
 from egoflow.heads.spec import Task
 from egoflow.heads.translate.common import batches, eval_mode, prepare, run_setup
-from egoflow.heads.translate.data import Clip, Collate, load_videos, make_clipset, narration_clips, video_duration
+from egoflow.heads.translate.data import (
+    Clip,
+    Collate,
+    load_videos,
+    make_clipset,
+    narration_clips,
+    video_duration,
+)
 from egoflow.heads.translate.rank import candidate_scores, pad_ids
-from egoflow.heads.translate.text import TranslateInputError, check_candidates, encode, load_tokenizer
+from egoflow.heads.translate.text import (
+    TranslateInputError,
+    check_candidates,
+    encode,
+    load_tokenizer,
+)
 
 TRAIN_DEFAULTS = dict(epochs=10, batch_size=32, lr=1e-4, weight_decay=0.01, optimizer="adamw", grad_clip=1.0,
                       schedule="cosine")
@@ -59,7 +71,10 @@ class RankEvaluation:
         return {key: {"verb": s["verb"][i], "noun": s["noun"][i]} for i, key in enumerate(self.keys)}
 
     def score(self, records) -> dict[str, float]:
-        from egoflow.evaluate.classification import charades_map_report, ek100_action_accuracy
+        from egoflow.evaluate.classification import (
+            charades_map_report,
+            ek100_action_accuracy,
+        )
         if self.metric == "mAP":
             from egoflow.datasets.charades_ego import label_matrix
             scores = np.stack([records[k] for k in self.keys])

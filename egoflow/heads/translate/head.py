@@ -17,7 +17,12 @@ from pathlib import Path
 
 from egoflow.heads.spec import Task
 from egoflow.heads.translate.common import batches, eval_mode, prepare, run_setup
-from egoflow.heads.translate.data import Collate, load_videos, make_clipset, narration_clips
+from egoflow.heads.translate.data import (
+    Collate,
+    load_videos,
+    make_clipset,
+    narration_clips,
+)
 from egoflow.heads.translate.text import TranslateInputError
 
 log = logging.getLogger(__name__)

@@ -71,7 +71,7 @@ def noise_tokens(ids: torch.Tensor, mask: torch.Tensor, ratio: float, mask_id: i
         if shuffle and n > 1:
             tok = tok[torch.randperm(n, generator=generator, device="cpu").to(tok.device)]
         hide = torch.zeros(n, dtype=torch.bool)
-        k = int(round(ratio * n))
+        k = round(ratio * n)
         if k:
             hide[torch.randperm(n, generator=generator, device="cpu")[:k]] = True
         out, prev = [], False
