@@ -42,3 +42,13 @@ def test_pnr_abs_error():
     assert pnr_abs_error([1.0], [3.0]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="no clip with a state change"):
         pnr_abs_error([1.0], [2.0], [0])
+
+
+def test_ek100_action_accuracy_hand_worked():
+    from egoflow.evaluate.classification import ek100_action_accuracy
+    verb = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    noun = np.array([[0.0, 5.0], [1.0, 0.0]])
+    # clip 0: verb 0 right, noun 1 right -> action right; clip 1: verb 1 right, noun 1 wrong (noun 0 top)
+    m = ek100_action_accuracy(verb, noun, [0, 1], [1, 1], ks=(1, 2))
+    assert m["verb top1"] == 1.0 and m["noun top1"] == 0.5 and m["action top1"] == 0.5
+    assert m["noun top2"] == 1.0 and m["action top2"] == 1.0  # (1, 1) is the second-best pair of clip 1
