@@ -8,7 +8,6 @@ word-level one built from the run's texts.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -66,7 +65,8 @@ def prepare(spec, inputs, overrides: dict, texts) -> tuple[object, object]:
             kw[k] = run[k]
         for k in ("num_frames", "window_s", "max_narration_len", "max_label_len"):
             kw.setdefault(k, run[k])
-        tok = load_tokenizer(run["tokenizer"])
+        here = Path(init) / "tokenizer"  # the run's own copy (its recorded absolute path may have moved)
+        tok = load_tokenizer(here if here.exists() else run["tokenizer"])
         tok.save_pretrained(str(tok_dir))
     elif kind == "t5":
         kw.update(t5_folder_fields(init, overrides))
@@ -122,7 +122,7 @@ def batches(model, data, batch_size: int):
     """``(batch on the model's device, clip indices)`` over a ClipSet, in order."""
     device = next(model.parameters()).device
     collate = Collate(data, model.cfg.pad_id)
-    for batch in DataLoader(list(range(len(data))), batch_size=batch_size, shuffle=False, collate_fn=collate):
+    for batch in DataLoader(list(range(len(data.clips))), batch_size=batch_size, shuffle=False, collate_fn=collate):
         yield move_to(batch, device), batch["index"].tolist()
 
 
@@ -137,7 +137,3 @@ def eval_mode(fn):
         finally:
             model.train(was)
     return wrapper
-
-
-def cfg_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
