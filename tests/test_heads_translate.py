@@ -302,3 +302,18 @@ def test_t5_folder_of_the_wrong_shape(world, tmp_path):
     (folder / "config.json").write_text(json.dumps({**conf, "model_type": "bert"}))
     with pytest.raises(TranslateInputError, match="model_type is 'bert', not 't5'"):
         runner.train("translate", world.store, world.fs, world.ntr, tmp_path / "r", init=str(folder))
+
+
+def test_fine_tuning_on_unseen_class_words_grows_the_vocabulary_keeping_old_rows(world, tmp_path):
+    inputs = runner.RunInputs(world.store, world.fs, None, world.ek["train"], options={"init": str(world.pre)},
+                              out_dir=tmp_path / "ek")
+    task = translate.EK100.task(inputs, {})
+    old = torch.load(world.pre / "best.pt", weights_only=False)["model"]["t5.shared.weight"]
+    assert task.cfg.vocab_size > old.shape[0]  # the verbs ("take", "open", ...) never occur in the narrations
+    model, crit, dec = runner.build_seeded(translate.build, task.cfg, 0)
+    task.setup(model, crit, dec)
+    assert torch.equal(model.t5.shared.weight[: old.shape[0]], old)
+    tok = dec.tokenizer
+    assert tok.unk_token_id not in tok("take open wash cut", add_special_tokens=False)["input_ids"]
+    pre_tok = runner.load_run(world.pre, "translate")[1].tokenizer
+    assert tok("#C C handles object001")["input_ids"] == pre_tok("#C C handles object001")["input_ids"]

@@ -23,6 +23,7 @@ from egoflow.heads.translate.text import (
     T5_FIELDS,
     TranslateInputError,
     build_word_tokenizer,
+    extend_word_tokenizer,
     load_tokenizer,
     mask_token_id,
     t5_folder_fields,
@@ -60,14 +61,17 @@ def prepare(spec, inputs, overrides: dict, texts) -> tuple[object, object]:
     if kind == "run":
         run = json.loads((Path(init) / "config.json").read_text())["head_config"]
         for k in INIT_FIELDS:
-            if k in kw and kw[k] != run[k]:
+            if k in kw and kw[k] != run[k] and k != "vocab_size":
                 raise TranslateInputError(f"{init}/config.json: {k} is {run[k]}, but the config sets {k}={kw[k]}")
             kw[k] = run[k]
         for k in ("num_frames", "window_s", "max_narration_len", "max_label_len"):
             kw.setdefault(k, run[k])
         here = Path(init) / "tokenizer"  # the run's own copy (its recorded absolute path may have moved)
-        tok = load_tokenizer(here if here.exists() else run["tokenizer"])
-        tok.save_pretrained(str(tok_dir))
+        tok, added = extend_word_tokenizer(load_tokenizer(here if here.exists() else run["tokenizer"]),
+                                           list(texts) + list(PREFIXES.values()), tok_dir)
+        kw["vocab_size"] = max(run["vocab_size"], len(tok))  # new words: new embedding rows (setup_init)
+        if added:
+            log.info("%d new words added to the tokenizer of %s", added, init)
     elif kind == "t5":
         kw.update(t5_folder_fields(init, overrides))
         tok = load_tokenizer(init)
@@ -106,6 +110,9 @@ def setup_init(init, model) -> dict:
         state = load_checkpoint(Path(init) / "best.pt")["model"]
         own = model.state_dict()
         keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        for k, v in state.items():  # a grown vocabulary: the old rows of embeddings / lm_head, new ones random
+            if k in own and k not in keep and v.shape[1:] == own[k].shape[1:] and v.shape[0] < own[k].shape[0]:
+                keep[k] = torch.cat([v, own[k][v.shape[0]:]])
         missing = model.load_state_dict(keep, strict=False).missing_keys
         log.info("loaded %d tensors from %s (new: %s)", len(keep), init, missing)
     return {}

@@ -40,6 +40,29 @@ def build_word_tokenizer(texts, out_dir):
     return load_tokenizer(out_dir)
 
 
+def extend_word_tokenizer(tok, texts, out_dir):
+    """``tok`` saved to ``out_dir``; a word-level one first gains the words of ``texts`` it lacks, appended after
+    its vocabulary so that every old id keeps its meaning (fine-tuning a run on new class names). Returns
+    ``(tokenizer, number of words added)``; a T5 (sentencepiece) tokenizer covers any text and is kept as is."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    back = tok.backend_tokenizer
+    if not isinstance(back.model, models.WordLevel):
+        tok.save_pretrained(str(out_dir))
+        return tok, 0
+    vocab = dict(back.get_vocab())
+    words = {w for t in texts for w, _ in back.pre_tokenizer.pre_tokenize_str(back.normalizer.normalize_str(t))}
+    new = sorted(words - set(vocab))
+    for w in new:
+        vocab[w] = len(vocab)
+    ext = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    ext.normalizer, ext.pre_tokenizer = back.normalizer, back.pre_tokenizer
+    PreTrainedTokenizerFast(tokenizer_object=ext, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                            mask_token="<mask>").save_pretrained(str(out_dir))
+    return load_tokenizer(out_dir), len(new)
+
+
 def load_tokenizer(folder):
     """The tokenizer saved in ``folder``; a clear error when there is none."""
     from transformers import AutoTokenizer
