@@ -62,9 +62,16 @@ def speed(quick: bool, device: str) -> dict:
 
 def quality(quick: bool, device: str) -> dict:
     from egoflow.datasets.charades_ego import label_matrix, load_charades_ego
-    from egoflow.datasets.synthetic.actions import write_narrated_egomcq, write_narrated_ek100
+    from egoflow.datasets.synthetic.actions import (
+        write_narrated_egomcq,
+        write_narrated_ek100,
+    )
     from egoflow.datasets.synthetic.charades import write_narrated_charades
-    from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_to_store
+    from egoflow.datasets.synthetic.narrated import (
+        NarratedSpec,
+        make_narrated,
+        write_to_store,
+    )
     from egoflow.evaluate.benchmarks import get_benchmark
     from egoflow.evaluate.captions import caption_metrics, narration_references
     from egoflow.evaluate.classification import charades_map

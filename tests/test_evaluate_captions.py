@@ -4,7 +4,11 @@ import json
 import pytest
 
 from egoflow.datasets.errors import PredictionError
-from egoflow.evaluate.captions import caption_metrics, evaluate_captions_files, narration_key
+from egoflow.evaluate.captions import (
+    caption_metrics,
+    evaluate_captions_files,
+    narration_key,
+)
 from egoflow.formats import CaptionFormatError, read_captions, write_submission
 
 REFS = {"a": ["the man opens the fridge door"], "b": ["a woman cuts the red onion slowly"],

@@ -4,6 +4,7 @@ runner in every mode on the planted narrated videos, checkpoint round-trip, --in
 Every network here is a *tiny randomly initialised* T5 (d_model 32, one layer) with a word-level tokenizer built
 from the synthetic texts: no weights can be downloaded, and none are needed to test the plumbing.
 """
+import itertools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,16 +14,29 @@ import pytest
 import torch
 
 from egoflow.datasets.records import Narration
-from egoflow.datasets.synthetic.actions import write_narrated_ek100, write_narrated_egomcq
+from egoflow.datasets.synthetic.actions import (
+    write_narrated_egomcq,
+    write_narrated_ek100,
+)
 from egoflow.datasets.synthetic.charades import write_narrated_charades
-from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_annotations, write_to_store
+from egoflow.datasets.synthetic.narrated import (
+    NarratedSpec,
+    make_narrated,
+    write_annotations,
+    write_to_store,
+)
 from egoflow.evaluate.benchmarks import get_benchmark
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner, translate
 from egoflow.heads.translate.head import write_narrations
 from egoflow.heads.translate.model import Config, build, noise_tokens
 from egoflow.heads.translate.rank import candidate_scores, naive_scores, pad_ids
-from egoflow.heads.translate.text import TranslateInputError, build_word_tokenizer, check_candidates, encode
+from egoflow.heads.translate.text import (
+    TranslateInputError,
+    build_word_tokenizer,
+    check_candidates,
+    encode,
+)
 
 TINY = dict(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4, dropout=0.0,
             num_frames=8)
@@ -48,7 +62,7 @@ def test_noise_masks_round_ratio_n_tokens_merges_runs_and_shuffles():
     kept = [t for t in out[0][m[0]].tolist() if t != 3]
     assert len(kept) == 10 and kept == sorted(kept)  # 10 masked; unshuffled order kept
     row = out[0][m[0]].tolist()
-    assert all(not (a == 3 and b == 3) for a, b in zip(row, row[1:]))  # no two <mask> in a row
+    assert all(not (a == 3 and b == 3) for a, b in itertools.pairwise(row))  # no two <mask> in a row
     out, m = noise_tokens(ids, mask, 0.0, mask_id=3, pad_id=0, shuffle=True, generator=g)
     assert sorted(out[0].tolist()) == ids[0].tolist() and out[0].tolist() != ids[0].tolist()
     a = noise_tokens(ids, mask, 0.3, 3, 0, True, torch.Generator().manual_seed(7))[0]
@@ -63,6 +77,7 @@ def test_training_draws_one_ratio_per_batch_and_eval_feeds_one_mask():
     batch["target_mask"] = batch["target_ids"] != 0
     model.eval()
     src, m = model.source(batch)
+    assert m.all()
     assert src.tolist() == [[3]] * 3
     model.train()
     torch.manual_seed(1)
@@ -155,7 +170,11 @@ def test_beam_search_captions(world):
 
 
 def _chance_map(gt_csv, classes):
-    from egoflow.datasets.charades_ego import label_matrix, load_charades_classes, load_charades_ego
+    from egoflow.datasets.charades_ego import (
+        label_matrix,
+        load_charades_classes,
+        load_charades_ego,
+    )
     from egoflow.evaluate.classification import charades_map
     y = label_matrix(load_charades_ego(gt_csv), len(load_charades_classes(classes)))
     rng = np.random.default_rng(0)
