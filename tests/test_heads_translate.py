@@ -336,3 +336,9 @@ def test_fine_tuning_on_unseen_class_words_grows_the_vocabulary_keeping_old_rows
     assert tok.unk_token_id not in tok("take open wash cut", add_special_tokens=False)["input_ids"]
     pre_tok = runner.load_run(world.pre, "translate")[1].tokenizer
     assert tok("#C C handles object001")["input_ids"] == pre_tok("#C C handles object001")["input_ids"]
+
+
+def test_multitask_needs_the_generative_mode(world, tmp_path):
+    inputs = runner.RunInputs(world.store, world.fs, None, world.ch["train"], out_dir=tmp_path / "r")
+    with pytest.raises(TranslateInputError, match="needs mode=generative"):
+        translate.CHARADES.task(inputs, {**TINY, "mode": "discriminative", "narrations": str(world.ntr)})

@@ -123,6 +123,9 @@ def _multitask(inputs, cfg, clips, groups, videos) -> tuple[list, list, dict]:
     """Pair every label sample with a narration sample (cycled) when ``cfg.narrations`` is set."""
     if not cfg.narrations:
         return clips, groups, videos
+    if cfg.mode != "generative":
+        raise TranslateInputError(f"narrations={cfg.narrations}: multi-task training writes narrations, so it "
+                                  "needs mode=generative (the linear layers have no narration target)")
     from egoflow.heads.translate.head import read_narrations
     narrs, source = read_narrations(cfg.narrations, "multi-task")
     more = load_videos(inputs.store, inputs.feature_set, {n.video_uid for n in narrs}, source)
