@@ -194,6 +194,8 @@ def test_zero_shot_and_fine_tuned_charades_beat_chance(world):
                         train_overrides=tr)
     assert zs_map > chance + 0.1 and gen["mAP"] > chance + 0.1 and disc["mAP"] > chance
     assert json.loads((world.root / "chd" / "config.json").read_text())["head_config"]["num_classes"] == [8]
+    again = runner.predict("translate-charades", world.root / "chd", world.store, gt, world.root / "chd.json")
+    assert get_benchmark("charades").evaluate(gt, again)["mAP"] == pytest.approx(disc["mAP"])  # round trip
 
 
 def test_ek100_ranking_and_linear_layers(world):
