@@ -283,11 +283,11 @@ def test_duplicate_egomcq_choices_name_the_item(world, tmp_path):
         runner.predict("translate-egomcq", world.pre, world.store, tmp_path / "m.json", tmp_path / "o.json")
 
 
-def _t5_folder(path, d_model=32, vocab=None, texts=("#C C handles object001 way 0",)):
+def _t5_folder(path, d_model=32, vocab=None, texts=("#C C handles object001 way 0",), **kw):
     from transformers import T5Config, T5ForConditionalGeneration
     tok = build_word_tokenizer(list(texts) + ["narrate video:"], path)
     cfg = T5Config(vocab_size=vocab or len(tok), d_model=d_model, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
-                   decoder_start_token_id=0)
+                   decoder_start_token_id=0, **kw)
     torch.manual_seed(3)
     T5ForConditionalGeneration(cfg).save_pretrained(str(path))
     return path
@@ -295,15 +295,19 @@ def _t5_folder(path, d_model=32, vocab=None, texts=("#C C handles object001 way 
 
 def test_init_from_a_t5_folder_loads_its_weights(world, tmp_path):
     from transformers import T5ForConditionalGeneration
-    folder = _t5_folder(tmp_path / "t5", texts=[n.text for n in world.data.narrations])
+    # a T5 v1.1-like folder (gated-GELU, tie_word_embeddings=False): its flags must reach the network
+    folder = _t5_folder(tmp_path / "t5", texts=[n.text for n in world.data.narrations],
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False)
     inputs = runner.RunInputs(world.store, world.fs, None, world.ntr, options={"init": str(folder)},
                               out_dir=tmp_path / "run")
     task = translate.SPEC.task(inputs, {"num_frames": 8})
     assert (task.cfg.d_model, task.cfg.num_layers, task.cfg.d_ff) == (32, 1, 64)
+    assert task.cfg.feed_forward_proj == "gated-gelu" and task.cfg.tie_word_embeddings is False
     model, crit, dec = runner.build_seeded(translate.build, task.cfg, 0)
     task.setup(model, crit, dec)
     ref = T5ForConditionalGeneration.from_pretrained(str(folder)).state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in model.t5.state_dict().items())
+    assert model.t5.config.scale_decoder_outputs is False  # v1.1 semantics carried into the network
 
 
 def test_t5_folder_of_the_wrong_shape(world, tmp_path):

@@ -38,6 +38,7 @@ class Config:
     num_decoder_layers: int = 6  # decoder layers
     num_heads: int = 8  # attention heads
     feed_forward_proj: str = "relu"  # T5 v1.0 "relu", v1.1 "gated-gelu"
+    tie_word_embeddings: bool = True  # T5 v1.0 True; v1.1 False (unscaled decoder output; transformers 5)
     dropout: float = 0.1  # T5 dropout_rate
     vocab_size: int = 32128  # filled from the tokenizer (or the T5 folder)
     pad_id: int = 0  # tokenizer ids (filled from the tokenizer)
@@ -108,6 +109,7 @@ class VideoTranslate(nn.Module):
         t5cfg = T5Config(vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff,
                          num_layers=cfg.num_layers, num_decoder_layers=cfg.num_decoder_layers,
                          num_heads=cfg.num_heads, dropout_rate=cfg.dropout, feed_forward_proj=cfg.feed_forward_proj,
+                         tie_word_embeddings=cfg.tie_word_embeddings,
                          pad_token_id=cfg.pad_id, eos_token_id=cfg.eos_id, decoder_start_token_id=cfg.pad_id)
         self.t5 = T5ForConditionalGeneration(t5cfg)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.d_model)  # video features -> the text embedding width

@@ -114,7 +114,8 @@ def check_candidates(names, where: str) -> list[str]:
 # the Config fields a T5 folder fixes, and their names in its config.json
 T5_FIELDS = {"d_model": "d_model", "d_kv": "d_kv", "d_ff": "d_ff", "num_layers": "num_layers",
              "num_decoder_layers": "num_decoder_layers", "num_heads": "num_heads", "vocab_size": "vocab_size",
-             "feed_forward_proj": "feed_forward_proj"}
+             "feed_forward_proj": "feed_forward_proj", "tie_word_embeddings": "tie_word_embeddings"}
+T5_DEFAULTS = {"feed_forward_proj": "relu", "tie_word_embeddings": True}  # when a config.json leaves them out
 
 
 def t5_folder_fields(folder, overrides: dict) -> dict:
@@ -130,13 +131,15 @@ def t5_folder_fields(folder, overrides: dict) -> dict:
         raise TranslateInputError(f"{path}: invalid JSON ({e.msg})") from None
     if conf.get("model_type") != "t5":
         raise TranslateInputError(f"{path}: model_type is {conf.get('model_type')!r}, not 't5'")
+    if "scale_decoder_outputs" in conf:  # transformers 5 saves v1.1's "untied" flag under this name
+        conf["tie_word_embeddings"] = bool(conf["scale_decoder_outputs"])
     out = {}
     for field, key in T5_FIELDS.items():
         if key not in conf:
             if field == "num_decoder_layers":
                 conf[key] = conf.get("num_layers")
-            elif field == "feed_forward_proj":
-                conf[key] = "relu"
+            elif field in T5_DEFAULTS:
+                conf[key] = T5_DEFAULTS[field]
             else:
                 raise TranslateInputError(f"{path}: no {key!r}")
         out[field] = conf[key]
