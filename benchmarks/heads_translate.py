@@ -111,6 +111,10 @@ def quality(quick: bool, device: str) -> dict:
         z = get_benchmark("ek100-actions").evaluate(ek["validation"], runner.predict(
             "translate-ek100", root / "pre", store, ek["validation"], root / "zs_ek.json"))
         zs.update({"ek100 verb top1": z["verb top1"], "ek100 noun top1": z["noun top1"]})
+        z = get_benchmark("ek100-actions").evaluate(ek["validation"], runner.predict(
+            "translate-ek100", root / "pre", store, ek["validation"], root / "zs_ek.json", prompt="#C C handles {}"))
+        zs.update({"ek100 verb top1 (prompt '#C C handles {}')": z["verb top1"],
+                   "ek100 noun top1 (prompt '#C C handles {}')": z["noun top1"]})
         zs["egomcq inter"] = get_benchmark("egomcq").evaluate(mcq, runner.predict(
             "translate-egomcq", root / "pre", store, mcq, root / "mcq.json"))["Inter-video"]
         ft_cfg = {**tr_cfg, "epochs": 8 if quick else 15}

@@ -348,3 +348,13 @@ def test_multitask_needs_the_generative_mode(world, tmp_path):
     inputs = runner.RunInputs(world.store, world.fs, None, world.ch["train"], out_dir=tmp_path / "r")
     with pytest.raises(TranslateInputError, match="needs mode=generative"):
         translate.CHARADES.task(inputs, {**TINY, "mode": "discriminative", "narrations": str(world.ntr)})
+
+
+def test_zero_shot_prompt_option(world, tmp_path):
+    gt = world.ek["validation"]
+    plain = json.loads(Path(runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "a.json")).read_text())
+    prompted = json.loads(Path(runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "b.json",
+                                              prompt="#C C handles {}")).read_text())
+    assert plain["results"].keys() == prompted["results"].keys() and plain != prompted
+    with pytest.raises(TranslateInputError, match="has no '{}'"):
+        runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "c.json", prompt="#C C handles")

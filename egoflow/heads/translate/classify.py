@@ -44,9 +44,10 @@ class RankEvaluation:
 
     mode = "max"
 
-    def __init__(self, sets: dict, names: dict, tok, keys: list[str], gt, metric: str, batch_size: int = 32):
+    def __init__(self, sets: dict, names: dict, tok, keys: list[str], gt, metric: str, batch_size: int = 32,
+                 prompt: str = "{}"):
         self.sets, self.names, self.tok, self.keys, self.gt = sets, names, tok, keys, gt  # per label set
-        self.metric, self.batch_size = metric, batch_size
+        self.metric, self.batch_size, self.prompt = metric, batch_size, prompt
 
     @eval_mode
     def scores(self, model) -> dict[str, np.ndarray]:
@@ -54,8 +55,9 @@ class RankEvaluation:
         for k, (name, data) in enumerate(self.sets.items()):
             rows = []
             if model.cfg.mode == "generative":
-                ids, m = pad_ids(encode(self.tok, self.names[name], model.cfg.max_label_len)[0], model.cfg.pad_id,
-                                 next(model.parameters()).device)
+                texts = [self.prompt.format(n) for n in self.names[name]]
+                width = model.cfg.max_label_len if self.prompt == "{}" else model.cfg.max_narration_len
+                ids, m = pad_ids(encode(self.tok, texts, width)[0], model.cfg.pad_id, next(model.parameters()).device)
                 for batch, _ in batches(model, data, self.batch_size):
                     rows.append(candidate_scores(model, batch, ids, m))
             else:
@@ -90,6 +92,15 @@ def _kind(cfg, zero_shot: bool, kind: str) -> str:
     return "narration" if zero_shot else kind
 
 
+def _prompt(inputs) -> str:
+    """``prompt=`` option of predict: candidates are ranked as ``prompt.format(name)`` — zero-shot, a class name
+    phrased like the pretraining text (e.g. ``"#C C handles {}"`` for Ego4D narrations) ranks far better."""
+    p = inputs.options.get("prompt") or "{}"
+    if "{}" not in p:
+        raise TranslateInputError(f"prompt {p!r} has no '{{}}' where the class name goes")
+    return p
+
+
 # ------------------------------------------------------------------------------------------------ CharadesEgo
 def charades_classes(inputs, annotations) -> tuple[list[str], str]:
     import os
@@ -113,10 +124,11 @@ def _whole(v, videos, kind) -> Clip:
                 tuple(v.classes))
 
 
-def charades_eval(store, feature_set, path, names, tok, cfg, kind) -> RankEvaluation:
+def charades_eval(store, feature_set, path, names, tok, cfg, kind, prompt="{}") -> RankEvaluation:
     gt, videos = _charades_videos(store, feature_set, path, names)
     data = make_clipset([_whole(v, videos, kind) for v in gt], videos, tok, cfg)
-    return RankEvaluation({"label": data}, {"label": names}, tok, [v.video_id for v in gt], gt, "mAP")
+    return RankEvaluation({"label": data}, {"label": names}, tok, [v.video_id for v in gt], gt, "mAP",
+                          prompt=prompt)
 
 
 def _multitask(inputs, cfg, clips, groups, videos) -> tuple[list, list, dict]:
@@ -174,7 +186,7 @@ def charades_predictor(inputs, cfg) -> RankEvaluation:
     if cfg.mode == "discriminative" and len(names) != cfg.num_classes[0]:
         raise TranslateInputError(f"{cpath}: {len(names)} classes, but the run's linear layer has {cfg.num_classes[0]}")
     return charades_eval(inputs.store, inputs.feature_set, inputs.annotations, names,
-                         load_tokenizer(cfg.tokenizer), cfg, _kind(cfg, zero, "label"))
+                         load_tokenizer(cfg.tokenizer), cfg, _kind(cfg, zero, "label"), _prompt(inputs))
 
 
 # ------------------------------------------------------------------------------------------------ EK-100
@@ -192,7 +204,7 @@ def _ek100_segments(store, feature_set, path):
     return acts, load_videos(store, feature_set, {a.video_id for a in acts}, path)
 
 
-def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot) -> RankEvaluation:
+def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot, prompt="{}") -> RankEvaluation:
     acts, videos = _ek100_segments(store, feature_set, path)
     for a in acts:
         if a.verb_class >= len(verbs) or a.noun_class >= len(nouns):
@@ -203,7 +215,7 @@ def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot) -> R
         sets[name] = make_clipset([Clip(a.video_id, a.start_sec, a.stop_sec, kind, "", a.narration_id, a.action)
                                    for a in acts], videos, tok, cfg)
     return RankEvaluation(sets, {"verb": verbs, "noun": nouns}, tok, [a.narration_id for a in acts], acts,
-                          "action top1")
+                          "action top1", prompt=prompt)
 
 
 def ek100_task(inputs, overrides: dict) -> Task:
@@ -238,4 +250,5 @@ def ek100_predictor(inputs, cfg) -> RankEvaluation:
         raise TranslateInputError(f"{inputs.annotations}: class lists of {len(verbs)} verbs / {len(nouns)} nouns "
                                   f"do not fit the run's linear layers {tuple(cfg.num_classes)}")
     return ek100_eval(inputs.store, inputs.feature_set, inputs.annotations, verbs, nouns,
-                      load_tokenizer(cfg.tokenizer), cfg, inputs.run_config.get("head") == "translate")
+                      load_tokenizer(cfg.tokenizer), cfg, inputs.run_config.get("head") == "translate",
+                      _prompt(inputs))
