@@ -9,8 +9,8 @@ nlq        ``[{clip_uid, annotation_uid, query_idx, predicted_times}]``  ``{"ver
 mq         ``{clip_uid: [{"label", "score", "segment"}]}``               ``{"version", "challenge", "results": {...}}``
 qfvs       ``{video: {query: [shot indices]}}``                         ``{"results": {...}}``
 charades   ``{video_id: [C class scores]}`` (file order kept)           ``id s_0 … s_{C-1}`` lines, or JSON by suffix
-captions   ``[{id, caption, video_uid?, start_sec?, end_sec?}]``           ``{"version", "challenge", "results": [...]}``
-ek100-act  ``{narration_id: {"verb": [V], "noun": [N] scores}}``         EK-100 action recognition submission JSON
+captions   ``[{id, caption, video_uid?, start_sec?, end_sec?}]``        ``{"version", "challenge", "results": [...]}``
+ek100-act  ``{narration_id: {"verb": [V], "noun": [N] scores}}``        EK-100 action recognition submission JSON
 egomcq     ``{item_id: [scores of the choices]}``                       ``{"results": {...}}``
 =========  ==========================================================  ============================================
 

@@ -352,7 +352,8 @@ def test_multitask_needs_the_generative_mode(world, tmp_path):
 
 def test_zero_shot_prompt_option(world, tmp_path):
     gt = world.ek["validation"]
-    plain = json.loads(Path(runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "a.json")).read_text())
+    plain = json.loads(Path(runner.predict("translate-ek100", world.pre, world.store, gt,
+                                           tmp_path / "a.json")).read_text())
     prompted = json.loads(Path(runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "b.json",
                                               prompt="#C C handles {}")).read_text())
     assert plain["results"].keys() == prompted["results"].keys() and plain != prompted
