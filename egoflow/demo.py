@@ -112,7 +112,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     from tqdm.auto import tqdm
 
     results, failed = {}, []
-    names = heads or list_heads()
+    names = heads or [n for n in list_heads() if get_spec(n).demo is not None]  # e.g. predict-only heads
     bar = tqdm(names, desc="      heads", unit="head", disable=quick, file=sys.stderr)
     for name in bar:
         bar.set_postfix_str(name)
