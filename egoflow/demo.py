@@ -60,12 +60,12 @@ def _headline(bench: str, metrics: dict) -> str:
 
 def _run_head(spec, ctx) -> dict:
     """One head's demo step with its console output (epochs, bars) in ``<run dir>/demo.log``."""
-    from egoflow.heads.runner import train
+    from egoflow.heads import runner
 
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     with open(ctx.out_dir / "demo.log", "w", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        return spec.demo(ctx, train)
+        return spec.demo(ctx, runner)
 
 
 def _extras(store_url, feature_set, text_set, files, charades, out, device, seed, quick, results, failed):
@@ -152,7 +152,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
     from tqdm.auto import tqdm
 
     results, failed = {}, []
-    names = heads or list_heads()
+    names = heads or [n for n in list_heads() if get_spec(n).demo is not None]  # e.g. predict-only heads
     bar = tqdm(names, desc="      heads", unit="head", disable=quick, file=sys.stderr)
     for name in bar:
         bar.set_postfix_str(name)

@@ -15,6 +15,7 @@ pnr        ``[{"unique_id", "pnr_frame"}]`` (frames from clip start)   the same 
 egotaskqa  ``[{"index", "answer"}]``                                   ``{"version", "challenge", "results"}``
 egomcq     ``{item_id: [5 scores]}``                                   ``{"version", "results": {...}}``
 ek100-mir  ``{"sim_mat" [V, T], "vis_ids", "txt_ids"}``                 pickle (the challenge's layout)
+captions   ``[{id, caption, video_uid?, start_sec?, end_sec?}]``        ``{"version", "challenge", "results": [...]}``
 =========  ==========================================================  ============================================
 
 Files are written atomically (a temporary name, then a rename): a crash never leaves half a submission.
@@ -113,9 +114,52 @@ def egomcq_submission(records: dict) -> dict:
     return {"version": "1.0", "results": {k: [float(x) for x in v] for k, v in records.items()}}
 
 
+
+
+CAPTIONS_VERSION, CAPTIONS_CHALLENGE = "1.0", "captions"
+
+
+class CaptionFormatError(ValueError):
+    """A captions file that is not ``{"results": [{"id", "caption"}]}`` (``where`` names the entry)."""
+
+    def __init__(self, path, where, message: str):
+        self.path, self.where, self.message = str(path), where, message
+        super().__init__(f"{path}: {where + ': ' if where else ''}{message}")
+
+
+def captions_submission(records: list[dict]) -> dict:
+    """Captions of clips: ``results`` entries keep ``id`` and ``caption`` first, then any clip fields given."""
+    return {"version": CAPTIONS_VERSION, "challenge": CAPTIONS_CHALLENGE,
+            "results": [{"id": str(r["id"]), "caption": str(r["caption"]),
+                         **{k: v for k, v in r.items() if k not in ("id", "caption")}} for r in records]}
+
+
+def read_captions(path) -> dict[str, str]:
+    """``{id: caption}`` of a captions file (a duplicate id, a missing key or a non-string is an error)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CaptionFormatError(path, None, "file not found") from None
+    except json.JSONDecodeError as e:
+        raise CaptionFormatError(path, f"line {e.lineno}", f"invalid JSON ({e.msg})") from None
+    rows = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise CaptionFormatError(path, "results", "expected a list of {id, caption}")
+    out: dict[str, str] = {}
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not isinstance(r.get("caption"), str):
+            raise CaptionFormatError(path, f"results[{i}]", "expected {\"id\": str, \"caption\": str}")
+        if r["id"] in out:
+            raise CaptionFormatError(path, f"results[{i}]", f"id {r['id']!r} appears twice")
+        out[r["id"]] = r["caption"]
+    return out
+
+
+
+
 _BUILDERS = {"nlq": nlq_submission, "mq": mq_submission, "qfvs": qfvs_submission, "charades": charades_submission,
              "ek100-ar": ek100_actions_submission, "oscc": _as_list, "pnr": _as_list,
-             "egotaskqa": egotaskqa_submission, "egomcq": egomcq_submission}
+             "egotaskqa": egotaskqa_submission, "egomcq": egomcq_submission, "captions": captions_submission}
 BINARY = ("ek100-mir",)  # written as pickles (the EK-100 MIR challenge layout), not text
 
 

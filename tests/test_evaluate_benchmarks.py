@@ -64,3 +64,28 @@ def test_mir_files(tmp_path):
     for gt in (tmp_path, rel):  # the folder or the relevancy pickle inside it
         r = get_benchmark("ek100-mir").evaluate(gt, sub)
         assert r["mAP"] == 1.0 and r["nDCG"] == 1.0 and r["curves"]["pr V2T"]["recall"][-1] == 1.0
+
+
+def test_ek100_actions_benchmark_files(tmp_path):
+    from egoflow.datasets.synthetic.actions import write_narrated_ek100
+    from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated
+    from egoflow.formats import write_submission
+
+    d = make_narrated(NarratedSpec(num_videos=3, num_concepts=6, dim=8, seed=0))
+    p = write_narrated_ek100(d, {"validation": sorted(d.videos)}, tmp_path)
+    segs = d.segments
+    recs = {f"{s.video_uid}_{[x for x in segs if x.video_uid == s.video_uid].index(s)}":
+            {"verb": [1.0 if c == s.concept % 4 else 0.0 for c in range(4)],
+             "noun": [1.0 if c == s.concept else 0.0 for c in range(6)]} for s in segs}
+    first = next(iter(recs))
+    recs[first]["noun"] = [0.0] * 6  # one wrong noun: a tie, broken towards class 0
+    write_submission("ek100-ar", recs, tmp_path / "pred.json")
+    m = get_benchmark("ek100-ar").evaluate(p["validation"], tmp_path / "pred.json")
+    wrong = 0 if segs[0].concept == 0 else 1
+    assert m["verb top1"] == 1.0 and m["noun top1"] == pytest.approx(1 - wrong / len(segs))
+    assert m["num_segments"] == len(segs) and m["num_missing"] == 0
+    sub = json.loads((tmp_path / "pred.json").read_text())
+    sub["results"]["nope_0"] = sub["results"][first]
+    (tmp_path / "bad.json").write_text(json.dumps(sub))
+    with pytest.raises(PredictionError, match="nope_0.*not a segment of"):
+        get_benchmark("ek100-ar").evaluate(p["validation"], tmp_path / "bad.json")

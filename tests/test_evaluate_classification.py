@@ -42,3 +42,18 @@ def test_pnr_abs_error():
     assert pnr_abs_error([1.0], [3.0]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="no clip with a state change"):
         pnr_abs_error([1.0], [2.0], [0])
+
+
+def test_ek100_action_accuracy_hand_worked():
+    """Verb/noun logits -> the challenge file (action = softmax(verb) x softmax(noun), top-100) -> top-k."""
+    from egoflow.datasets.ek100_actions import EK100Action
+    from egoflow.evaluate.recognition import ek100_actions_metrics
+    from egoflow.formats import ek100_actions_submission
+    verb = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    noun = np.array([[0.0, 5.0], [1.0, 0.0]])
+    gt = [EK100Action("a", "v", 0.0, 1.0, "", 0, 1), EK100Action("b", "v", 1.0, 2.0, "", 1, 1)]
+    recs = {a.narration_id: {"verb": verb[i], "noun": noun[i]} for i, a in enumerate(gt)}
+    # clip 0: verb 0 right, noun 1 right -> action right; clip 1: verb 1 right, noun 1 wrong (noun 0 top)
+    m = ek100_actions_metrics(gt, ek100_actions_submission(recs))
+    assert m["verb top1"] == 1.0 and m["noun top1"] == 0.5 and m["action top1"] == 0.5
+    assert m["noun top5"] == 1.0 and m["action top5"] == 1.0  # (1, 1) is the second-best pair of clip 1

@@ -236,11 +236,11 @@ def test_demo_steps_quick(world, tmp_path, one_thread):
                           nlq_val=nlq, charades_train=f["train"], charades_val=f["test"],
                           charades_classes=f["classes"], out_dir=tmp_path / "runs" / "laviti", device="cpu", seed=0,
                           quick=True)
-    res = laviti.SPEC.demo(ctx, runner.train)
+    res = laviti.SPEC.demo(ctx, runner)
     assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0 and res["gt"] == str(nlq)
     assert len(json.loads(open(res["predictions"]).read())["results"]) == res["metrics"]["num_queries"] > 0
     ctx.out_dir = tmp_path / "runs" / "laviti-charades"
-    res = laviti.CHARADES_SPEC.demo(ctx, runner.train)
+    res = laviti.CHARADES_SPEC.demo(ctx, runner)
     assert res["benchmark"] == "charades" and "zero_shot_mAP" in res["metrics"] and res["gt"] == str(f["test"])
     cfg = json.loads((ctx.out_dir / "config.json").read_text())
     assert cfg["head"] == "laviti-charades" and cfg["init"] == str(tmp_path / "runs" / "laviti")

@@ -250,6 +250,6 @@ def test_demo_step_quick(trained, tmp_path, one_thread):
     ctx = SimpleNamespace(store=trained.store.url, feature_set=trained.data.feature_set, text_set=None,
                           mq_train=root / "train.json", mq_val=root / "val.json", out_dir=tmp_path / "demo",
                           device="cpu", seed=0, quick=True)
-    r = vsgn.SPEC.demo(ctx, runner.train)
+    r = vsgn.SPEC.demo(ctx, runner)
     assert r["benchmark"] == "mq" and 0 <= r["metrics"]["mAP"] <= 1
     assert json.loads(Path(r["predictions"]).read_text())["challenge"] == "ego4d_moment_queries"

@@ -196,7 +196,7 @@ def test_demo_step_quick(trained, tmp_path):
                           nlq_train=write_nlq_json(d.train[:32], tmp_path / "train.json"),
                           nlq_val=write_nlq_json(d.val[:16], tmp_path / "val.json"), out_dir=tmp_path / "demo",
                           device="cpu", seed=0, quick=True)
-    res = vslnet.SPEC.demo(ctx, runner.train)
+    res = vslnet.SPEC.demo(ctx, runner)
     assert res["benchmark"] == "nlq" and 0.0 <= res["metrics"]["R@1 IoU=0.3"] <= 1.0
     assert res["metrics"]["num_queries"] == 16 and res["gt"] == str(ctx.nlq_val)
     assert len(json.loads(open(res["predictions"]).read())["results"]) == 16

@@ -14,6 +14,7 @@ from egoflow.datasets.charades_ego import label_matrix, load_charades_ego, load_
 from egoflow.datasets.egomcq import load_egomcq, load_egomcq_predictions
 from egoflow.datasets.ek100 import load_mir, load_mir_submission
 from egoflow.datasets.errors import AnnotationError, PredictionError, read_json
+from egoflow.evaluate.captions import evaluate_captions_files
 from egoflow.evaluate.classification import charades_map_report
 from egoflow.evaluate.mq import evaluate_mq_files
 from egoflow.evaluate.nlq import evaluate_nlq_files
@@ -128,6 +129,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("egotaskqa", evaluate_egotaskqa_files, ("accuracy", "descriptive", "predictive", "counterfactual",
                                                       "explanatory", "num_questions", "num_missing"),
               "EgoTaskQA {direct,indirect}/val_qas.json"),
+    Benchmark("captions", evaluate_captions_files, ("BLEU-4", "METEOR", "CIDEr", "num_captions", "num_missing"),
+              "Ego4D narration.json (references)", percent=False),
 )}
 ALIASES = {"charades-ego": "charades", "charadesego": "charades", "ek100": "ek100-mir", "epic-mir": "ek100-mir",
            "moments": "mq", "ek100-actions": "ek100-ar", "epic-ar": "ek100-ar", "ego4d-oscc": "oscc",

@@ -6,10 +6,11 @@ can follow ``egoflow train NAME`` from the CLI through :mod:`egoflow.heads.runne
 """
 from __future__ import annotations
 
-from egoflow.heads import laviti, linear, summarizer, vsgn, vslnet
+from egoflow.heads import laviti, linear, summarizer, translate, vsgn, vslnet
 from egoflow.heads.spec import HeadSpec, config_from_dict
 
-_BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC, *linear.SPECS.values())
+_BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC, *linear.SPECS.values(),
+            *translate.SPECS)
 _REGISTRY: dict[str, HeadSpec] = {s.name: s for s in _BUILTIN}
 
 

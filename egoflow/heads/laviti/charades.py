@@ -179,7 +179,7 @@ def predictor(inputs, cfg: Config) -> CharadesMAP:
                        str(inputs.annotations))
 
 
-def demo(ctx, train) -> dict:
+def demo(ctx, runner) -> dict:
     """Fine-tune the demo's LAVITI pretraining run (``runs/laviti``, else from scratch) on the demo videos'
     CharadesEgo split; report mAP against the zero-shot mAP of the pretrained weights."""
     init = Path(ctx.out_dir).parent / "laviti"
@@ -188,8 +188,8 @@ def demo(ctx, train) -> dict:
                                 num_time_embeddings=64, dropout=0.0)
     tr = dict(epochs=5 if ctx.quick else 30, batch_size=2, lr=1e-3 if ctx.quick else 2e-4, seed=ctx.seed,
               device=ctx.device, progress=not ctx.quick)
-    metrics = train("laviti-charades", ctx.store, ctx.feature_set, ctx.charades_train, ctx.out_dir,
-                    val_annotations=ctx.charades_val, text_set=ctx.text_set, head_overrides=head, train_overrides=tr,
-                    init=init, classes=ctx.charades_classes)
+    metrics = runner.train("laviti-charades", ctx.store, ctx.feature_set, ctx.charades_train, ctx.out_dir,
+                           val_annotations=ctx.charades_val, text_set=ctx.text_set, head_overrides=head,
+                           train_overrides=tr, init=init, classes=ctx.charades_classes)
     return {"benchmark": "charades", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
             "gt": str(ctx.charades_val)}

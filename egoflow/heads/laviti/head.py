@@ -146,13 +146,14 @@ def predictor(inputs, cfg: Config) -> NLQZeroShot:
     return NLQZeroShot(inputs.store, inputs.feature_set, text_set, _nlq_queries(inputs.annotations), cfg)
 
 
-def demo(ctx, train) -> dict:
+def demo(ctx, runner) -> dict:
     """Pretrain briefly on the demo narrations, report zero-shot NLQ on ctx.nlq_val (seconds when ctx.quick)."""
     head = dict(heads=2, head_dim=16, enc_layers=1, dec_layers=1, num_queries=16, num_time_embeddings=64,
                 dropout=0.0) if ctx.quick else dict(enc_layers=2, dec_layers=2, num_queries=64)
     tr = dict(epochs=3 if ctx.quick else 40, batch_size=4, lr=1e-3 if ctx.quick else 3e-4, seed=ctx.seed,
               device=ctx.device, progress=not ctx.quick)
-    metrics = train("laviti", ctx.store, ctx.feature_set, ctx.narrations, ctx.out_dir, val_annotations=ctx.nlq_val,
-                    text_set=ctx.text_set, head_overrides=head, train_overrides=tr)
+    metrics = runner.train("laviti", ctx.store, ctx.feature_set, ctx.narrations, ctx.out_dir,
+                           val_annotations=ctx.nlq_val, text_set=ctx.text_set, head_overrides=head,
+                           train_overrides=tr)
     return {"benchmark": "nlq", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
             "gt": str(ctx.nlq_val)}

@@ -90,10 +90,10 @@ def hooks(name: str):
         data, _ = _samples(adapter, inputs, cfg, inputs.annotations, "predict", _text_set(adapter, inputs))
         return LinearEvaluation(adapter, data, None, cfg)
 
-    def demo(ctx, train) -> dict:
+    def demo(ctx, runner) -> dict:
         """Train on files derived from the demo store's MQ moments (see demo.py); predictions + their gt."""
         from egoflow.heads.linear.demo import run_demo
-        return run_demo(name, ctx, train)
+        return run_demo(name, ctx, runner.train)
 
     return task, predictor, demo
 

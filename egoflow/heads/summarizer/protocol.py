@@ -60,7 +60,7 @@ def random_baseline(store, feature_set: str, annotations, *, videos=VIDEOS, text
     return score(gvideos, preds)
 
 
-def demo(ctx, train) -> dict:
+def demo(ctx, runner) -> dict:
     """Synthetic QFVS (own data + store under ctx.out_dir), KTS + summarizer, leave-one-out over P01-P04."""
     from egoflow.datasets.synthetic.qfvs import make_qfvs
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def demo(ctx, train) -> dict:
     head = dict(dim=32, top_percent=frac, kts_lmax=40)
     tr = dict(epochs=6 if ctx.quick else 8, batch_size=4, lr=3e-3, warmup_steps=5, seed=ctx.seed,
                  device=ctx.device, progress=False)
-    metrics = leave_one_out(train, syn.store, syn.feature_set, syn.root, out / "runs", text_set=syn.text_set,
+    metrics = leave_one_out(runner.train, syn.store, syn.feature_set, syn.root, out / "runs", text_set=syn.text_set,
                             head_overrides=head, train_overrides=tr)
     metrics["F1 random"] = random_baseline(syn.store, syn.feature_set, syn.root, text_set=syn.text_set,
                                            head_overrides=head, seed=ctx.seed)["F1"]

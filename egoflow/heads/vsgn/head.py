@@ -125,12 +125,12 @@ DEMO_QUICK = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layer
 DEMO_FULL = dict(temporal_scale=128, hidden_dim=64, num_levels=4, num_head_layers=2, num_neighbours=8)
 
 
-def demo(ctx, train) -> dict:
+def demo(ctx, runner) -> dict:
     """Train briefly on the demo MQ train split, evaluate on val (seconds with ``ctx.quick``)."""
     head = DEMO_QUICK if ctx.quick else DEMO_FULL
     tr = dict(epochs=4 if ctx.quick else 30, batch_size=8, lr=1e-3, step_milestones=(3,) if ctx.quick else (20,),
               device=ctx.device, seed=ctx.seed, progress=False)
-    metrics = train("vsgn", ctx.store, ctx.feature_set, ctx.mq_train, ctx.out_dir, val_annotations=ctx.mq_val,
-                    head_overrides=head, train_overrides=tr)
+    metrics = runner.train("vsgn", ctx.store, ctx.feature_set, ctx.mq_train, ctx.out_dir, val_annotations=ctx.mq_val,
+                           head_overrides=head, train_overrides=tr)
     return {"benchmark": "mq", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
             "gt": str(ctx.mq_val)}

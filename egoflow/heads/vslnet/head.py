@@ -126,12 +126,13 @@ def predictor(inputs, cfg: Config) -> NLQEvaluation:
     return NLQEvaluation(data, None, inputs.run_config.get("train_config", {}).get("batch_size", 32))
 
 
-def demo(ctx, train) -> dict:
+def demo(ctx, runner) -> dict:
     """Train briefly on the demo store's NLQ train split, evaluate on val (seconds when ctx.quick)."""
     head = dict(dim=32, num_heads=4, conv_layers=1, dropout=0.1) if ctx.quick else {}
     tr = dict(epochs=3 if ctx.quick else 30, batch_size=16, lr=2e-3, seed=ctx.seed, device=ctx.device,
               progress=not ctx.quick)
-    metrics = train("vslnet", ctx.store, ctx.feature_set, ctx.nlq_train, ctx.out_dir, val_annotations=ctx.nlq_val,
-                    text_set=ctx.text_set, head_overrides=head, train_overrides=tr)
+    metrics = runner.train("vslnet", ctx.store, ctx.feature_set, ctx.nlq_train, ctx.out_dir,
+                           val_annotations=ctx.nlq_val, text_set=ctx.text_set, head_overrides=head,
+                           train_overrides=tr)
     return {"benchmark": "nlq", "metrics": metrics, "predictions": str(Path(ctx.out_dir) / "predictions.json"),
             "gt": str(ctx.nlq_val)}
