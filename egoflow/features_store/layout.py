@@ -31,6 +31,15 @@ class VideoFeatures:
     times: np.ndarray
     attrs: dict = field(default_factory=dict)
 
+    @property
+    def duration(self) -> float:
+        """Seconds of video: the ``duration_s`` attr, else the last step time plus one (median) step."""
+        d = (self.attrs or {}).get("duration_s")
+        if d:
+            return float(d)
+        step = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 0.0
+        return float(self.times[-1] + step) if len(self.times) else 0.0
+
     def slice(self, start_sec: float, end_sec: float) -> VideoFeatures:
         """Steps whose times lie in ``[start_sec, end_sec]`` (video time), with times shifted to clip time."""
         keep = (self.times >= start_sec) & (self.times <= end_sec)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from egoflow.heads.laviti.data import Chunk, SeededDraws, collate, keep_at_most, training_windows, video_duration
+from egoflow.heads.laviti.data import Chunk, SeededDraws, collate, keep_at_most, training_windows
 
 
 @dataclass
@@ -38,7 +38,7 @@ def action_chunks(videos: dict, records: list, num_classes: int, cfg) -> tuple[l
             stats["videos_without_features"] += 1
             continue
         vf = videos[v.video_id]
-        duration = video_duration(vf)
+        duration = vf.duration
         placed, unplaced = [], set()
         for a in dict.fromkeys(v.actions):  # ordered de-duplication
             s, e = max(a.start_sec, 0.0), min(a.end_sec, duration)

@@ -42,15 +42,6 @@ class Chunk:
     text: np.ndarray | None = None  # [M, E] L2-normalised narration embeddings
 
 
-def video_duration(vf) -> float:
-    """Duration of a stored video: its ``duration_s`` attr, else the last step time plus one step."""
-    d = (vf.attrs or {}).get("duration_s")
-    if d:
-        return float(d)
-    step = float(np.median(np.diff(vf.times))) if len(vf.times) > 1 else 0.0
-    return float(vf.times[-1] + step) if len(vf.times) else 0.0
-
-
 def chunk_windows(duration: float, chunk_s: float) -> list[tuple[float, float]]:
     """``[(start, end)]`` covering ``[0, duration]`` with windows of ``min(chunk_s, duration)``.
 
@@ -143,7 +134,7 @@ def training_chunks(videos: dict, narrations: list[Narration], text_emb: dict[st
             stats["videos_without_features"] += 1
             continue
         vf = videos[uid]
-        duration = video_duration(vf)
+        duration = vf.duration
         t_all, texts = select_narrations(by_video[uid], duration, cfg, stats)
         lo_all, hi_all = narration_bounds(t_all, duration, cfg.interval_reach, cfg.default_gap_s)
         for s, e, feats, times in training_windows(uid, vf, duration, cfg, stats):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from egoflow.heads.laviti.criterion import Criterion
-from egoflow.heads.laviti.data import LavitiDataError, NarratedChunks, collate, training_chunks, video_duration
+from egoflow.heads.laviti.data import LavitiDataError, NarratedChunks, collate, training_chunks
 from egoflow.heads.laviti.model import Config
 from egoflow.heads.laviti.zeroshot import nlq_zero_shot, unit
 from egoflow.heads.spec import Task, config_from_dict
@@ -66,7 +66,7 @@ class NLQZeroShot:
         if missing:
             raise LavitiDataError(f"NLQ: {len(missing)} video(s) without features in {feature_set!r}: {missing[:5]}")
         self.videos = store.load_feature_set(feature_set, sorted({q.video_uid for q in queries}))
-        dur = {u: video_duration(v) for u, v in self.videos.items()}
+        dur = {u: v.duration for u, v in self.videos.items()}
         bad = sorted({f"{q.clip_uid} [{q.clip_video_start_sec}, {q.clip_video_end_sec}] s of video {q.video_uid} "
                       f"({dur[q.video_uid]:.1f} s)" for q in queries if q.clip_duration <= 0
                       or q.clip_video_start_sec < -1.0 or q.clip_video_end_sec > dur[q.video_uid] + 1.0})

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from egoflow.formats import temporal_iou
-from egoflow.heads.laviti.data import Chunk, LavitiDataError, chunk_windows, collate, cut, video_duration
+from egoflow.heads.laviti.data import Chunk, LavitiDataError, chunk_windows, collate, cut
 from egoflow.heads.train import move_to
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def charades_scores(model, decode, videos: list, class_emb: np.ndarray, cfg) -> 
     cls = unit(class_emb)
     out = np.zeros((len(videos), len(cls)), np.float32)
     for i, vf in enumerate(videos):
-        chunks = span_chunks(f"video #{i}", vf.feats, vf.times, video_duration(vf), cfg.chunk_s)
+        chunks = span_chunks(f"video #{i}", vf.feats, vf.times, vf.duration, cfg.chunk_s)
         vis = predict_moments(model, decode, chunks)["visual"]
         out[i] = (vis @ cls.T).mean(0)
     return out

@@ -25,7 +25,6 @@ from egoflow.heads.translate.data import (
     load_videos,
     make_clipset,
     narration_clips,
-    video_duration,
 )
 from egoflow.heads.translate.rank import candidate_scores, pad_ids
 from egoflow.heads.translate.text import (
@@ -119,7 +118,7 @@ def _charades_videos(store, feature_set, path, names):
 
 
 def _whole(v, videos, kind) -> Clip:
-    return Clip(v.video_id, 0.0, v.length_sec or video_duration(videos[v.video_id]), kind, "", v.video_id,
+    return Clip(v.video_id, 0.0, v.length_sec or videos[v.video_id].duration, kind, "", v.video_id,
                 tuple(v.classes))
 
 

@@ -33,14 +33,6 @@ class Clip:
     labels: tuple = ()  # class indices: multi-hot positives (CharadesEgo) or one per label set (EK-100)
 
 
-def video_duration(vf) -> float:
-    d = (vf.attrs or {}).get("duration_s")
-    if d:
-        return float(d)
-    step = float(np.median(np.diff(vf.times))) if len(vf.times) > 1 else 0.0
-    return float(vf.times[-1] + step) if len(vf.times) else 0.0
-
-
 def load_videos(store, feature_set: str, uids, source) -> dict:
     """Every video of ``uids`` from the store; a missing one is an error naming the annotation source."""
     have = set(store.videos(feature_set))
@@ -56,7 +48,7 @@ def narration_clips(narrations, videos: dict, window_s: float, source, drop_outs
     """One clip of ``window_s`` seconds centred on each narration (clamped to the video)."""
     out = []
     for n in narrations:
-        dur = video_duration(videos[n.video_uid])
+        dur = videos[n.video_uid].duration
         if not 0.0 <= n.time_sec <= dur:
             if not drop_outside:
                 raise TranslateInputError(f"{source}: narration of video {n.video_uid!r} at {n.time_sec} s lies "
