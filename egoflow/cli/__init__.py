@@ -1,0 +1,201 @@
+"""`egoflow` command line: one verb per stage (see DESIGN.md).
+
+    egoflow extract VIDEO_OR_DIR_OR_LIST --store S --model ViT-B-32 --pretrained TAG|PATH|none --fps 1.875
+    egoflow store ls|info|verify|export|import --store S
+    egoflow encode-text ANNOTATIONS... --store S
+    egoflow train HEAD --store S --feature-set F --annotations A --out RUN_DIR
+    egoflow predict HEAD --run RUN_DIR --store S --annotations A --out FILE
+    egoflow predict egomcq|ek100-mir|charades --store S --feature-set F --annotations A --out FILE   (zero-shot)
+    egoflow search "text" --store S --feature-set F -k 10 [--out DIR]
+    egoflow train laviti-charades --init LAVITI_RUN --annotations CharadesEgo_v1_train_only1st.csv ...
+    egoflow evaluate BENCHMARK... --pred FILE... --gt FILE... --out DIR
+    egoflow segment --store S --feature-set F VIDEO_UID
+    egoflow extract LIST --store s3://b/f.zarr --submit egoflow-extract/extract --shards N   (parent flow)
+    egoflow deploy --source GIT_URL_OR_PATH --pool POOL
+    egoflow plan VIDEOS --model M --fps F [--workers N]
+    egoflow demo [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder, resolve_encoder_defaults
+from egoflow.cli.heads import register as register_heads
+from egoflow.cli.store import register as register_store
+from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.flows.cli import register as register_flow_verbs
+from egoflow.fused_cli import register as register_fused
+from egoflow.search_cli import register as register_search
+from egoflow.segment.cli import register as register_segment
+
+
+def _open_remote(a) -> None:
+    """Apply --storage-options for the whole process and fail early, in one line, on an unusable remote store."""
+    store = getattr(a, "store", None)
+    if not store:
+        return
+    from egoflow.features_store import remote
+
+    apply_storage_options = remote.apply_storage_options
+    opts = remote.parse_storage_options(getattr(a, "storage_options", None))
+    apply_storage_options(store, opts)
+    if remote.protocol(store) not in (None, "memory", "file"):
+        remote.open_store(store, mode="a" if a.command in ("extract", "encode-text") else "r")
+
+
+def cmd_extract(a) -> int:
+    from egoflow.extract.pipeline import ExtractConfig, extract
+
+    cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
+    if a.submit:
+        if a.encoder != "clip" or a.queries:
+            raise ValueError("--submit (sharded extraction on a work pool) runs frozen-CLIP frame features; run "
+                             "--encoder fused extraction with --prefect or per --shard")
+        from egoflow.features_store.remote import parse_storage_options
+        from egoflow.flows.parent import extract_parent_flow
+
+        res = extract_parent_flow(a.inputs, a.store, a.submit, a.shards, a.shard_hours, a.model, a.pretrained,
+                                  a.precision, a.device, a.batch_size, a.fps, a.window, a.stride, a.backend,
+                                  a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
+                                  a.stall_s, pack=not a.no_pack)
+        return 0 if res["ok"] else 1
+    if a.queries:
+        if a.encoder != "fused":
+            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
+
+        summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
+                                            a.feature_set, progress=not a.quiet)
+        print(f"query-conditioned feature set {name}: {summary.line()}")
+        return 0 if summary.ok else 1
+    if a.prefect:
+        from egoflow.flows.extract import extract_flow
+
+        res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
+                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
+                           in_flight=a.in_flight, pack=not a.no_pack, encoder=a.encoder, tokenizer=a.tokenizer,
+                           num_frames=a.num_frames, fusion_checkpoint=a.fusion_checkpoint)
+        return 0 if res["ok"] else 1
+    summary, name = extract(a.inputs, a.store, make_encoder(a), cfg, a.feature_set, progress=not a.quiet,
+                            shard_spec=a.shard, pack=not a.no_pack)
+    print(f"feature set {name}: {summary.line()}")
+    for r in summary.results:
+        if r.status == "failed":
+            print(f"  failed {r.video_uid} [{r.stage}] {r.reason}  ({r.path})")
+    return 0 if summary.ok else 1
+
+
+def cmd_encode_text(a) -> int:
+    from egoflow.encode_text import encode_files
+
+    name, counts = encode_files(a.store, a.annotations, make_encoder(a), a.text_set, a.prompt)
+    for f, n in counts.items():
+        print(f"{f}: {n} strings")
+    print(f"text set {name} in {a.store}")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    if a.fused:
+        from egoflow.fused_demo import run_fused_demo
+
+        model = "egoflow-tiny-ViT" if a.model == "ViT-B-32" else a.model  # CPU-sized unless asked otherwise
+        run_fused_demo(a.out, model=model, pretrained=a.pretrained, quick=a.quick,
+                       device="cpu" if a.device == "auto" else a.device)
+        return 0
+    from egoflow.demo import run_demo
+
+    return run_demo(a.out, pretrained=a.pretrained, model=a.model, quick=a.quick, device=a.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="egoflow", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="decode videos, encode frames, write features into a store")
+    p.add_argument("inputs", nargs="+", help="video files, directories (recursive) or .txt lists of paths")
+    p.add_argument("--store", required=True, help="store path or fsspec URL")
+    p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
+    p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
+                   "1.875 x stride, i.e. Ego4D's 1.875 features/s)")
+    p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
+                   "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
+    p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
+    p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
+    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
+    p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
+    p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
+    p.add_argument("--no-pack", action="store_true",
+                   help="skip packing the set at the end (e.g. while other shards are still writing)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--in-flight", type=int, default=0,
+                   help="--prefect/--submit: videos decoded at once per worker (default: 2 with a GPU, else "
+                        "min(4, cores); env EGOFLOW_VIDEOS_IN_FLIGHT)")
+    p.add_argument("--submit", default=None, metavar="FLOW/DEPLOYMENT",
+                   help="run the parent flow: one run of this deployment per shard (e.g. egoflow-extract/extract)")
+    p.add_argument("--shards", type=int, default=0, help="--submit: number of shards (equal video count)")
+    p.add_argument("--shard-hours", type=float, default=0.0,
+                   help="--submit: shards of about this many hours of video (probed durations)")
+    p.add_argument("--stall-s", type=float, default=600.0,
+                   help="--submit: re-run a shard whose run made no progress for this long (lost worker)")
+    add_encoder_args(p)
+    add_storage_args(p)
+    p.set_defaults(func=cmd_extract)
+
+    register_store(sub)
+
+    p = sub.add_parser("encode-text", help="encode queries/narrations/labels of annotation files into texts/")
+    p.add_argument("annotations", nargs="+", help="Ego4D NLQ/MQ/narration JSON files or .txt lists")
+    p.add_argument("--store", required=True)
+    p.add_argument("--text-set", default=None, help="default: clip-<model>-<pretrained>-text")
+    p.add_argument("--prompt", default=None, help='template for label names, e.g. "a photo of {}"')
+    add_encoder_args(p)
+    add_storage_args(p)
+    p.set_defaults(func=cmd_encode_text)
+
+    register_heads(sub)
+
+    p = sub.add_parser("demo", help="the whole pipeline on generated videos, ending with a report")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--model", default="ViT-B-32")
+    p.add_argument("--pretrained", default="none", help="weights for the demo encoder (default: random init)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
+    p.add_argument("--fused", action="store_true", help="the fused path instead: clip-fused (tiny open_clip "
+                   "unless --model), fusion tuning, query-conditioned extraction, zero-shot NLQ, report")
+    p.set_defaults(func=cmd_demo)
+
+    register_evaluate(sub)
+    register_segment(sub)
+    register_flow_verbs(sub)
+    register_search(sub)
+    register_fused(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error, user_errors
+
+    args = build_parser().parse_args(argv)
+    resolve_encoder_defaults(args)
+    try:
+        _open_remote(args)
+        return int(args.func(args) or 0)
+    except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)
+        if not is_environment_error(e, getattr(args, "store", None)) or os.environ.get("EGOFLOW_DEBUG"):
+            if isinstance(e, user_errors()):
+                print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
+                return 2
+            raise
+        print(f"egoflow {args.command}: environment error: {describe(e)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except user_errors() as e:
+        print(f"egoflow {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
