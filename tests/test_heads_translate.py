@@ -359,3 +359,9 @@ def test_zero_shot_prompt_option(world, tmp_path):
     assert plain["results"].keys() == prompted["results"].keys() and plain != prompted
     with pytest.raises(TranslateInputError, match="has no '{}'"):
         runner.predict("translate-ek100", world.pre, world.store, gt, tmp_path / "c.json", prompt="#C C handles")
+    # the same through the CLI (`egoflow predict translate-ek100 --prompt ...`)
+    from egoflow.cli import main
+    store = world.store if isinstance(world.store, str) else world.store.url
+    assert main(["predict", "translate-ek100", "--run", str(world.pre), "--store", store, "--annotations", str(gt),
+                 "--out", str(tmp_path / "d.json"), "--prompt", "#C C handles {}"]) == 0
+    assert json.loads((tmp_path / "d.json").read_text()) == prompted

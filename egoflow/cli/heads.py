@@ -54,7 +54,7 @@ def cmd_predict(a) -> int:
         print(f"zero-shot predictions written to {path}")
         return 0
     path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
-                   classes=a.classes)
+                   classes=a.classes, prompt=a.prompt)
     print(f"predictions written to {path}")
     return 0
 
@@ -104,7 +104,8 @@ def register(subparsers) -> None:
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
     p.add_argument("--scorer", default="clip", help="zero-shot clip-text score (default: CLIP cosine)")
-    p.add_argument("--prompt", default=None, help='zero-shot charades: class-name template, e.g. "a video of {}"')
+    p.add_argument("--prompt", default=None, help='class-name template, e.g. "a video of {}" (zero-shot charades; '
+                   'translate-charades / translate-ek100 ranking)')
     p.add_argument("--split", default="test", help="zero-shot ek100-mir: split of the retrieval_annotations folder")
     p.add_argument("--videos", default=None, help="--encoder fused egomcq / ek100-mir: folder of the videos "
                    "(<video_uid>.mp4)")
