@@ -10,7 +10,7 @@ import json
 import pytest
 
 from egoflow.datasets.errors import AnnotationError, PredictionError
-from egoflow.datasets.texts import annotation_strings as strings_from_file
+from egoflow.datasets.texts import annotation_strings
 from egoflow.evaluate.cli import main as evaluate_main
 
 
@@ -31,7 +31,7 @@ def _ego4d(path, annotations):
 def test_encode_text_malformed_ego4d_is_one_error_with_key_path(tmp_path, annotations, where):
     path = _ego4d(tmp_path / "ann.json", annotations)
     with pytest.raises(AnnotationError) as e:
-        strings_from_file(path)
+        annotation_strings(path)
     msg = str(e.value)
     assert str(path) in msg and where in msg and "\n" not in msg and len(msg) < 300
 

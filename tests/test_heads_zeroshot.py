@@ -101,11 +101,11 @@ def test_demo_hook(zs, tmp_path):
 
 
 def test_encode_text_reads_the_zero_shot_files(zs, tmp_path):
-    from egoflow.datasets.texts import annotation_strings as strings_from_file
+    from egoflow.datasets.texts import annotation_strings
 
-    kind, qs = strings_from_file(zs["egomcq"])
+    kind, qs = annotation_strings(zs["egomcq"])
     assert kind == "egomcq" and len(qs) == len(set(qs)) and all(q.startswith("verb") for q in qs)
-    kind, caps = strings_from_file(f"{zs['mir']}/EPIC_100_retrieval_test_sentence.csv")
+    kind, caps = annotation_strings(f"{zs['mir']}/EPIC_100_retrieval_test_sentence.csv")
     assert kind == "narrations" and len(caps) > 5
-    kind, qs = strings_from_file(zs["root"] / "egotaskqa" / "direct" / "train_qas.json")
+    kind, qs = annotation_strings(zs["root"] / "egotaskqa" / "direct" / "train_qas.json")
     assert kind == "questions" and sorted(qs) == ["what am I holding?", "which object do I use?"]
