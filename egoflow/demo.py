@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -54,18 +55,40 @@ def _report_metrics(name: str, r: dict) -> dict:
 def _headline(bench: str, metrics: dict) -> str:
     from egoflow.evaluate.benchmarks import get_benchmark
 
-    cols = [k for k in get_benchmark(bench).headline if isinstance(metrics.get(k), float)][:3]
+    cols = [k for k in get_benchmark(bench).headline
+            if isinstance(metrics.get(k), float) and not k.startswith("num_")][:3]
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in cols)
 
 
-def _run_head(spec, ctx) -> dict:
-    """One head's demo step with its console output (epochs, bars) in ``<run dir>/demo.log``."""
+@contextlib.contextmanager
+def _logged(path: Path):
+    """Everything printed meanwhile, by Python or by child processes (Java for METEOR), goes to ``path``: the file
+    descriptors are redirected too, not only ``sys.stdout``/``sys.stderr``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, s in zip((1, 2), saved):
+                os.dup2(s, fd)
+                os.close(s)
+
+
+def _run_head(spec, ctx) -> tuple[dict, dict]:
+    """One head's demo step and its report metrics, with all their output in ``<run dir>/demo.log``."""
     from egoflow.heads import runner
 
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    with open(ctx.out_dir / "demo.log", "w", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        return spec.demo(ctx, runner)
+    with _logged(ctx.out_dir / "demo.log"):
+        r = spec.demo(ctx, runner)
+        return r, _report_metrics(spec.name, r)
 
 
 def _extras(store_url, feature_set, text_set, files, charades, out, device, seed, quick, results, failed):
@@ -160,12 +183,12 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
                           **charades)
         t0 = time.perf_counter()
         try:
-            r = _run_head(get_spec(name), ctx)
+            r, metrics = _run_head(get_spec(name), ctx)
         except Exception:  # noqa: BLE001 - report every head, then fail the demo
             tqdm.write(f"      {name}: FAILED, see {ctx.out_dir / 'demo.log'}\n{traceback.format_exc()}")
             failed.append(name)
             continue
-        results[name] = {r["benchmark"]: _report_metrics(name, r)}
+        results[name] = {r["benchmark"]: metrics}
         tqdm.write(f"      {name:16s} {r['benchmark']:8s} {_headline(r['benchmark'], r['metrics'])}  "
                    f"({time.perf_counter() - t0:.0f} s)")
     search = None
