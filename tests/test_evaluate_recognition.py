@@ -7,6 +7,7 @@ import pytest
 from egoflow.cli import main
 from egoflow.datasets.errors import PredictionError
 from egoflow.evaluate.benchmarks import get_benchmark
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.formats import ek100_actions_submission, write_submission
 
 EK_HEAD = "narration_id,participant_id,video_id,start_timestamp,stop_timestamp,narration,verb_class,noun_class\n"
@@ -20,10 +21,15 @@ def test_ek100_topk_by_hand(tmp_path):
     pred.write_text(json.dumps({"version": "0.2", "challenge": "action_recognition", "results": {
         "P01_01_0": {"verb": {"0": 0.5, "1": 0.9, "2": 0.1}, "noun": {"0": 1.0, "1": 2.0, "2": 0.5},
                      "action": {"1,1": 0.5, "1,2": 0.3}}}}))
-    m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred))
-    # segment 0: verb rank 0, noun rank 2 (two better), action rank 1; segment 1 has no prediction: wrong
+    with pytest.warns(ParityWarning, match="1 of 2 segments have no prediction: missing='official'"):
+        m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred))
+    # segment 0: verb rank 0, noun rank 2 (two better), action rank 1; segment 1 has no prediction: not scored
+    assert m["verb top1"] == 1.0 and m["noun top1"] == 0.0 and m["noun top5"] == 1.0
+    assert m["action top1"] == 0.0 and m["action top5"] == 1.0 and m["num_missing"] == 1
+    with pytest.warns(ParityWarning, match="missing='wrong' \\(counted as wrong\\)"):
+        m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred), missing="wrong")
     assert m["verb top1"] == 0.5 and m["noun top1"] == 0.0 and m["noun top5"] == 0.5
-    assert m["action top1"] == 0.0 and m["action top5"] == 0.5 and m["num_missing"] == 1
+    assert m["action top1"] == 0.0 and m["action top5"] == 0.5 and m["num_evaluated"] == 2
     pred.write_text(json.dumps({"results": {"nope": {}}}))
     with pytest.raises(PredictionError, match="results.nope: not a segment"):
         get_benchmark("ek100-ar").evaluate(str(gt), str(pred))

@@ -81,7 +81,8 @@ def caption_metrics(refs: dict[str, list[str]], preds: dict[str, str], meteor: b
             out["METEOR"] = float(_meteor().compute_score(gts, res)[0])
         out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
         out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
-    out.update(num_captions=len(refs), num_scored=len(ids), num_missing=len(absent), num_empty=len(blank))
+    out.update(num_captions=len(refs), num_scored=len(ids), num_missing=len(absent), num_empty=len(blank),
+               missing_policy=missing)
     return out
 
 

@@ -124,8 +124,10 @@ def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3
             windows = np.zeros((0, 2))
         if len(windows) == 0 and key in preds:
             n_empty += 1
-        iou = window_iou(windows[:kmax], q.start_sec, q.end_sec, np.nan if zero_union == "nan" else 0.0)
+        iou = window_iou(windows[:kmax], q.start_sec, q.end_sec, np.nan)  # NaN marks a zero union
         n_nan += bool(len(iou) and np.isnan(iou[0]))
+        if zero_union == "zero":
+            iou = np.nan_to_num(iou, nan=0.0)
         with np.errstate(invalid="ignore"):  # official: (IoU > t)[:k].any(), a NaN IoU is never a hit
             hits.append(np.stack([(iou[:k, None] > ts[None, :]).any(axis=0) for k in ks]))
         top1.append(iou[0] if len(iou) else 0.0)
