@@ -1,11 +1,13 @@
 """EK-100 action recognition, OSCC, PNR and EgoTaskQA metrics on hand-worked examples, through `egoflow evaluate`."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from egoflow.cli import main
 from egoflow.datasets.errors import PredictionError
+from egoflow.datasets.fho import load_fho_oscc_pnr
 from egoflow.evaluate.benchmarks import get_benchmark
 from egoflow.evaluate.parity import ParityWarning
 from egoflow.formats import ek100_actions_submission, write_submission
@@ -88,3 +90,32 @@ def test_egotaskqa_per_type_via_cli(tmp_path):
     assert m["descriptive"] == 0.5 and m["predictive"] == 0.0 and m["world"] == 0.5 and m["intent"] == 0.0
     assert m["per_type_counts"] == {"descriptive": 2, "world": 2, "object": 3, "query": 3, "direct": 3,
                                     "predictive": 1, "intent": 1}
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_pnr_equals_recorded_official_keyframe_distance(tmp_path):
+    """fixtures/official_fho_pnr.json: the official keyframe_distance per clip, fractional PNR frames included
+    (clip f: ground truth 62.5 and a prediction of 62.5 -> 0, no rounding before the error)."""
+    rec = json.loads((FIXTURES / "official_fho_pnr.json").read_text())
+    gt, pred = tmp_path / "gt.json", tmp_path / "pnr.json"
+    gt.write_text(json.dumps({"clips": rec["clips"]}))
+    write_submission("pnr", rec["predictions"], pred)
+    m = get_benchmark("pnr").evaluate(str(gt), str(pred))
+    assert m["abs_error_s"] == rec["official_mean_s"] and m["num_clips"] == len(rec["official_per_clip_s"])
+    clips = load_fho_oscc_pnr(gt, task="pnr")
+    assert clips[0].pnr_frame == 400.4 and clips[-1].pnr_frame == 62.5  # kept as written
+
+
+def test_egotaskqa_repeated_tags_count_as_the_official_calculator(tmp_path):
+    """fixtures/official_egotaskqa.json: ReasongingTypeAccCalculator counts a tag listed twice twice."""
+    rec = json.loads((FIXTURES / "official_egotaskqa.json").read_text())
+    gt, pred = tmp_path / "val_qas.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(rec["questions"]))
+    write_submission("egotaskqa", rec["predictions"], pred)
+    m = get_benchmark("egotaskqa").evaluate(str(gt), str(pred))
+    for t, want in rec["official_acc"].items():
+        assert m[t] == want, t
+    assert m["per_type_counts"] == rec["official_counts"]
+    assert m["descriptive"] == 0.75 and rec["official_counts"]["descriptive"] == 4  # q0 lists it twice
