@@ -141,3 +141,17 @@ def test_split_files_found_by_official_names(tmp_path):
         warnings.simplefilter("ignore", ParityWarning)
         m = get_benchmark("ek100-ar").evaluate(str(gt), str(sub))
     assert not any(k.startswith(("tail", "unseen")) for k in m)  # no split files: no breakdowns
+
+
+def test_cli_reads_the_official_zip_with_options_and_fails_cleanly(tmp_path, capsys):
+    from egoflow.evaluate.cli import main
+    gt, sub = write_case(tmp_path, CASES["random"])
+    with pytest.warns(ParityWarning, match="missing='wrong'"):
+        assert main(["ek100-ar", "--pred", str(sub), "--gt", str(gt), "--out", str(tmp_path / "r"),
+                     "--ek100-missing", "wrong"]) == 0
+    m = json.loads((tmp_path / "r" / "report.json").read_text())["submission"]["ek100-ar"]
+    assert m["missing_policy"] == "wrong" and m["num_evaluated"] == 16 and "tail action top1" in m
+    assert "3 missing predictions (counted as wrong)" in (tmp_path / "r" / "report.md").read_text()
+    (tmp_path / "dup.json").write_text('{"results": {"a": 1, "a": 2}}')
+    assert main(["ek100-ar", "--pred", str(tmp_path / "dup.json"), "--gt", str(gt), "--out", str(tmp_path / "s")]) == 2
+    assert "dup.json: key 'a' appears twice in one object" in capsys.readouterr().err

@@ -81,8 +81,7 @@ def caption_metrics(refs: dict[str, list[str]], preds: dict[str, str], meteor: b
             out["METEOR"] = float(_meteor().compute_score(gts, res)[0])
         out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
         out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
-    out.update(num_captions=len(refs), num_scored=len(ids), num_missing=len(absent), num_empty=len(blank),
-               missing_policy=missing)
+    out.update(num_captions=len(refs), num_scored=len(ids), num_missing=len(absent), num_empty=len(blank))
     return out
 
 
@@ -134,6 +133,7 @@ def evaluate_captions_files(gt_path, pred_path, missing: str = "error", empty: s
     if unknown:
         raise PredictionError(pred_path, unknown[0], f"clip id not in the ground truth ({len(unknown)} unknown)")
     try:
-        return caption_metrics(refs, preds, missing=missing, empty=empty)
+        out = caption_metrics(refs, preds, missing=missing, empty=empty)
+        return {**out, "missing_policy": missing}  # a string for report.json (heads want numbers only)
     except MissingCaptionsError as e:
         raise PredictionError(pred_path, None, str(e)) from None

@@ -245,8 +245,7 @@ def ek100_actions_metrics(gt, data, pred_path="predictions", gt_path="ground tru
             out[f"{t} top{k}"] = float(np.mean(ranks[t] < k))
     if splits is not None:
         out.update(_breakdowns(segs, ranks, splits))
-    out.update(num_segments=len(gt), num_evaluated=len(segs), num_missing=len(absent), missing_policy=missing,
-               ties=ties)
+    out.update(num_segments=len(gt), num_evaluated=len(segs), num_missing=len(absent))
     return out
 
 
@@ -274,5 +273,6 @@ def evaluate_ek100_actions_files(gt_path, pred_path, missing: str = "official", 
     gt = load_ek100_actions(gt_path)
     if any(a.verb_class < 0 or a.noun_class < 0 for a in gt):
         raise AnnotationError(gt_path, None, "has no verb/noun labels (the test split cannot be scored here)")
-    return ek100_actions_metrics(gt, read_submission(pred_path), pred_path, gt_path, missing=missing, ties=ties,
-                                 splits=find_splits(gt_path))
+    out = ek100_actions_metrics(gt, read_submission(pred_path), pred_path, gt_path, missing=missing, ties=ties,
+                                splits=find_splits(gt_path))
+    return {**out, "missing_policy": missing, "ties": ties}  # strings for report.json (heads want numbers only)
