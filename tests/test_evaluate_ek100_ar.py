@@ -155,3 +155,14 @@ def test_cli_reads_the_official_zip_with_options_and_fails_cleanly(tmp_path, cap
     (tmp_path / "dup.json").write_text('{"results": {"a": 1, "a": 2}}')
     assert main(["ek100-ar", "--pred", str(tmp_path / "dup.json"), "--gt", str(gt), "--out", str(tmp_path / "s")]) == 2
     assert "dup.json: key 'a' appears twice in one object" in capsys.readouterr().err
+
+
+def test_empty_tail_group_is_nan_and_no_unseen_segment_no_numbers():
+    from egoflow.datasets.ek100_actions import EK100Action
+    from egoflow.evaluate.ek100_ar import EK100Splits, ek100_actions_metrics
+    gt = [EK100Action("P01_01_0", "P01_01", 0.0, 1.0, "", 1, 2, "P01")]
+    sub = {"results": {"P01_01_0": {"verb": {"0": 0.0, "1": 1.0}, "noun": {"0": 0.0, "1": 0.5, "2": 1.0}}}}
+    m = ek100_actions_metrics(gt, sub, splits=EK100Splits(frozenset({1}), frozenset({0}), frozenset({"P09"})))
+    assert m["verb top1"] == m["action top1"] == 1.0 and m["tail verb top1"] == 1.0
+    assert np.isnan(m["tail noun top1"]) and m["tail action top1"] == 1.0  # a tail verb makes a tail action
+    assert not any(k.startswith("unseen") for k in m)  # official: a warning and no unseen numbers
