@@ -1,7 +1,10 @@
 import argparse
 import json
 
+import pytest
+
 from egoflow.evaluate.cli import main, register
+from egoflow.evaluate.parity import ParityWarning
 
 
 def nlq_gt(tmp_path):
@@ -25,7 +28,12 @@ def test_two_runs_side_by_side(tmp_path, capsys):
     good = nlq_pred(tmp_path / "good.json", {0: [[2, 6]], 1: [[0, 2]]})
     half = nlq_pred(tmp_path / "half.json", {0: [[2, 6]]})
     out = tmp_path / "report"
-    assert main(["nlq", "--pred", str(good), str(half), "--gt", str(gt), "--out", str(out)]) == 0
+    with pytest.warns(ParityWarning, match="missing='skip' \\(official"):  # the warning names the option
+        assert main(["nlq", "--pred", str(good), str(half), "--gt", str(gt), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()  # default: the official script's rule, only predicted queries scored
+    assert "| half | 100.00" in md and "half / nlq: 1 missing predictions (not scored)" in md
+    assert main(["nlq", "--pred", str(good), str(half), "--gt", str(gt), "--out", str(out), "--nlq-missing",
+                 "miss"]) == 0
     printed = capsys.readouterr().out
     assert "good" in printed and "half" in printed and "100.00" in printed
     md = (out / "report.md").read_text()

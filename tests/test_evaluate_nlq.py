@@ -1,10 +1,16 @@
 import json
+import math
+import warnings
+from pathlib import Path
 
 import pytest
 
 from egoflow.datasets.errors import PredictionError
 from egoflow.datasets.records import NLQQuery
 from egoflow.evaluate.nlq import evaluate_nlq, evaluate_nlq_files, window_iou
+from egoflow.evaluate.parity import ParityWarning
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def gtq(idx, s, e, text="q"):
@@ -38,22 +44,29 @@ def test_hand_worked_recall_and_miou():
     assert curve["R@1"][curve["iou"].index(0.3)] == r["R@1 IoU=0.3"]
 
 
-def test_missing_predictions_are_misses_or_skipped():
-    miss = evaluate_nlq(GT, PREDS[:2])
+def test_missing_predictions_are_skipped_as_official_or_misses():
+    with pytest.warns(ParityWarning, match="2 answerable queries have no prediction: missing='miss'"):
+        miss = evaluate_nlq(GT, PREDS[:2], missing="miss")
     assert miss["num_missing"] == 2 and miss["R@1 IoU=0.3"] == pytest.approx(2 / 4)
     assert miss["mIoU"] == pytest.approx((1 + 1 / 3) / 4)
-    skip = evaluate_nlq(GT, PREDS[:2], missing="skip")  # the official script's averaging
+    with pytest.warns(ParityWarning, match="missing='skip' \\(official"):
+        skip = evaluate_nlq(GT, PREDS[:2])  # default: the official script's averaging
     assert skip["num_evaluated"] == 2 and skip["R@1 IoU=0.3"] == pytest.approx(1.0)
 
 
 def test_degenerate_inputs():
-    none = evaluate_nlq(GT, [])
+    with pytest.warns(ParityWarning):
+        none = evaluate_nlq(GT, [], missing="miss")
     assert none["R@5 IoU=0.3"] == 0.0 and none["mIoU"] == 0.0 and none["num_missing"] == 4
-    with pytest.raises(PredictionError, match="no prediction"):
-        evaluate_nlq(GT, [], missing="skip")
-    # empty window list = miss; zero-length ground truth and prediction at the same instant: IoU 0, not NaN
-    r = evaluate_nlq([gtq(0, 5, 5), gtq(1, 1, 3)], [pred(0, [[5, 5]]), pred(1, [])])
-    assert r["mIoU"] == 0.0 and r["num_empty_predictions"] == 1
+    with pytest.raises(PredictionError, match="no prediction"), pytest.warns(ParityWarning):
+        evaluate_nlq(GT, [])
+    # empty window list = miss; zero-length ground truth and prediction at the same instant: NaN (official) or 0
+    with pytest.warns(ParityWarning, match="1 top-1 window\\(s\\) have zero union.*mIoU is NaN"):
+        r = evaluate_nlq([gtq(0, 5, 5), gtq(1, 1, 3)], [pred(0, [[5, 5]]), pred(1, [])])
+    assert math.isnan(r["mIoU"]) and r["num_empty_predictions"] == 1 and r["num_zero_union_top1"] == 1
+    with pytest.warns(ParityWarning, match="zero_union='zero' \\(IoU 0\\)"):
+        r = evaluate_nlq([gtq(0, 5, 5), gtq(1, 1, 3)], [pred(0, [[5, 5]]), pred(1, [])], zero_union="zero")
+    assert r["mIoU"] == 0.0
     # duplicate windows and ties are harmless
     r = evaluate_nlq([gtq(0, 0, 10)], [pred(0, [[0, 4], [0, 4], [0, 10]])])
     assert r["R@1 IoU=0.3"] == 1 and r["R@1 IoU=0.5"] == 0 and r["R@3 IoU=0.5"] == 1
@@ -95,3 +108,31 @@ def test_files_round_trip(tmp_path):
     p.write_text(json.dumps({"version": "1.0", "challenge": "ego4d_mq_challenge", "results": []}))
     with pytest.raises(PredictionError, match="challenge"):
         evaluate_nlq_files(gt, p)
+
+
+@pytest.mark.parametrize("case", ["partial", "zero_union", "zero_union_rank2"])
+def test_equals_recorded_official_nlq_script(tmp_path, case):
+    """evaluate_ego4d_nlq.py's numbers (recorded in fixtures/official_nlq.json) on a partial submission and on
+    zero-union pairs, under the defaults; the named options change exactly what the warnings say."""
+    rec = json.loads((FIXTURES / "official_nlq.json").read_text())
+    (tmp_path / "gt.json").write_text(json.dumps(rec["ground_truth"]))
+    (tmp_path / "p.json").write_text(json.dumps(rec["cases"][case]["submission"]))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m = evaluate_nlq_files(tmp_path / "gt.json", tmp_path / "p.json")
+    for k, want in rec["cases"][case]["official"].items():
+        if want is None:  # official NaN
+            assert math.isnan(m[k]), k
+        else:
+            assert abs(m[k] - want) <= 1e-15, (k, m[k], want)
+    texts = [str(w.message) for w in seen if issubclass(w.category, ParityWarning)]
+    assert any("zero union" in t for t in texts) == (case == "zero_union")
+    assert any("no prediction" in t for t in texts) == (case == "partial")
+    if case == "partial":
+        with pytest.warns(ParityWarning):
+            miss = evaluate_nlq_files(tmp_path / "gt.json", tmp_path / "p.json", missing="miss")
+        assert miss["R@1 IoU=0.3"] == pytest.approx(m["R@1 IoU=0.3"] * 5 / 8)
+    if case == "zero_union":
+        with pytest.warns(ParityWarning):
+            zero = evaluate_nlq_files(tmp_path / "gt.json", tmp_path / "p.json", zero_union="zero")
+        assert zero["R@1 IoU=0.3"] == m["R@1 IoU=0.3"] and not math.isnan(zero["mIoU"])

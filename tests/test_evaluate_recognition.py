@@ -1,12 +1,15 @@
 """EK-100 action recognition, OSCC, PNR and EgoTaskQA metrics on hand-worked examples, through `egoflow evaluate`."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from egoflow.cli import main
 from egoflow.datasets.errors import PredictionError
+from egoflow.datasets.fho import load_fho_oscc_pnr
 from egoflow.evaluate.benchmarks import get_benchmark
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.formats import ek100_actions_submission, write_submission
 
 EK_HEAD = "narration_id,participant_id,video_id,start_timestamp,stop_timestamp,narration,verb_class,noun_class\n"
@@ -20,10 +23,15 @@ def test_ek100_topk_by_hand(tmp_path):
     pred.write_text(json.dumps({"version": "0.2", "challenge": "action_recognition", "results": {
         "P01_01_0": {"verb": {"0": 0.5, "1": 0.9, "2": 0.1}, "noun": {"0": 1.0, "1": 2.0, "2": 0.5},
                      "action": {"1,1": 0.5, "1,2": 0.3}}}}))
-    m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred))
-    # segment 0: verb rank 0, noun rank 2 (two better), action rank 1; segment 1 has no prediction: wrong
+    with pytest.warns(ParityWarning, match="1 of 2 segments have no prediction: missing='official'"):
+        m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred))
+    # segment 0: verb rank 0, noun rank 2 (two better), action rank 1; segment 1 has no prediction: not scored
+    assert m["verb top1"] == 1.0 and m["noun top1"] == 0.0 and m["noun top5"] == 1.0
+    assert m["action top1"] == 0.0 and m["action top5"] == 1.0 and m["num_missing"] == 1
+    with pytest.warns(ParityWarning, match="missing='wrong' \\(counted as wrong\\)"):
+        m = get_benchmark("ek100-actions").evaluate(str(gt), str(pred), missing="wrong")
     assert m["verb top1"] == 0.5 and m["noun top1"] == 0.0 and m["noun top5"] == 0.5
-    assert m["action top1"] == 0.0 and m["action top5"] == 0.5 and m["num_missing"] == 1
+    assert m["action top1"] == 0.0 and m["action top5"] == 0.5 and m["num_evaluated"] == 2
     pred.write_text(json.dumps({"results": {"nope": {}}}))
     with pytest.raises(PredictionError, match="results.nope: not a segment"):
         get_benchmark("ek100-ar").evaluate(str(gt), str(pred))
@@ -82,3 +90,32 @@ def test_egotaskqa_per_type_via_cli(tmp_path):
     assert m["descriptive"] == 0.5 and m["predictive"] == 0.0 and m["world"] == 0.5 and m["intent"] == 0.0
     assert m["per_type_counts"] == {"descriptive": 2, "world": 2, "object": 3, "query": 3, "direct": 3,
                                     "predictive": 1, "intent": 1}
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_pnr_equals_recorded_official_keyframe_distance(tmp_path):
+    """fixtures/official_fho_pnr.json: the official keyframe_distance per clip, fractional PNR frames included
+    (clip f: ground truth 62.5 and a prediction of 62.5 -> 0, no rounding before the error)."""
+    rec = json.loads((FIXTURES / "official_fho_pnr.json").read_text())
+    gt, pred = tmp_path / "gt.json", tmp_path / "pnr.json"
+    gt.write_text(json.dumps({"clips": rec["clips"]}))
+    write_submission("pnr", rec["predictions"], pred)
+    m = get_benchmark("pnr").evaluate(str(gt), str(pred))
+    assert m["abs_error_s"] == rec["official_mean_s"] and m["num_clips"] == len(rec["official_per_clip_s"])
+    clips = load_fho_oscc_pnr(gt, task="pnr")
+    assert clips[0].pnr_frame == 400.4 and clips[-1].pnr_frame == 62.5  # kept as written
+
+
+def test_egotaskqa_repeated_tags_count_as_the_official_calculator(tmp_path):
+    """fixtures/official_egotaskqa.json: ReasongingTypeAccCalculator counts a tag listed twice twice."""
+    rec = json.loads((FIXTURES / "official_egotaskqa.json").read_text())
+    gt, pred = tmp_path / "val_qas.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(rec["questions"]))
+    write_submission("egotaskqa", rec["predictions"], pred)
+    m = get_benchmark("egotaskqa").evaluate(str(gt), str(pred))
+    for t, want in rec["official_acc"].items():
+        assert m[t] == want, t
+    assert m["per_type_counts"] == rec["official_counts"]
+    assert m["descriptive"] == 0.75 and rec["official_counts"]["descriptive"] == 4  # q0 lists it twice

@@ -26,6 +26,7 @@ class EK100Action:
     narration: str  # free-form, e.g. "open door"
     verb_class: int  # index into the verb class list; -1 when the split has no labels (test)
     noun_class: int  # index into the noun class list; -1 when unlabelled
+    participant_id: str = ""  # e.g. P01 (the official unseen-participant breakdown)
 
     @property
     def action(self) -> tuple[int, int]:
@@ -74,7 +75,8 @@ def load_ek100_actions(path) -> list[EK100Action]:
         if e < s:
             raise AnnotationError(path, where, f"stop {r['stop_timestamp']} is before start {r['start_timestamp']}")
         out.append(EK100Action(r["narration_id"], r["video_id"], s, e, r.get("narration", "") or "",
-                               _int(r, "verb_class", where, path), _int(r, "noun_class", where, path)))
+                               _int(r, "verb_class", where, path), _int(r, "noun_class", where, path),
+                               r.get("participant_id") or r["video_id"].split("_")[0]))
     return out
 
 

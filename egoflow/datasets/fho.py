@@ -29,7 +29,7 @@ class FHOClip:
     start_frame: int  # video frames of the clip
     end_frame: int
     state_change: bool | None  # None when unlabelled (test)
-    pnr_frame: int | None  # video frame of the point of no return; None without a state change
+    pnr_frame: float | None  # video frame of the point of no return, as written (may be fractional); None if none
 
     @property
     def fps(self) -> float:
@@ -73,8 +73,8 @@ def load_fho_oscc_pnr(path, task: str | None = None) -> list[FHOClip]:
         sc = ck.get(e, "state_change", where, bool, optional=task is None)
         key = "parent_pnr_frame" if "parent_pnr_frame" in e else "pnr_frame"  # older files say pnr_frame
         pnr = ck.get(e, key, where, (int, float), optional=True)
-        if pnr is not None:
-            pnr = round(pnr)
+        if pnr is not None:  # kept as written: the official error uses the fractional frame, unrounded
+            pnr = ck.check(pnr, f"{where}.{key}", float)
             if not fs <= pnr <= fe:
                 ck.fail(f"{where}.{key}", f"PNR frame {pnr} is outside the clip's frames {fs}..{fe}")
         if task == "pnr" and sc and pnr is None:

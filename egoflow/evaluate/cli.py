@@ -32,8 +32,21 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--name", nargs="+", default=[], help="run names for --pred (default: file names)")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
     p.add_argument("--store", default=None, help="accepted for symmetry with the other verbs; not used")
-    p.add_argument("--nlq-missing", choices=("miss", "skip"), default="miss",
-                   help="NLQ: count a missing prediction as a miss (default) or skip it as the official script")
+    p.add_argument("--nlq-missing", choices=("skip", "miss"), default="skip",
+                   help="NLQ: average over the predicted queries (official, default) or count a missing one as a miss")
+    p.add_argument("--nlq-zero-union", choices=("nan", "zero"), default="nan",
+                   help="NLQ: IoU of a zero-length window on the same instant as a zero-length answer: NaN (official, "
+                        "default; mIoU becomes NaN) or 0")
+    p.add_argument("--ek100-missing", choices=("official", "wrong"), default="official",
+                   help="EK-100 AR: score only the predicted segments (official, default) or count missing ones wrong")
+    p.add_argument("--ek100-ties", choices=("numpy", "stable"), default="numpy",
+                   help="EK-100 AR: rank tied scores as the official np.argsort(...)[::-1] (default) or lower index "
+                        "first")
+    p.add_argument("--captions-missing", choices=("error", "skip", "empty"), default="error",
+                   help="captions: a ground-truth id without a caption is an error (COCO's evaluator asserts; "
+                        "default), left out (skip) or scored as an empty caption")
+    p.add_argument("--captions-empty", choices=("official", "placeholder"), default="official",
+                   help="captions: score an empty caption as it is (pycocoevalcap, default) or as '<empty>'")
     p.add_argument("--mq-recall-order", choices=("file", "score"), default="file",
                    help="MQ Recall@k: the first k*n predictions in file order (official, default) or by score")
     p.add_argument("--mq-zero-length", choices=("official", "no-match"), default="official",
@@ -125,7 +138,7 @@ def plan(args) -> list[tuple[str, str, str, str]]:
     return jobs
 
 
-def evaluate_jobs(jobs, nlq_missing: str = "miss", options: dict | None = None) -> dict:
+def evaluate_jobs(jobs, nlq_missing: str = "skip", options: dict | None = None) -> dict:
     """``options``: per-benchmark keyword arguments for the official-vs-sensible edge choices, e.g.
     {"mq": {"recall_order": "score"}, "charades": {"ties": "stable"}}."""
     results: dict[str, dict[str, dict]] = {}
@@ -145,7 +158,12 @@ def run(args) -> int:
     try:
         options = {"mq": {"recall_order": getattr(args, "mq_recall_order", "file"),
                           "zero_length": getattr(args, "mq_zero_length", "official")},
-                   "charades": {"ties": getattr(args, "charades_ties", "numpy")}}
+                   "charades": {"ties": getattr(args, "charades_ties", "numpy")},
+                   "nlq": {"zero_union": getattr(args, "nlq_zero_union", "nan")},
+                   "ek100-ar": {"missing": getattr(args, "ek100_missing", "official"),
+                                "ties": getattr(args, "ek100_ties", "numpy")},
+                   "captions": {"missing": getattr(args, "captions_missing", "error"),
+                                "empty": getattr(args, "captions_empty", "official")}}
         results = evaluate_jobs(plan(args), args.nlq_missing, options)
     except (AnnotationError, UsageError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

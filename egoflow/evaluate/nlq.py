@@ -7,23 +7,28 @@ Definitions (EGO4D/episodic-memory, NLQ/VSLNet/utils/evaluate_ego4d_nlq.py):
 - A query is recalled at (k, t) when one of its first k predicted windows has IoU **strictly greater** than t
   (``>``, so IoU exactly 0.5 does not count at 0.5).
 - mIoU is the mean over queries of the IoU of the *top-1* window.
-- The official script averages over the predictions it is given. Here ``missing="miss"`` (default) averages over
-  every answerable ground-truth query, a missing prediction counting as a miss with IoU 0; ``missing="skip"``
-  averages over predicted queries only and so reproduces the official numbers for partial submissions too. With
-  a complete submission the two agree; both report ``num_missing``.
+- The official script averages over the predictions it is given: ``missing="skip"`` (default) does the same;
+  ``missing="miss"`` averages over every answerable ground-truth query, a missing prediction counting as a miss
+  with IoU 0. With a complete submission the two agree; both report ``num_missing``.
+- A window pair with zero union (a zero-length prediction on the same instant as a zero-length answer) has IoU
+  0/0 = NaN in the official script (``zero_union="nan"``, default): never a hit, and a NaN top-1 IoU makes mIoU
+  NaN. ``zero_union="zero"`` gives IoU 0 instead (mIoU stays a number). A ``ParityWarning`` says when an input
+  hits either choice.
 
-Deliberate differences, both on inputs the official script cannot score: a window pair with zero union (two
-identical instants) has IoU 0 instead of NaN, and an empty ``predicted_times`` list is a miss instead of a crash.
-Ground-truth queries without query text cannot be answered (the baseline drops them); they are scored when a
-prediction exists, otherwise left out and counted in ``num_unanswerable``.
+Deliberate difference on an input the official script cannot score: an empty ``predicted_times`` list is a miss
+instead of a crash. Ground-truth queries without query text cannot be answered (the baseline drops them); they
+are scored when a prediction exists, otherwise left out and counted in ``num_unanswerable``.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from egoflow.datasets.ego4d import load_nlq_report
 from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json
 from egoflow.datasets.records import NLQQuery
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.formats import temporal_iou
 
 CURVE_IOUS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # IoU grid of the recall-vs-IoU plot
@@ -33,9 +38,9 @@ def recall_key(k: int, t: float) -> str:
     return f"R@{k} IoU={t:g}"
 
 
-def window_iou(windows: np.ndarray, start: float, end: float) -> np.ndarray:
-    """IoU of windows [P, 2] with one window; union as the hull (official), 0 where the union is empty."""
-    return temporal_iou(windows, (start, end))[:, 0]
+def window_iou(windows: np.ndarray, start: float, end: float, zero_union: float = 0.0) -> np.ndarray:
+    """IoU of windows [P, 2] with one window; union as the hull (official), ``zero_union`` where it is empty."""
+    return temporal_iou(windows, (start, end), empty=zero_union)[:, 0]
 
 
 def _segments(value, where: str, source) -> np.ndarray:
@@ -77,14 +82,14 @@ def index_predictions(predictions: list[dict], source="predictions") -> dict[tup
 
 
 def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3, 5), ious=(0.3, 0.5),
-                 missing: str = "miss", source="predictions") -> dict:
+                 missing: str = "skip", source="predictions", zero_union: str = "nan") -> dict:
     """Score official NLQ result entries (clip-time windows, best first) against ``ground_truth``.
 
     Returns {"R@k IoU=t": fraction, ..., "mIoU": fraction, counts, "curves": {"recall_vs_iou": ...}}.
     A prediction for a query that is not in ``ground_truth`` raises PredictionError (wrong split or uids).
     """
-    if missing not in ("miss", "skip"):
-        raise ValueError(f"missing must be 'miss' or 'skip', got {missing!r}")
+    if missing not in ("miss", "skip") or zero_union not in ("nan", "zero"):
+        raise ValueError(f"missing must be 'skip'/'miss' and zero_union 'nan'/'zero'; got {missing}, {zero_union}")
     gt: dict[tuple, NLQQuery] = {}
     for q in ground_truth:
         gt[(q.clip_uid, q.annotation_uid, q.query_idx)] = q
@@ -105,7 +110,8 @@ def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3
     kmax = max(ks)
     hits = []  # per scored query: [len(ks), len(curve_ts)] booleans
     top1 = []
-    n_missing = n_unanswerable = n_empty = 0
+    n_missing = n_unanswerable = n_empty = n_nan = 0
+    ts = np.array(curve_ts)
     for key, q in gt.items():
         windows = preds.get(key)
         if windows is None:
@@ -118,10 +124,23 @@ def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3
             windows = np.zeros((0, 2))
         if len(windows) == 0 and key in preds:
             n_empty += 1
-        iou = window_iou(windows[:kmax], q.start_sec, q.end_sec)
-        best = np.array([iou[:k].max() if len(iou[:k]) else 0.0 for k in ks])
-        hits.append(best[:, None] > np.array(curve_ts)[None, :])
+        iou = window_iou(windows[:kmax], q.start_sec, q.end_sec, np.nan)  # NaN marks a zero union
+        n_nan += bool(len(iou) and np.isnan(iou[0]))
+        if zero_union == "zero":
+            iou = np.nan_to_num(iou, nan=0.0)
+        with np.errstate(invalid="ignore"):  # official: (IoU > t)[:k].any(), a NaN IoU is never a hit
+            hits.append(np.stack([(iou[:k, None] > ts[None, :]).any(axis=0) for k in ks]))
         top1.append(iou[0] if len(iou) else 0.0)
+    if n_missing:
+        how = "official: averaged over the predicted queries" if missing == "skip" else "counted as misses"
+        warnings.warn(f"{source}: {n_missing} answerable queries have no prediction: missing={missing!r} ({how}); "
+                      f"missing={'miss' if missing == 'skip' else 'skip'!r} gives other numbers", ParityWarning,
+                      stacklevel=2)
+    if n_nan:
+        how = "IoU NaN as the official script, so mIoU is NaN" if zero_union == "nan" else "IoU 0"
+        warnings.warn(f"{source}: {n_nan} top-1 window(s) have zero union with their answer (the same instant): "
+                      f"zero_union={zero_union!r} ({how}); zero_union={'zero' if zero_union == 'nan' else 'nan'!r} "
+                      "gives another mIoU", ParityWarning, stacklevel=2)
     if not hits:
         raise PredictionError(source, None, "no prediction matches a ground-truth query")
     rate = np.mean(np.stack(hits), axis=0)  # [len(ks), len(curve_ts)]
@@ -131,7 +150,8 @@ def evaluate_nlq(ground_truth: list[NLQQuery], predictions: list[dict], ks=(1, 3
             out[recall_key(k, t)] = float(rate[ki, curve_ts.index(t)])
     out["mIoU"] = float(np.mean(top1))
     out.update(num_queries=len(gt) - n_unanswerable, num_evaluated=len(hits), num_missing=n_missing,
-               num_unanswerable=n_unanswerable, num_empty_predictions=n_empty, missing_policy=missing)
+               num_unanswerable=n_unanswerable, num_empty_predictions=n_empty, num_zero_union_top1=n_nan,
+               missing_policy=missing, zero_union=zero_union)
     out["curves"] = {"recall_vs_iou": {"iou": [float(t) for t in curve_ts],
                                        **{f"R@{k}": rate[ki].tolist() for ki, k in enumerate(ks)}}}
     return out

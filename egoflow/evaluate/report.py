@@ -184,7 +184,10 @@ def missing_notes(results: dict) -> list[str]:
             for k, v in m.items():
                 if k.startswith("num_missing") and _scalar(v) and v > 0:
                     what = k[len("num_missing"):].strip("_ ") or "predictions"
-                    notes.append(f"{run} / {bench}: {int(v)} missing {what} (counted as misses)")
+                    how = {"skip": "not scored", "official": "not scored", "miss": "counted as misses",
+                           "wrong": "counted as wrong", "empty": "scored as empty captions"}.get(
+                        m.get("missing_policy"), "counted as misses")
+                    notes.append(f"{run} / {bench}: {int(v)} missing {what} ({how})")
     return notes
 
 

@@ -1,8 +1,12 @@
 """Retrieval metrics: EgoMCQ accuracy and EPIC-Kitchens-100 multi-instance retrieval (mAP, nDCG).
 
 EgoMCQ: a question is answered correctly when the highest-scoring of its 5 candidates is the answer (ties go to
-the lower index, as ``argmax``). ``types`` 1 = inter-video, 2 = intra-video, mapped by value: a copy of the
-EgoVLP metric pairs sorted unique types with the names, which swaps them when one type is absent.
+the lower index, as ``argmax``). ``types`` 1 = inter-video, 2 = intra-video (EgoVLP's dataset: "1 for inter; 2 for
+intra"), mapped by value. The reference metrics name groups by position instead, ``zip(torch.unique(types),
+group_list)``: EgoVLP's ``egomcq_accuracy_metrics`` has ``["Intra-video", "Inter-video"]``, so it prints type 1
+(inter) as "Intra-video" and type 2 as "Inter-video" whenever both are present, and a lone type as "Intra-video";
+EgoVLPv2's ``egomcq_accuracy_metrics_ensemble`` / ``_vtm`` have ``["Inter-video", "Intra-video"]``: right with
+both present, a lone type printed as "Inter-video". See docs/evaluate.md.
 
 EK-100 MIR (``mAP.py`` / ``nDCG.py`` of the EPIC-Kitchens evaluation, used by the challenge and EgoVLP):
 similarity and relevancy are [videos, texts]; "V2T" ranks texts for each video (rows), "T2V" ranks videos for each
