@@ -163,3 +163,33 @@ def test_cli_extract_and_wrong_checkpoint_exit_2(fx, ckpt, vocab, tmp_path, caps
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "is an EgoVLPv2 checkpoint" in err[0]
     assert FeatureStore(store, mode="r").feature_sets() == [name]  # nothing written, nothing lost
+
+
+def test_predict_egomcq_dual_only(ckpt, vocab, tmp_path, capsys):
+    import json
+
+    from egoflow.datasets.synthetic.videos import make_video
+    from egoflow.extract.fused.scoring import clip_frames, pair_scores
+
+    make_video(tmp_path / "v" / "v1.mp4", [(0, 2, "red kettle"), (2, 4, "blue mug")], fps=10, size=(48, 40), seed=3)
+
+    def clip(s, e):
+        return {"video_uid": "v1", "clip_start": s, "clip_end": e, "clip_text": ""}
+    mcq = {"0": {"query": {**clip(0, 1), "clip_text": "the red cup"}, "answer": 1, "types": 2,
+                 "choices": {str(i): clip(i * 0.7, i * 0.7 + 0.6) for i in range(5)}}}
+    (tmp_path / "mcq.json").write_text(json.dumps(mcq))
+    args = ["predict", "egomcq", "--annotations", str(tmp_path / "mcq.json"), "--videos", str(tmp_path / "v"),
+            "--encoder", "fused", "--model", "egovlp-tiny", "--pretrained", ckpt, "--num-frames", "4",
+            "--tokenizer", str(vocab), "--precision", "fp32", "--device", "cpu", "--fps", "10"]
+    assert main([*args, "--out", str(tmp_path / "p.json"), "--score", "dual"]) == 0
+    got = json.loads((tmp_path / "p.json").read_text())["0"]
+    enc = create_fused_encoder("egovlp-tiny", ckpt, str(vocab), num_frames=4, precision="fp32", device="cpu")
+    clips = np.stack(clip_frames(tmp_path / "v" / "v1.mp4", [(i * 0.7, i * 0.7 + 0.6) for i in range(5)], 4, 10.0,
+                                 enc.image_size))
+    want = pair_scores(enc, clips, ["the red cup"] * 5, "dual")["dual"]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.ptp(want) > 1e-3
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "q.json")]) == 2  # default --score ensemble needs a VTM head
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "use --score dual" in err[0] and not (tmp_path / "q.json").exists()

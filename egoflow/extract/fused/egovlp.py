@@ -57,9 +57,10 @@ class SpaceTimeViT(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = self.tokens(video)
-        for blk in self.blocks:
-            x = blk(x, video.shape[1])
-        return self.norm(x[:, :1])[:, 0]  # LayerNorm is per token: only the CLS row is needed
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):  # only the CLS row is read: the last block computes just that row
+            x = blk(x, video.shape[1], cls_only=i == last)
+        return self.norm(x)[:, 0]
 
 
 class EgoVLPModel(nn.Module):
