@@ -163,6 +163,14 @@ def test_cli_extract_and_wrong_checkpoint_exit_2(fx, ckpt, vocab, tmp_path, caps
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "is an EgoVLPv2 checkpoint" in err[0]
     assert FeatureStore(store, mode="r").feature_sets() == [name]  # nothing written, nothing lost
+    strings = list(fx["strings"][:5])  # the reference's tokenizer did not truncate these
+    (tmp_path / "q.txt").write_text("\n".join(strings) + "\n")
+    assert main(["encode-text", str(tmp_path / "q.txt"), "--store", store, "--encoder", "fused", "--model",
+                 "egovlp-tiny", "--pretrained", ckpt, "--tokenizer", str(vocab), "--precision", "fp32"]) == 0
+    s = FeatureStore(store, mode="r")
+    (tset,) = s.text_sets()
+    got = s.load_texts(tset, strings).pooled
+    np.testing.assert_allclose(got, F.normalize(fx["text_embeds"][:5], dim=-1).numpy(), atol=2e-3)  # fp16 store
 
 
 def test_predict_egomcq_dual_only(ckpt, vocab, tmp_path, capsys):
