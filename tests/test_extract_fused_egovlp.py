@@ -166,7 +166,8 @@ def test_cli_extract_and_wrong_checkpoint_exit_2(fx, ckpt, vocab, tmp_path, caps
     strings = list(fx["strings"][:5])  # the reference's tokenizer did not truncate these
     (tmp_path / "q.txt").write_text("\n".join(strings) + "\n")
     assert main(["encode-text", str(tmp_path / "q.txt"), "--store", store, "--encoder", "fused", "--model",
-                 "egovlp-tiny", "--pretrained", ckpt, "--tokenizer", str(vocab), "--precision", "fp32"]) == 0
+                 "egovlp-tiny", "--pretrained", ckpt, "--tokenizer", str(vocab), "--precision", "fp32",
+                 "--num-frames", "4"]) == 0
     s = FeatureStore(store, mode="r")
     (tset,) = s.text_sets()
     got = s.load_texts(tset, strings).pooled
