@@ -123,6 +123,8 @@ def test_wrong_architecture_one_line(fx, ckpt, tmp_path):
         create_fused_model("egovlp-tiny", pretrained=ckpt, width=32)
     with pytest.raises(FusedModelError, match="16 patches per frame, egovlp-tiny 64"):
         create_fused_model("egovlp-tiny", pretrained=ckpt, image_size=64)
+    with pytest.raises(FusedModelError, match="is an EgoVLP checkpoint .* --model egovlp-base"):
+        create_fused_model("egovlpv2-tiny", pretrained=ckpt)  # and the other way round
     with pytest.raises(FusedModelError, match="temporal_fix 'nearest' is not zeros or bilinear"):
         create_fused_model("egovlp-tiny", temporal_fix="nearest")
 
