@@ -68,6 +68,15 @@ def test_reference_parity(fx, ckpt):
     for k, x in got.items():
         assert x.shape == fx[k].shape, k
         assert (x - fx[k]).abs().max() <= TOL, k
+    with torch.no_grad():
+        feats, n = m.nlq_token_features(fx["ids"], fx["mask"])
+    for i in range(len(n)):  # the reference's NLQ script keeps rows 1 .. n-2 of each string
+        real = int(fx["mask"][i].sum())
+        assert int(n[i]) == real - 2 and not feats[i, real - 2:].any()
+        assert (feats[i, :real - 2] - fx["text_tokens"][i, 1:real - 1]).abs().max() <= TOL
+        with torch.no_grad():  # it tokenizes one string at a time (no padding): the same rows
+            alone, _ = m.nlq_token_features(fx["ids"][i:i + 1, :real], fx["mask"][i:i + 1, :real])
+        assert (alone[0] - feats[i, :real - 2]).abs().max() <= TOL
     assert fx["sim"].max() - fx["sim"].min() > 0.2 and (fx["video_embeds"] - fx["video_embeds_3f"]).abs().max() > 0.1
 
 

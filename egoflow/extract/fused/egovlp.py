@@ -95,6 +95,14 @@ class EgoVLPModel(nn.Module):
         keeps rows 1 .. n-2 of each string: no [CLS], no [SEP])."""
         return self.txt_proj(self.text_model(ids, mask))
 
+    def nlq_token_features(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference NLQ text side: each string's projected tokens without [CLS] and [SEP] -> (features
+        ``[B, L - 2, proj_dim]`` zero after each string's length, lengths ``[B]`` = real tokens - 2)."""
+        tok = self.encode_text_tokens(ids, mask)
+        n = mask.sum(1) - 2
+        keep = torch.arange(tok.shape[1] - 2, device=ids.device)[None] < n[:, None]
+        return tok[:, 1:-1] * keep[..., None], n
+
     def forward_fused(self, *args, **kwargs):
         raise FusedModelError(f"{self.cfg.name} is a dual encoder (EgoVLP has no fusion layers and no VTM head): "
                               "only dual (cosine) scores and dual features exist; use --score dual")
