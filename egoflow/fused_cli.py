@@ -29,6 +29,8 @@ def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble
 
     if score not in SCORES:
         raise ValueError(f"unknown --score {score!r}: use one of {', '.join(SCORES)}")
+    if score != "dual" and getattr(encoder.model, "dual_only", False):
+        encoder.model.forward_fused()  # refuses in one line: a dual encoder (EgoVLP) has no VTM head
     items = load_egomcq(annotations)
     vdir = Path(videos_dir)
     if not vdir.is_dir():
@@ -46,7 +48,8 @@ def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble
                              encoder.cfg.num_frames, fps, encoder.image_size)
         for k in range(0, len(entries), encoder.cfg.batch_size):
             part = entries[k:k + encoder.cfg.batch_size]
-            s = pair_scores(encoder, np.stack(frames[k:k + len(part)]), [items[i].query for i, _, _ in part])[score]
+            s = pair_scores(encoder, np.stack(frames[k:k + len(part)]), [items[i].query for i, _, _ in part],
+                            score)[score]
             for (i, c, _), v in zip(part, s):
                 scores[i][c] = float(v)
     if missing:

@@ -2,6 +2,7 @@
 
     from egoflow.extract.fused import list_fused_models, create_fused_model
     model = create_fused_model("egovlpv2-base", pretrained="EgoVLPv2.pth", num_frames=16)
+    model = create_fused_model("egovlp-base", pretrained="egovlp.pth", num_frames=4)  # dual encoder (EgoVLP)
 """
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ from egoflow.extract.fused.model import FusedModel
 def create_fused_model(name: str = "egovlpv2-base", pretrained: str | None = None, strict: bool = True,
                        seed: int = 0, **overrides):
     """Build a fused model by registry name; ``pretrained`` a checkpoint path (released EgoVLPv2 names) or None
-    (seeded random init, with a loud warning). Returns the model in eval mode on CPU, fp32."""
+    (seeded random init, with a loud warning). Returns the model in eval mode on CPU, fp32. ``egovlp-*`` names
+    build the EgoVLP dual encoder (:mod:`egoflow.extract.fused.egovlp`; released ``egovlp.pth`` names)."""
+    if name.startswith("egovlp-"):
+        from egoflow.extract.fused.egovlp import create_egovlp
+
+        return create_egovlp(name, pretrained=pretrained, strict=strict, seed=seed, **overrides)
     if name.startswith("clip-fused-"):
         from egoflow.extract.fused.clip_fused import create_clip_fused
 

@@ -111,6 +111,10 @@ def _resize_temporal(t: torch.Tensor, frames: int, src: str) -> torch.Tensor:
 def load_state_dict(model, state: dict[str, torch.Tensor], src: str = "state dict", strict: bool = True
                     ) -> LoadReport:
     """Map ``state`` onto ``model``; with ``strict`` any missing/unexpected key or bad shape is an error."""
+    egovlp = next((k for k in state if k.removeprefix("module.").startswith("text_model.transformer.layer.")), None)
+    if egovlp is not None:  # DistilBERT names: the EgoVLP (v1) dual encoder
+        raise FusedModelError(f"{src} is an EgoVLP checkpoint (e.g. {egovlp}), not EgoVLPv2: load it with "
+                              "--model egovlp-base")
     own = model.state_dict()
     rep, new = LoadReport(), {}
     for k, v in state.items():

@@ -2,7 +2,8 @@
 
 Same role as :class:`egoflow.extract.clip.ClipEncoder` for the pipeline (``image_size``, ``describe()``,
 ``encode_text``), plus ``encode_windows`` (dual features, fusion off = alpha 0) and the reuse split for
-query-conditioned features (``window_tokens`` once per window, ``conditioned`` once per query).
+query-conditioned features (``window_tokens`` once per window, ``conditioned`` once per query). A dual-only
+model (``egovlp-*``: no fusion) gives dual features and text embeddings only; the conditioned path refuses it.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ _CACHE: dict[tuple, FusedEncoder] = {}
 class FusedEncoderConfig:
     model: str = "egovlpv2-base"  # registry name (list_fused_models())
     pretrained: str = "none"  # checkpoint path (EgoVLPv2 names; open_clip tag/path for clip-fused) or none
-    tokenizer: str = ""  # folder with vocab.json + merges.txt (EgoVLPv2); clip-fused uses open_clip's
+    tokenizer: str = ""  # folder: vocab.json + merges.txt (EgoVLPv2), vocab.txt (EgoVLP); clip-fused: open_clip's
     num_frames: int = 16  # F frames per window
     fusion_checkpoint: str = ""  # clip-fused: tuned fusion weights (fusion tuning output)
     precision: str = "auto"  # auto | bf16 | fp32 | fp16
@@ -45,6 +46,7 @@ class FusedEncoder:
         self.weights = weights_description(cfg.pretrained)
         pre = None if self.weights["pretrained"] == "none" else cfg.pretrained
         self.is_clip = cfg.model.startswith("clip-fused-")
+        self.dual_only = cfg.model.startswith("egovlp-")  # EgoVLP: no fusion layers, no VTM head
         kw = {"fusion_checkpoint": cfg.fusion_checkpoint or None} if self.is_clip else {}
         model = create_fused_model(cfg.model, pretrained=pre, num_frames=cfg.num_frames, **kw)
         self.model = model.eval().requires_grad_(False).to(self.device, self.dtype)
@@ -58,19 +60,35 @@ class FusedEncoder:
             mean = pp.get("mean", (0.48145466, 0.4578275, 0.40821073))
             std = pp.get("std", (0.26862954, 0.26130258, 0.27577711))
             self.dim = model.embed_dim
-            self.fused_dim = model.embed_dim
+            self._fused_dim = model.embed_dim
         else:
             self._bpe = None
-            if cfg.tokenizer:
+            if cfg.tokenizer and self.dual_only:
+                from egoflow.extract.fused.egovlp_text import WordPiece
+
+                self._bpe = WordPiece(cfg.tokenizer, max_length=model.cfg.max_positions)
+            elif cfg.tokenizer:
                 from egoflow.extract.fused.tokenizer import RobertaBPE
 
                 self._bpe = RobertaBPE(cfg.tokenizer, max_length=model.cfg.max_positions - model.cfg.pad_id - 1)
             self.image_size = model.cfg.image_size
             mean, std = model.cfg.mean, model.cfg.std
             self.dim = model.cfg.proj_dim
-            self.fused_dim = model.cfg.width
+            self._fused_dim = None if self.dual_only else model.cfg.width
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def fused_dim(self) -> int:
+        """Width of query-conditioned features (refused for a dual-only model before anything is written)."""
+        self._need_fusion()
+        return self._fused_dim
+
+    def _need_fusion(self):
+        if self.dual_only:
+            raise FusedModelError(f"{self.cfg.model} is a dual encoder (EgoVLP has no fusion layers): it gives dual "
+                                  "window features and text embeddings, not query-conditioned features (--queries);"
+                                  " use egovlpv2-base or clip-fused-<model> for those")
 
     def describe(self) -> dict:
         """Every setting that changes the numbers (feature-set config hash)."""
@@ -130,8 +148,9 @@ class FusedEncoder:
             ids = self._oc_tok(list(strings))
             return ids.to(self.device), (ids != 0).long().to(self.device)
         if self._bpe is None:
-            raise FusedModelError(f"{self.cfg.model}: text needs --tokenizer DIR (a folder with vocab.json and "
-                                  "merges.txt of roberta-base)")
+            need = "vocab.txt of distilbert-base-uncased" if self.dual_only else "vocab.json and merges.txt of " \
+                "roberta-base"
+            raise FusedModelError(f"{self.cfg.model}: text needs --tokenizer DIR (a folder with {need})")
         ids, mask = self._bpe(strings)
         return ids.to(self.device), mask.to(self.device)
 
@@ -151,6 +170,7 @@ class FusedEncoder:
     def window_tokens(self, clips: np.ndarray):
         """Text-independent work once per window: uint8 ``[B, F, H, W, 3]`` -> a cache for :meth:`conditioned`
         (the lower layers' tokens; for EgoVLPv2 models also the first fused layer's query-free parts)."""
+        self._need_fusion()
         parts = [self._clips(clips[i:i + self.cfg.batch_size]) for i in range(0, len(clips), self.cfg.batch_size)]
         if self.is_clip:
             return {"v": torch.cat([self.model.video_lower(p) for p in parts])}
@@ -177,6 +197,7 @@ class FusedEncoder:
     def conditioned(self, cache: dict, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Top M fused layers for one query over a window cache -> (video features ``[B, fused_dim]``,
         P(match) ``[B]``)."""
+        self._need_fusion()
         t, bias = self._text(query)
         feats, scores = [], []
         for i in range(0, len(cache["v"]), self.cfg.batch_size):
@@ -196,6 +217,7 @@ class FusedEncoder:
     @torch.inference_mode()
     def conditioned_full(self, clips: np.ndarray, query: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole fused model per (window, query), no reuse (the reference's way; for comparisons)."""
+        self._need_fusion()
         feats, scores = [], []
         for i in range(0, len(clips), self.cfg.batch_size):
             video = self._clips(clips[i:i + self.cfg.batch_size])

@@ -45,14 +45,19 @@ def clip_frames(path, spans: list[tuple[float, float]], num_frames: int, fps: fl
 
 
 @torch.inference_mode()
-def pair_scores(encoder, clips: np.ndarray, texts: list[str]) -> dict[str, np.ndarray]:
-    """Scores of pairs (clips[i], texts[i]): uint8 ``[B, F, H, W, 3]`` -> {"dual", "vtm", "ensemble"} ``[B]``."""
+def pair_scores(encoder, clips: np.ndarray, texts: list[str], score: str | None = None) -> dict[str, np.ndarray]:
+    """Scores of pairs (clips[i], texts[i]): uint8 ``[B, F, H, W, 3]`` -> {"dual", "vtm", "ensemble"} ``[B]``.
+    A dual-only model (EgoVLP) has only "dual"; asking it for another ``score`` is refused."""
+    m = encoder.model
+    if getattr(m, "dual_only", False) and score not in (None, "dual"):
+        m.forward_fused()  # raises: no VTM head
     video = encoder._clips(clips)
     ids, mask = encoder.tokenize(texts)
-    m = encoder.model
     v = F.normalize(m.encode_video(video).float(), dim=-1)
     t = F.normalize(m.encode_text(ids, mask).float(), dim=-1)
     dual = (v * t).sum(-1)
+    if getattr(m, "dual_only", False):
+        return {"dual": dual.cpu().numpy()}
     vtm = m.forward_fused(video, ids, mask)["vtm"].float().softmax(-1)[:, 1]
     return {"dual": dual.cpu().numpy(), "vtm": vtm.cpu().numpy(), "ensemble": (dual + vtm).cpu().numpy()}
 
