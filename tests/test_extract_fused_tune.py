@@ -9,6 +9,7 @@ from egoflow.datasets.synthetic.videos import CONCEPTS, make_video
 from egoflow.extract.fused import create_fused_model
 from egoflow.extract.fused.encoder import FusedEncoder, FusedEncoderConfig
 from egoflow.extract.fused.extract import iter_windows
+from egoflow.extract.fused.objectives import scene_chunks
 from egoflow.extract.fused.tune import (
     TuneConfig,
     save_fusion,
@@ -67,7 +68,13 @@ def test_egovlpv2_tuning_with_mlm_runs_all_objectives(one_thread):
     ids[:, 1:3] = (10 + labels * 2)[:, None] + torch.arange(2)  # the label's words
     mask = torch.ones_like(ids)
     frozen = m.video.blocks[0].attn.qkv.weight.clone()
-    hist = tune_fusion(m, video, ids, mask, labels, TuneConfig(steps=30, batch=8, lr=3e-3), mask_id=4)
+    # tags (nouns, verbs) and scene chunks as Ego4D narrations give them: positives share a noun and a verb,
+    # each sampled clip brings one of its video-minute
+    nouns = torch.nn.functional.one_hot(labels, 4)
+    verbs = torch.nn.functional.one_hot(labels % 2, 2)
+    chunks = scene_chunks(["v1"] * 4 + ["v2"] * 4, torch.tensor([0, 10, 70, 80, 0, 5, 10, 15.0]))
+    hist = tune_fusion(m, video, ids, mask, cfg=TuneConfig(steps=30, batch=4, lr=3e-3), mask_id=4,
+                       tags=(nouns, verbs), chunks=chunks)
     assert {"egonce", "vtm", "mlm"} <= set(hist[-1])
     assert np.mean([h["mlm"] for h in hist[-5:]]) < np.mean([h["mlm"] for h in hist[:5]])
     assert torch.equal(m.video.blocks[0].attn.qkv.weight, frozen)  # lower layers stay frozen

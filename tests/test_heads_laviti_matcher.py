@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.heads.laviti.matcher import HungarianMatcher, alignment_logits, hungarian_match
+from egoflow.heads.laviti.criterion import Criterion
+from egoflow.heads.laviti.matcher import HungarianMatcher, alignment_cosines, alignment_logits, hungarian_match
+from egoflow.heads.laviti.model import Config
 
 
 def brute_force(p_vt, p_s, p_e):
@@ -76,11 +78,37 @@ def test_alignment_logits_use_temperature_bias_and_te_table():
     outputs = {"visual": torch.tensor([[[1.0, 0, 0]]]), "start_te": torch.tensor([[[0.0, 0, 0, 3.0]]]),
                "end_te": torch.tensor([[[0.0, 1.0, 0, 0]]]), "te_table": table,
                "logit_scale": torch.log(torch.tensor([2.0, 3.0, 4.0])), "logit_bias": torch.tensor([-1.0, 0.0, 1.0])}
-    lg = alignment_logits(outputs, batch)
+    lg = alignment_logits(alignment_cosines(outputs, batch), outputs)
     assert lg.shape == (3, 1, 1, 2)
     # cos(visual, text) = [1, 0]; cos(start, TE(0)) = 0, cos(start, TE(1)) = 1; cos(end, TE(1/3)) = 1, TE(2/3) = 0
     assert torch.allclose(lg[0, 0, 0], torch.tensor([2 * 1 - 1.0, 2 * 0 - 1.0]))
     assert torch.allclose(lg[1, 0, 0], torch.tensor([0.0, 3.0]))
     assert torch.allclose(lg[2, 0, 0], torch.tensor([4 + 1.0, 1.0]))
-    capped = alignment_logits(outputs, batch, max_temperature=2.5)
+    capped = alignment_logits(alignment_cosines(outputs, batch), outputs, max_temperature=2.5)
     assert torch.allclose(capped[2, 0, 0], torch.tensor([2.5 + 1.0, 1.0]))
+
+
+def test_paper_cost_and_learned_cost_choose_differently():
+    """The paper's cost (product of sigmoid(cos)) is soft; the learned SigLIP logits (t 10, b -5 here) make one
+    poor alignment veto a pair. Narration 0 agrees strongly on two alignments and poorly on one, narration 1
+    moderately on all three: the paper matches 0, the learned cost 1."""
+    cos = torch.tensor([[1.0, 0.55], [1.0, 0.55], [0.2, 0.55]]).view(3, 1, 1, 2)
+    mask = torch.tensor([[True, True]])
+    (_, paper), = HungarianMatcher()(cos, mask)
+    (_, learned), = HungarianMatcher()(10 * cos - 5, mask)
+    assert paper.tolist() == [0] and learned.tolist() == [1]
+
+
+def test_criterion_matches_on_cosines_with_the_paper_matcher():
+    seen = []
+    outputs = {"visual": torch.nn.functional.normalize(torch.randn(1, 2, 3), dim=-1),
+               "start_te": torch.randn(1, 2, 4), "end_te": torch.randn(1, 2, 4), "te_table": torch.randn(5, 4),
+               "logit_scale": torch.log(torch.tensor([10.0, 10.0, 10.0])), "logit_bias": torch.full((3,), -5.0)}
+    batch = {"text": torch.randn(1, 2, 3), "text_mask": torch.tensor([[True, True]]),
+             "start_pos": torch.tensor([[0.1, 0.5]]), "end_pos": torch.tensor([[0.3, 0.9]])}
+    for kind in ("paper", "learned"):
+        crit = Criterion(Config(matcher=kind))
+        crit.matcher = lambda scores, mask, inner=crit.matcher: seen.append(scores) or inner(scores, mask)
+        crit(outputs, batch)
+    cos = alignment_cosines(outputs, batch)
+    assert torch.allclose(seen[0], cos) and torch.allclose(seen[1], alignment_logits(cos, outputs))

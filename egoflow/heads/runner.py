@@ -119,7 +119,8 @@ def train(name: str, store, feature_set: str, annotations, out_dir, *, val_annot
     config = {"head": name, "benchmark": spec.benchmark, "head_config": head_config,
               "train_config": dataclasses.asdict(tcfg), "store": store.url, "feature_set": feature_set,
               "text_set": inputs.text_set, "annotations": _source(annotations),
-              "val_annotations": _source(val_annotations), **options, **task.info}
+              "val_annotations": _source(val_annotations), "selection": [val.metric, val.mode] if val else None,
+              **options, **task.info}
     (out / "config.json").write_text(json.dumps(config, indent=1, default=str))
     result = fit(model, criterion, task.train_set, task.collate, tcfg, evaluate=evaluate,
                  metric=val.metric if val else None, mode=val.mode if val else "max", out_dir=out,

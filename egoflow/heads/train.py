@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from egoflow.device import resolve_device
+from egoflow.heads.optim import OPTIMIZERS, param_groups
 
 
 @dataclass
@@ -29,9 +30,10 @@ class TrainConfig:
     batch_size: int = 32  # samples per optimisation step
     lr: float = 1e-3  # peak learning rate (after warm-up)
     weight_decay: float = 0.01  # decoupled for AdamW, L2 for Adam
-    optimizer: str = "adamw"  # "adamw" | "adam"
+    optimizer: str = "adamw"  # "adamw" | "adam" | "adamw-hf" (transformers' legacy AdamW, eps 1e-6: baselines)
+    no_decay_norm_bias: bool = False  # no weight decay on biases and LayerNorm weights (BERT/VSLNet baseline rule)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
-    schedule: str = "constant"  # after warm-up: "constant" | "cosine" (to 0 at the end) | "step"
+    schedule: str = "constant"  # after warm-up: "constant" | "cosine" | "linear" (both to 0 at the end) | "step"
     step_milestones: tuple = ()  # epochs at which "step" multiplies the lr by step_gamma
     step_gamma: float = 0.1  # factor of the "step" schedule
     grad_clip: float = 1.0  # max global grad norm; <= 0 disables clipping
@@ -81,13 +83,15 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
         if cfg.schedule == "cosine":
             t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+        if cfg.schedule == "linear":  # transformers' get_linear_schedule_with_warmup after the warm-up
+            return max(0.0, (total - step) / max(1, total - cfg.warmup_steps))
         if cfg.schedule == "step":
             epoch = step // max(1, steps_per_epoch)
             return cfg.step_gamma ** sum(epoch >= m for m in cfg.step_milestones)
         return 1.0
 
-    if cfg.schedule not in ("constant", "cosine", "step"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine or step")
+    if cfg.schedule not in ("constant", "cosine", "linear", "step"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine, linear or step")
     return f
 
 
@@ -146,10 +150,11 @@ def fit(model: torch.nn.Module, criterion: Callable, train_set: Dataset, collate
                         generator=gen, num_workers=cfg.num_workers, drop_last=False)
     params = [p for p in list(model.parameters()) + list(getattr(criterion, "parameters", lambda: [])())
               if p.requires_grad]
-    opt_cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}.get(cfg.optimizer)
+    opt_cls = OPTIMIZERS.get(cfg.optimizer)
     if opt_cls is None:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adamw or adam")
-    opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use {', '.join(OPTIMIZERS)}")
+    modules = [m for m in (model, criterion) if isinstance(m, torch.nn.Module)]
+    opt = opt_cls(param_groups(modules, cfg.weight_decay, cfg.no_decay_norm_bias), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, len(loader)))
 
     out = Path(out_dir) if out_dir is not None else None

@@ -1,12 +1,10 @@
 """Light fusion tuning: train only the fusion modules and gates (everything pretrained stays frozen) with the
 EgoVLPv2 objectives on narrated clips, so a ``clip-fused`` model's fusion is not random.
 
-* EgoNCE: InfoNCE over the batch's dual embeddings where clips sharing an action/object label are positives of
-  each other (EgoNCE's action-aware positives), temperature 0.05, both directions;
-* VTM with hard negatives: each positive (clip, narration) pair plus one negative narration and one negative
-  clip, sampled in proportion to their dual similarity among pairs of another label (as the reference);
-* MLM (models with an MLM head, i.e. the EgoVLPv2 configs): 15% of the narration tokens masked, predicted from
-  the fused text tokens.
+The objectives are the reference's, one rule each in :mod:`egoflow.extract.fused.objectives`: EgoNCE with
+action-aware positives (shared noun and verb) and scene-aware negatives (a clip of the same minute of the same
+video joins the batch), MLM (15%; 80/10/10) for models with an MLM head, VTM with hard negatives; the loss is
+``egonce_weight x EgoNCE + mlm_weight x MLM + vtm_weight x VTM`` (reference: 1, 1, 2).
 
 The frozen lower layers run once for the whole training set (their tokens are cached), so each step runs only
 the top M layers. Deterministic with a seed.
@@ -18,16 +16,32 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from egoflow.extract.fused.objectives import (
+    egonce_loss,
+    egonce_positives,
+    mlm_mask,
+    scene_negatives,
+    tags_from_labels,
+    vtm_pairs,
+)
+
 
 @dataclass
 class TuneConfig:
     steps: int = 200  # optimiser steps
-    batch: int = 12  # pairs per step
+    batch: int = 12  # pairs sampled per step (scene-aware negatives add as many again)
     lr: float = 1e-3  # AdamW learning rate of the fusion modules
     weight_decay: float = 0.01
-    temperature: float = 0.05  # EgoNCE temperature
-    vtm_weight: float = 2.0  # as the reference's loss = EgoNCE + MLM + 2 * VTM
-    mlm_prob: float = 0.15  # share of narration tokens masked for MLM
+    temperature: float = 0.05  # EgoNCE temperature (also sharpens the VTM hard-negative draw)
+    egonce_weight: float = 1.0  # reference loss = EgoNCE + MLM + 2 x VTM
+    mlm_weight: float = 1.0
+    vtm_weight: float = 2.0
+    mlm_prob: float = 0.15  # share of real narration tokens picked for MLM
+    mlm_mask_frac: float = 0.8  # of the picked: replaced by <mask>
+    mlm_random_frac: float = 0.1  # of the picked: replaced by a random token (the rest stay as they are)
+    scene_negatives: bool = True  # with chunks given: one clip of the same video-minute joins per sampled clip
+    vtm_negatives: str = "reference"  # "reference" (half pairs, half one hard negative) | "triplet" (egoflow's
+    # earlier rule: every pair plus a negative text and a negative clip)
     seed: int = 0
 
 
@@ -49,11 +63,36 @@ def _outputs(model, v, t, bias):
     return o, tf
 
 
-def tune_fusion(model, video: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-                cfg: TuneConfig | None = None, mask_id: int | None = None) -> list[dict]:
-    """Train the fusion of ``model`` on pairs (video[i] ``[F, 3, S, S]`` preprocessed, text ids/mask[i]) with
-    integer ``labels [N]`` (same label = positives for EgoNCE, never hard negatives). Returns per-step losses."""
+def _vtm_indices(sim, pos, idx, cfg: TuneConfig, g):
+    """(video rows, text rows, labels) into the cached lower tokens."""
+    if cfg.vtm_negatives == "triplet":
+        w = torch.softmax(sim.T.detach() / cfg.temperature, 1).masked_fill(pos, 0) + 1e-9 * (~pos)
+        neg_t = torch.multinomial(w, 1, generator=g).squeeze(1)
+        neg_v = torch.multinomial(w.T.contiguous(), 1, generator=g).squeeze(1)
+        labels = torch.cat([torch.ones(len(idx)), torch.zeros(2 * len(idx))]).long()
+        return torch.cat([idx, idx, idx[neg_v]]), torch.cat([idx, idx[neg_t], idx]), labels
+    if cfg.vtm_negatives != "reference":
+        raise ValueError(f"vtm_negatives must be 'reference' or 'triplet', got {cfg.vtm_negatives!r}")
+    vi, ti, labels = vtm_pairs(sim, pos, cfg.temperature, g)
+    return idx[vi], idx[ti], labels
+
+
+def tune_fusion(model, video: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                labels: torch.Tensor | None = None, cfg: TuneConfig | None = None, mask_id: int | None = None,
+                tags: tuple[torch.Tensor, torch.Tensor] | None = None, chunks: torch.Tensor | None = None
+                ) -> list[dict]:
+    """Train the fusion of ``model`` on pairs (video[i] ``[F, 3, S, S]`` preprocessed, text ids/mask[i]).
+
+    ``tags``: multi-hot (nouns ``[N, Vn]``, verbs ``[N, Vv]``) of each narration (EgoNCE positives share a noun
+    and a verb); or integer ``labels [N]`` (same label = positives). ``chunks [N]``: scene chunk of each clip
+    (``objectives.scene_chunks``) for scene-aware negatives. Returns per-step losses.
+    """
     cfg = cfg or TuneConfig()
+    if tags is None:
+        if labels is None:
+            raise ValueError("tune_fusion needs tags (nouns, verbs) or integer labels for EgoNCE positives")
+        tags = tags_from_labels(labels)
+    nouns, verbs = tags
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     params = fusion_parameters(model)
@@ -71,35 +110,27 @@ def tune_fusion(model, video: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
     model.train()
     for _ in range(cfg.steps):
         idx = torch.randperm(len(video), generator=g)[:cfg.batch]
-        lab = labels[idx]
-        same = lab[:, None] == lab[None, :]
-        # EgoNCE on the dual embeddings
+        if chunks is not None and cfg.scene_negatives:
+            idx = torch.cat([idx, scene_negatives(idx, chunks, g)])
+        pos = egonce_positives(nouns[idx], verbs[idx])
         ve = F.normalize(model.encode_video(video[idx]), dim=-1)
         te = F.normalize(model.encode_text(ids[idx], mask[idx]), dim=-1)
-        sim = ve @ te.T / cfg.temperature
-        nce = sum(-(torch.logsumexp(s.masked_fill(~same, -1e4), 1) - torch.logsumexp(s, 1)).mean()
-                  for s in (sim, sim.T)) / 2
-        # VTM with hard negatives (sampled among other labels by dual similarity)
-        with torch.no_grad():
-            w = (sim.detach()).softmax(1).masked_fill(same, 0) + 1e-9 * (~same)
-            neg_t = torch.multinomial(w, 1, generator=g).squeeze(1)
-            neg_v = torch.multinomial(w.T.contiguous(), 1, generator=g).squeeze(1)
-        vi = torch.cat([idx, idx, idx[neg_v]])
-        ti = torch.cat([idx, idx[neg_t], idx])
+        sim = te @ ve.T  # [text, video] cosine, as the reference's sim_matrix(text, video)
+        nce = egonce_loss(sim, pos, cfg.temperature)
+        vi, ti, target = _vtm_indices(sim, pos, idx, cfg, g)
         o, _ = _outputs(model, v_low[vi], t_low[ti], _bias_rows(bias, ti))
-        target = torch.cat([torch.ones(len(idx)), torch.zeros(2 * len(idx))]).long()
         vtm = F.cross_entropy(o["vtm"], target)
-        loss = nce + cfg.vtm_weight * vtm
+        loss = cfg.egonce_weight * nce + cfg.vtm_weight * vtm
         rec = {"egonce": float(nce.detach()), "vtm": float(vtm.detach())}
         if use_mlm:
             real = mask[idx].bool() & (ids[idx] > 2)  # not <s>, <pad>, </s>
-            pick = real & (torch.rand(real.shape, generator=g) < cfg.mlm_prob)
-            masked = ids[idx].masked_fill(pick, mask_id)
+            masked, pick = mlm_mask(ids[idx], real, mask_id, model.cfg.vocab_size, g, cfg.mlm_prob,
+                                    cfg.mlm_mask_frac, cfg.mlm_random_frac)
             tm, bm = model.text_lower(masked, mask[idx])
             _, tfm = _outputs(model, v_low[idx], tm, bm)
             if pick.any():
                 mlm = F.cross_entropy(model.mlm_logits(tfm)[pick], ids[idx][pick])
-                loss = loss + mlm
+                loss = loss + cfg.mlm_weight * mlm
                 rec["mlm"] = float(mlm.detach())
         opt.zero_grad()
         loss.backward()

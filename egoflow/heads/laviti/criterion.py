@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from egoflow.heads.laviti.matcher import HungarianMatcher, alignment_logits
+from egoflow.heads.laviti.matcher import HungarianMatcher, alignment_cosines, alignment_logits
 
 ALIGNMENTS = ("vt", "start", "end")  # order of the three logits / temperatures / losses
 
@@ -34,10 +34,11 @@ class Criterion(nn.Module):
         self.matcher = HungarianMatcher()
 
     def forward(self, outputs: dict, batch: dict) -> dict:
-        logits = alignment_logits(outputs, batch, self.cfg.max_temperature)  # [3, B, N, M]
+        cosines = alignment_cosines(outputs, batch)  # [3, B, N, M]
+        logits = alignment_logits(cosines, outputs, self.cfg.max_temperature)
         text_mask = batch["text_mask"]
         labels = -torch.ones_like(logits[0])
-        matches = self.matcher(logits, text_mask)
+        matches = self.matcher(cosines if self.cfg.matcher == "paper" else logits, text_mask)
         for b, (rows, cols) in enumerate(matches):
             labels[b, torch.as_tensor(rows, device=labels.device), torch.as_tensor(cols, device=labels.device)] = 1.0
         num_pos = max(sum(len(r) for r, _ in matches), 1)

@@ -1,9 +1,10 @@
 """Three-way Hungarian matching of LAVITI's moment predictions to narrations (DETR's matcher, LAVITI's cost).
 
 For one chunk with N predictions and M narrations the cost is ``-(P_vt * P_start * P_end)`` where each
-``P [N, M]`` is the sigmoid of a SigLIP logit ``t * cos + b``: the probability that prediction i and narration
-j are a positive pair for that alignment. A prediction must agree with a narration on *what* and on *when*
-(start and end) to be cheap, and the product makes one bad factor veto the pair.
+``P [N, M]`` is a sigmoid per alignment: of the plain cosine in the paper (``Config.matcher = "paper"``), or of
+the loss's SigLIP logit ``t * cos + b`` with the learned t and b (``"learned"``, an egoflow option: the
+probability the loss itself assigns to the pair). A prediction must agree with a narration on *what* and on
+*when* (start and end) to be cheap, and the product makes one bad factor veto the pair.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def hungarian_match(p_vt, p_start, p_end) -> tuple[np.ndarray, np.ndarray]:
     return rows[order].astype(np.int64), cols[order].astype(np.int64)
 
 
-def alignment_logits(outputs: dict, batch: dict, max_temperature: float = 100.0) -> torch.Tensor:
-    """SigLIP logits of the three alignments, ``[3, B, N, M]`` (visual-text, start TE, end TE).
+def alignment_cosines(outputs: dict, batch: dict) -> torch.Tensor:
+    """Cosines of the three alignments, ``[3, B, N, M]`` (visual-text, start TE, end TE).
 
     Ground-truth TEs are the TE table read at the narrations' relative start/end times, so the same table
     that positions the visual tokens also defines what a time "looks like" to the decoder's TE heads.
@@ -50,12 +51,18 @@ def alignment_logits(outputs: dict, batch: dict, max_temperature: float = 100.0)
         F.normalize(outputs["start_te"], dim=-1) @ gt_start.transpose(1, 2),
         F.normalize(outputs["end_te"], dim=-1) @ gt_end.transpose(1, 2),
     ])  # [3, B, N, M]
+    return sims
+
+
+def alignment_logits(cosines: torch.Tensor, outputs: dict, max_temperature: float = 100.0) -> torch.Tensor:
+    """SigLIP logits ``t * cos + b`` of the three alignments ``[3, B, N, M]`` with the learned t (clamped), b."""
     scale = outputs["logit_scale"].exp().clamp(max=max_temperature)
-    return scale.view(3, 1, 1, 1) * sims + outputs["logit_bias"].view(3, 1, 1, 1)
+    return scale.view(3, 1, 1, 1) * cosines + outputs["logit_bias"].view(3, 1, 1, 1)
 
 
 class HungarianMatcher:
-    """Batch wrapper: ``(logits [3, B, N, M], text_mask [B, M]) -> list of (pred_idx, gt_idx)`` per chunk."""
+    """Batch wrapper: ``(scores [3, B, N, M], text_mask [B, M]) -> list of (pred_idx, gt_idx)`` per chunk; the
+    cost's probabilities are ``sigmoid(scores)`` (cosines for the paper's cost, SigLIP logits for "learned")."""
 
     @torch.no_grad()
     def __call__(self, logits: torch.Tensor, text_mask: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -54,6 +54,7 @@ class Config:
     loss_weights: tuple = (1.0, 1.0, 1.0)  # weights of the (visual-text, start-TE, end-TE) sigmoid losses
     top_k: int = 5  # moments returned per NLQ query
     nms_iou: float = 0.5  # temporal NMS among a query's ranked moments (duplicate queries predict one moment)
+    matcher: str = "learned"  # Hungarian cost: "paper" (sigmoid of plain cosines) | "learned" (of SigLIP logits)
 
     @property
     def width(self) -> int:
@@ -180,6 +181,8 @@ class Decode:
 def _check(cfg: Config) -> None:
     if cfg.kernel < 1 or cfg.num_queries < 1 or cfg.num_time_embeddings < 2:
         raise ValueError(f"laviti: kernel, num_queries must be >= 1 and num_time_embeddings >= 2, got {cfg}")
+    if cfg.matcher not in ("paper", "learned"):
+        raise ValueError(f"laviti: matcher must be 'paper' or 'learned', got {cfg.matcher!r}")
     if not 0.0 < cfg.interval_reach <= 1.0:
         raise ValueError(f"laviti: interval_reach must be in (0, 1] (bounded by the neighbours), "
                          f"got {cfg.interval_reach}")

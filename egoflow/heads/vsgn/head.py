@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 TRAIN_DEFAULTS = dict(epochs=30, batch_size=32, lr=5e-5, weight_decay=1e-4, optimizer="adam", schedule="step",
                       step_milestones=(15,), step_gamma=0.1)
 METRIC = "mAP"
+# EgoVLPv2's MQ head-tuning grid (facebookresearch/EgoVLPv2@550c059 EgoMQ/scripts/train_infer_eval_ego_nce.sh:
+# 50 epochs, --use_xGPN, input 4096; the best of the 144 runs by Average-mAP, find_best_parameters.py). The
+# Ego4D baseline (EGO4D/episodic-memory MQ/Utils/opts.py) runs one setting: batch 32, lr 5e-5 (README: 1e-4),
+# step 15, gamma 0.1. Run with egoflow.heads.grid.grid_search("vsgn", ..., EGOVLPV2_GRID, ...).
+EGOVLPV2_GRID = dict(batch_size=[32, 16, 8], lr=[1e-4, 5e-4, 5e-5, 1e-5], step_size=[15, 30, 5],
+                     step_gamma=[0.05, 0.1, 0.5, 0.25])
+EGOVLPV2_TRAIN = dict(epochs=50)
 PREDICT_BATCH = 16  # clips per forward pass of `egoflow predict` (training predicts at its batch size)
 
 

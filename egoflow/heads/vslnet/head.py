@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 TRAIN_DEFAULTS = dict(epochs=10, batch_size=32, lr=1e-3, weight_decay=0.01, optimizer="adamw", grad_clip=1.0,
                       schedule="cosine")
 WARMUP_FRACTION = 0.05
+# The Ego4D NLQ baseline as its code runs it (EGO4D/episodic-memory@5275b95 NLQ/VSLNet: run_train.sh with
+# --predictor bert, options.py defaults, model/VSLNet.py's optimiser): egoflow's options off. Weights trained by
+# the baseline load with egoflow.heads.vslnet.reference.load_reference_state_dict.
+BASELINE_HEAD = dict(predictor="transformer", dim=128, num_heads=8, kernel_size=7, conv_layers=4, max_pos_len=128,
+                     dropout=0.2, highlight_weight=5.0, highlight_extension=0.1, mask_conv_padding=False,
+                     pos_init_std=1.0)
+BASELINE_TRAIN = dict(epochs=200, batch_size=32, lr=1e-4, optimizer="adamw-hf", weight_decay=0.01,
+                      no_decay_norm_bias=True, schedule="linear", warmup_steps=0, grad_clip=1.0)
 METRIC = "R@1 IoU=0.3"
 
 

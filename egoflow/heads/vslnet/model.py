@@ -44,6 +44,9 @@ class Config:
     drop_zero_length_train: bool = True  # drop training queries whose answer window has zero length
     skip_missing: bool = False  # drop (and count) queries whose video/text features are missing, else fail
     conditioned: bool = False  # query-conditioned feature set (fused extractor): one sequence per (clip, query)
+    predictor: str = "transformer"  # span predictor: "transformer" (baseline with cached text tokens) | "rnn"
+    mask_conv_padding: bool = True  # egoflow option: zero padded steps before each conv (baseline: off)
+    pos_init_std: float = 0.02  # egoflow option: position embedding init std (baseline: torch's N(0, 1) = 1.0)
 
 
 class VSLNet(nn.Module):
@@ -56,21 +59,29 @@ class VSLNet(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
+        if cfg.predictor not in ("transformer", "rnn"):
+            raise ValueError(f"vslnet predictor must be 'transformer' or 'rnn', got {cfg.predictor!r}")
         self.video_proj = Projection(cfg.video_dim, cfg.dim, cfg.dropout)
-        self.query_proj = Projection(cfg.text_dim, cfg.dim, cfg.dropout)
+        # cached text tokens are the baseline's frozen-BERT output: one linear map, no dropout (its query_affine)
+        self.query_proj = nn.Linear(cfg.text_dim, cfg.dim)
         enc = dict(dim=cfg.dim, num_heads=cfg.num_heads, kernel_size=cfg.kernel_size, num_layers=cfg.conv_layers,
-                   max_pos_len=cfg.max_pos_len, dropout=cfg.dropout)
+                   max_pos_len=cfg.max_pos_len, dropout=cfg.dropout, mask_padding=cfg.mask_conv_padding,
+                   pos_init_std=cfg.pos_init_std)
         self.encoder = FeatureEncoder(**enc)  # shared by video and query
         self.cq_attention = ContextQueryAttention(cfg.dim, cfg.dropout)
         self.cq_concat = QueryConcat(cfg.dim)
         self.highlighter = Highlighter(cfg.dim)
-        self.predictor = ConditionedSpanPredictor(FeatureEncoder(**enc), cfg.dim)
+        self.predictor = ConditionedSpanPredictor(
+            FeatureEncoder(**enc) if cfg.predictor == "transformer" else None, cfg.dim)
         self.apply(_init_weights)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         v_mask, q_mask = batch["mask"], batch["text_mask"]
-        v = self.encoder(self.video_proj(batch["feats"]), v_mask)
+        # the baseline's order (video projection, query projection, query encoder, video encoder): with dropout
+        # on, the same seed then draws the same masks
+        v = self.video_proj(batch["feats"])
         q = self.encoder(self.query_proj(batch["text"]), q_mask)
+        v = self.encoder(v, v_mask)
         x = self.cq_concat(self.cq_attention(v, q, v_mask, q_mask), q, q_mask)
         h = self.highlighter(x, v_mask)
         # gate each step by its foreground probability so the span predictor focuses on the highlighted region
@@ -80,10 +91,13 @@ class VSLNet(nn.Module):
 
 
 def _init_weights(m: nn.Module) -> None:
+    """The baseline's init: Xavier-uniform linear/conv weights, zero biases, torch's own LSTM init."""
     if isinstance(m, (nn.Linear, nn.Conv1d)):
         nn.init.xavier_uniform_(m.weight)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LSTM):
+        m.reset_parameters()
 
 
 class Criterion(nn.Module):
