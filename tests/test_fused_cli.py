@@ -23,9 +23,9 @@ def setup(tmp_path_factory):
 
     def clip(s, e, uid="v1"):
         return {"video_uid": uid, "clip_start": s, "clip_end": e, "clip_text": ""}
-    mcq = {"0": {"query": {"clip_text": "red kettle", **clip(0, 1)}, "answer": 1, "types": 2,
+    mcq = {"0": {"query": {**clip(0, 1), "clip_text": "red kettle"}, "answer": 1, "types": 2,
                  "choices": {str(i): clip(i * 0.7, i * 0.7 + 0.6) for i in range(5)}},
-           "1": {"query": {"clip_text": "blue mug", **clip(2, 3)}, "answer": 0, "types": 1,
+           "1": {"query": {**clip(2, 3), "clip_text": "blue mug"}, "answer": 0, "types": 1,
                  "choices": {str(i): clip(0.5 * i, 0.5 * i + 0.5, "v1" if i < 4 else "absent") for i in range(5)}}}
     (d / "egomcq.json").write_text(json.dumps(mcq))
     return d, vids, tok
