@@ -87,7 +87,7 @@ class Evaluation:
 
 def task(inputs, overrides):
     dim = inputs.store.feature_set_info(inputs.feature_set)["dim"]
-    cfg = config_from_dict(SPEC, {"video_dim": dim, **overrides})
+    cfg = config_from_dict(Config, {"video_dim": dim, **overrides}, "toy")
     val = Evaluation(inputs, inputs.val_annotations) if inputs.val_annotations else None
     train = load_nlq(inputs.annotations)
     return Task(cfg, _samples(inputs, train), collate, val, {"num_train": len(train)})

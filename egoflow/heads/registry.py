@@ -47,10 +47,11 @@ def describe_heads() -> dict[str, dict]:
 
 def head_config(name: str, **overrides):
     """The head's Config with ``overrides`` applied (unknown keys are an error)."""
-    return config_from_dict(get_spec(name), overrides)
+    spec = get_spec(name)
+    return config_from_dict(spec.Config, overrides, spec.name)
 
 
 def create_head(name: str, **overrides):
     """``build(Config(**overrides))`` of head ``name`` -> (model, criterion, decode)."""
     spec = get_spec(name)
-    return spec.build(config_from_dict(spec, overrides))
+    return spec.build(config_from_dict(spec.Config, overrides, spec.name))

@@ -152,7 +152,7 @@ def load_run(run_dir, name: str, device: str = "cpu"):
     if config.get("head") != name and config.get("head") not in spec.loads:
         raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not {name}")
     owner = get_spec(config["head"])
-    cfg = config_from_dict(owner, config["head_config"])
+    cfg = config_from_dict(owner.Config, config["head_config"], owner.name)
     model, _, decode = owner.build(cfg)
     load_checkpoint(run / "best.pt", model)
     return model.to(resolve_device(device)).eval(), decode, cfg, config
