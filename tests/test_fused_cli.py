@@ -1,4 +1,5 @@
-"""egoflow predict egomcq with the fused backbone (egoflow.fused_cli + extract.fused.scoring) -> egoflow evaluate.
+"""egoflow predict egomcq with the fused backbone (the FusedScorer of egoflow.fused_cli, passed to the zero-shot
+registry entries; extract.fused.scoring) -> egoflow evaluate.
 
 A generated video and a hand-written egomcq.json in the real format; random-initialised egovlpv2-tiny, toy BPE."""
 import json
@@ -58,7 +59,7 @@ def test_predict_then_evaluate(setup, tmp_path, capsys):
                str(pred), "--encoder", "fused", "--model", "egovlpv2-tiny", "--num-frames", "4", "--tokenizer",
                str(tok), "--precision", "fp32", "--device", "cpu"])
     assert rc == 0
-    p = json.loads(pred.read_text())
+    p = json.loads(pred.read_text())["results"]  # the official submission, as every predictor writes it
     assert list(p) == ["0"] and len(p["0"]) == 5  # item 1 has a candidate in a missing video: left out
     assert "not in" in capsys.readouterr().err
     rc = main(["evaluate", "egomcq", "--pred", str(pred), "--gt", str(d / "egomcq.json"), "--out",

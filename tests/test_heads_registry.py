@@ -100,9 +100,9 @@ SPEC = HeadSpec(name="toy", benchmark="nlq", description="toy span regressor (te
 
 
 def test_builtin_heads_and_strict_configs():
-    assert list_heads() == ["laviti", "laviti-charades", "linear-egotaskqa", "linear-ek100", "linear-oscc",
-                            "linear-pnr", "summarizer", "translate", "translate-charades", "translate-egomcq",
-                            "translate-ek100", "vsgn", "vslnet"]
+    assert list_heads() == ["charades", "egomcq", "ek100-mir", "laviti", "laviti-charades", "linear-egotaskqa",
+                            "linear-ek100", "linear-oscc", "linear-pnr", "summarizer", "translate",
+                            "translate-charades", "translate-egomcq", "translate-ek100", "vsgn", "vslnet"]
     assert describe_heads()["vsgn"]["benchmark"] == "mq"
     model, criterion, decode = create_head("vslnet", dim=32, num_heads=4)
     assert model.cfg.dim == 32

@@ -28,7 +28,13 @@ from zarr.codecs import ZstdCodec
 from egoflow import __version__
 from egoflow.features_store import claims
 from egoflow.features_store.consistency import check_local_root, claim_config, verify_videos
-from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError, VideoMissing
+from egoflow.features_store.errors import (
+    FeatureSetMismatch,
+    FeatureSetMissing,
+    StoreError,
+    StoreNotFound,
+    VideoMissing,
+)
 from egoflow.features_store.layout import (
     RESERVED,
     SetGroup,
@@ -65,7 +71,7 @@ class FeatureStore:
                                             **create, **kw)
                 break
             except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
-                raise StoreError(f"no feature store at {self.url}") from e
+                raise StoreNotFound(f"no feature store at {self.url}") from e
             except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError) as e:
                 if attempt == 19:
                     if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):

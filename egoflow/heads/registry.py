@@ -6,11 +6,11 @@ can follow ``egoflow train NAME`` from the CLI through :mod:`egoflow.heads.runne
 """
 from __future__ import annotations
 
-from egoflow.heads import laviti, linear, summarizer, translate, vsgn, vslnet
+from egoflow.heads import laviti, linear, summarizer, translate, vsgn, vslnet, zeroshot
 from egoflow.heads.spec import HeadSpec, config_from_dict
 
 _BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC, *linear.SPECS.values(),
-            *translate.SPECS)
+            *translate.SPECS, *zeroshot.SPECS)
 _REGISTRY: dict[str, HeadSpec] = {s.name: s for s in _BUILTIN}
 
 
@@ -33,6 +33,11 @@ def unregister(name: str) -> None:
 def list_heads() -> list[str]:
     """Names of the registered heads."""
     return sorted(_REGISTRY)
+
+
+def zero_shot_heads() -> list[str]:
+    """Names of the predict-only heads that need no run directory (``egoflow predict NAME`` without --run)."""
+    return sorted(n for n, s in _REGISTRY.items() if s.zero_shot)
 
 
 def get_spec(name: str) -> HeadSpec:

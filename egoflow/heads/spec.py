@@ -57,6 +57,7 @@ class HeadSpec:
     warmup_fraction: float = 0.0  # warm-up as this fraction of all steps unless warmup_steps is given
     options: tuple = ()  # extra keyword options the head takes (CLI `--init`, `--classes`)
     loads: tuple = ()  # heads whose run directories this head can also predict with (same network)
+    zero_shot: bool = False  # predict-only without a run directory (nothing trained: the frozen encoder scores)
     # demo(ctx: egoflow.demo.DemoContext, runner: the egoflow.heads.runner module, passed in because a head never
     # imports it: it imports the registry and so every head) -> result dict of the head's demo step
     demo: Callable | None = None
