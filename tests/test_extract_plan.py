@@ -46,7 +46,7 @@ def test_plan_cli_prints_the_cost_lines(videos, capsys):
                 "3 GPU(s)"):
         assert key in out
     assert main(["plan", str(videos / "missing.mp4"), "--model", "egoflow-tiny-ViT"]) == 2
-    assert "plan: " + str(videos / "missing.mp4") + " does not exist" in capsys.readouterr().err
+    assert f"egoflow plan: error: {videos / 'missing.mp4'} does not exist" in capsys.readouterr().err
 
 
 def test_gpu_check_script_cpu_path_writes_a_profile_plan_reads(videos, tmp_path):

@@ -138,6 +138,8 @@ def measure_profile(paths: list, model: str, fps: float, device: str = "auto", p
     if not any(h > 0 for h in hours):
         raise ValueError("plan: no readable video among the inputs, nothing to time decoding on")
     enc = create_encoder(model, "none", precision, device, batch_size)
+    warm = next(p for p, h in zip(paths, hours) if h > 0)
+    probe_decode_cost(warm, fps, enc.image_size, max_frames=8)  # unmeasured: the first decode loads the codec libs
     groups = decode_groups(paths, hours, fps, enc.image_size)
     dev = enc.device
     where = f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else \
@@ -155,7 +157,7 @@ def _encode_on_cpu(prof: dict) -> bool:
 def _check_inputs(videos: list[str]) -> None:
     missing = [v for v in videos if not Path(v).exists()]
     if missing:
-        raise FileNotFoundError(f"plan: {missing[0]} does not exist" + (f" (and {len(missing) - 1} more given "
+        raise FileNotFoundError(f"{missing[0]} does not exist" + (f" (and {len(missing) - 1} more given "
                                                                          "paths)" if len(missing) > 1 else ""))
 
 
@@ -202,7 +204,7 @@ def make_plan(videos: list[str], model: str = "ViT-B-32", fps: float = 1.875, wo
                    "(--save-profile there, --profile here)" if cpu_enc else ""),
                "gpus": "given (--workers x --gpus-per-worker)",
                "hours_per_shard": "given (--shard-hours)" if shard_hours else "assumed (4 shards per GPU)",
-               "wall_hours": "derived" + (" assuming each GPU encodes at the CPU rate measured" if cpu_enc else "")}
+               "wall_hours": "derived" + (", assuming each GPU encodes at the CPU rate measured" if cpu_enc else "")}
     return {"videos": len(paths), "hours": H, "scaled_from_hours": probed if scale != 1.0 else None,
             "fps": fps, "sampled_frames": int(frames), "decode_cpu_hours": dec_h, "encode_device_hours": enc_h,
             "decoders_per_gpu": per_gpu, "gpus": gpus, "shards": len(layout) if scale == 1.0 else
