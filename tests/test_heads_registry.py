@@ -108,7 +108,7 @@ def test_builtin_heads_and_strict_configs():
     assert model.cfg.dim == 32
     with pytest.raises(ValueError, match="head 'vslnet' has no config key\\(s\\) \\['nope'\\]; its keys: .*video_dim"):
         head_config("vslnet", nope=1)
-    with pytest.raises(KeyError, match="unknown head 'nope'; available: laviti"):
+    with pytest.raises(KeyError, match="unknown head 'nope'; available: charades, egomcq, ek100-mir, laviti"):
         get_spec("nope")
 
 
