@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from egoflow.extract.clip import create_encoder
-    from egoflow.extract.plan import time_decode, time_encode
+    from egoflow.extract.plan import probe_decode_cost, time_encode
 
     with tempfile.TemporaryDirectory() as tmp:
         video = a.video
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
             video = str(Path(tmp) / "bench.mp4")
             make_benchmark_video(video, minutes=0.5 if not a.quick else 0.1)
         torch.set_num_threads(1)  # one decoder = one core; encoding below gets the threads back
-        dec = {s: time_decode(video, a.fps, s, max_frames=256) for s in (224, 336)}
+        dec = {s: probe_decode_cost(video, a.fps, s, max_frames=256) / 1e3 for s in (224, 336)}  # s/frame
         torch.set_num_threads(max(1, torch.get_num_threads()))
     rows, best = [], {}
     for model in a.models:

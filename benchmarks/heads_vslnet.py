@@ -14,13 +14,13 @@ import time
 
 import torch
 
-from egoflow.datasets.nlq_data import collate_nlq, load_nlq_split
 from egoflow.datasets.synthetic.nlq import make_synthetic_nlq
 from egoflow.device import resolve_device
 from egoflow.features_store import FeatureStore
 from egoflow.heads import vslnet
 from egoflow.heads.runner import build_seeded
 from egoflow.heads.train import TrainConfig, fit
+from egoflow.heads.vslnet.data import collate_nlq, load_nlq_split
 from egoflow.heads.vslnet.head import NLQEvaluation, predict_dataset
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 BANNER = "=" * 78
@@ -94,11 +95,12 @@ def _run_head(spec, ctx) -> tuple[dict, dict]:
 def _extras(store_url, feature_set, text_set, files, charades, out, device, seed, quick, results, failed):
     """Zero-shot CharadesEgo from class names (no training) as one more report row, then `egoflow search` with
     the first val query; returns the search result (its contact sheet goes into the report)."""
+    from egoflow.heads import runner
     from egoflow.heads.zeroshot import demo as zeroshot_demo
     from egoflow.search_cli import demo as search_demo
 
     search = None
-    for name, step in (("clip-zeroshot", zeroshot_demo), ("search", search_demo)):
+    for name, step in (("clip-zeroshot", partial(zeroshot_demo, runner=runner)), ("search", search_demo)):
         ctx = DemoContext(store_url, feature_set, text_set, *files, out / "runs" / name, device, seed, quick,
                           **charades)
         try:

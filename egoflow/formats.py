@@ -178,21 +178,27 @@ def write_submission(benchmark: str, records, path: str | os.PathLike) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if benchmark in BINARY:
-        tmp.write_bytes(mir_submission_bytes(records))
+        tmp.write_bytes(mir_submission_bytes(records, npz=path.suffix == ".npz"))
     else:
         tmp.write_text(submission_text(benchmark, records, path.suffix))
     os.replace(tmp, path)
     return str(path)
 
 
-def mir_submission_bytes(records: dict) -> bytes:
+def mir_submission_bytes(records: dict, npz: bool = False) -> bytes:
     """EK-100 MIR challenge pickle: ``{"version", "challenge", "sim_mat" [V, T] float32, "vis_ids", "txt_ids",
-    "sls_pt", "sls_tl", "sls_td"}`` (videos are rows, as the official evaluation reads it)."""
+    "sls_pt", "sls_tl", "sls_td"}`` (videos are rows, as the official evaluation reads it); ``npz``: the same
+    ``sim_mat`` / ``vis_ids`` / ``txt_ids`` as a NumPy ``.npz`` (what the evaluator also reads)."""
+    import io
     import pickle
 
     sim = np.asarray(records["sim_mat"], np.float32)
     vis, txt = list(map(str, records["vis_ids"])), list(map(str, records["txt_ids"]))
     if sim.shape != (len(vis), len(txt)):
         raise ValueError(f"sim_mat {sim.shape} must be [len(vis_ids), len(txt_ids)] = [{len(vis)}, {len(txt)}]")
+    if npz:
+        buf = io.BytesIO()
+        np.savez(buf, sim_mat=sim, vis_ids=np.array(vis), txt_ids=np.array(txt))
+        return buf.getvalue()
     return pickle.dumps({"version": "0.1", "challenge": "multi_instance_retrieval", "sls_pt": -1, "sls_tl": -1,
                          "sls_td": -1, "sim_mat": sim, "vis_ids": np.array(vis), "txt_ids": np.array(txt)})

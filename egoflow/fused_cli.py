@@ -1,5 +1,9 @@
-"""CLI pieces of the fused backbone that sit above extract and datasets: ``egoflow predict egomcq`` and
-``egoflow info --encoder fused`` (cost report).
+"""The fused backbone where it joins annotations and videos: its zero-shot scorer and its cost report.
+
+``FusedScorer`` is the scorer the zero-shot registry entries accept (``egoflow predict egomcq|ek100-mir|charades
+--encoder fused --videos DIR``): it decodes the clips from a folder of videos and scores them with the fused
+model. The CLI builds it and passes it down as the ``scorer`` option, so the prediction goes through
+``egoflow.heads.runner`` like every head (heads never import ``egoflow.extract``).
 
     egoflow predict egomcq --annotations egomcq.json --videos DIR --out pred.json --encoder fused \
         --model egovlpv2-base --pretrained EgoVLPv2.pth --tokenizer roberta-base/ [--score ensemble]
@@ -15,117 +19,77 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-
-def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble", fps: float = 8.0,
-                   progress: bool = True) -> Path:
-    """Score the 5 candidates of every EgoMCQ item with the fused model; write ``{item_id: [5 scores]}``.
-
-    Videos are ``<videos_dir>/<video_uid>.mp4`` (any extension the extractor reads); each is decoded once.
-    Items whose video is missing are left out (the evaluator counts them as missing) and listed on stderr.
-    """
-    from egoflow.datasets.egomcq import load_egomcq
-    from egoflow.extract.fused.scoring import SCORES, clip_frames, pair_scores
-    from egoflow.extract.pipeline import VIDEO_EXTENSIONS
-
-    if score not in SCORES:
-        raise ValueError(f"unknown --score {score!r}: use one of {', '.join(SCORES)}")
-    if score != "dual" and getattr(encoder.model, "dual_only", False):
-        encoder.model.forward_fused()  # refuses in one line: a dual encoder (EgoVLP) has no VTM head
-    items = load_egomcq(annotations)
-    vdir = Path(videos_dir)
-    if not vdir.is_dir():
-        raise FileNotFoundError(f"videos folder {vdir} does not exist")
-    files = {p.stem: p for p in vdir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
-    by_video = defaultdict(list)  # video_uid -> [(item index, choice index, clip)]
-    for i, it in enumerate(items):
-        for c, clip in enumerate(it.choices):
-            by_video[clip.video_uid].append((i, c, clip))
-    scores = [[None] * len(it.choices) for it in items]
-    missing = sorted(u for u in by_video if u not in files)
-    for uid in tqdm(sorted(set(by_video) - set(missing)), desc="egomcq videos", disable=not progress):
-        entries = by_video[uid]
-        frames = clip_frames(files[uid], [(c.start_sec, c.end_sec) for _, _, c in entries],
-                             encoder.cfg.num_frames, fps, encoder.image_size)
-        for k in range(0, len(entries), encoder.cfg.batch_size):
-            part = entries[k:k + encoder.cfg.batch_size]
-            s = pair_scores(encoder, np.stack(frames[k:k + len(part)]), [items[i].query for i, _, _ in part],
-                            score)[score]
-            for (i, c, _), v in zip(part, s):
-                scores[i][c] = float(v)
-    if missing:
-        print(f"egomcq: {len(missing)} video(s) not in {vdir} (their items are left out), e.g. {missing[0]}",
-              file=sys.stderr)
-    result = {it.item_id: row for it, row in zip(items, scores) if all(v is not None for v in row)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result))
-    return out
+from egoflow.extract.discover import VIDEO_EXTENSIONS
+from egoflow.extract.fused.scoring import SCORES, clip_frames, pair_scores, similarity_matrix
+from egoflow.extract.video import probe
 
 
-def _seconds(ts: str) -> float:
-    """EPIC timestamps ``HH:MM:SS.ff`` (or plain seconds) -> seconds."""
-    parts = [float(x) for x in str(ts).split(":")]
-    return sum(v * 60 ** (len(parts) - 1 - i) for i, v in enumerate(parts))
+class FusedScorer:
+    """A zero-shot scorer (``egoflow.heads.zeroshot.Scorer``) over the videos of ``videos_dir``
+    (``<video_uid>.<ext>``, any extension the extractor reads), each decoded once per call.
+
+    ``score``: dual (cosine), vtm (fusion P(match)) or ensemble (their sum); default ensemble for pairs (EgoMCQ)
+    and dual for matrices (EK-100 MIR, CharadesEgo: vtm runs the fused model on every pair). ``pairs`` leaves
+    clips of absent videos NaN (listed on stderr); ``matrix`` refuses them."""
+
+    def __init__(self, videos_dir, encoder, score: str | None = None, fps: float = 8.0, progress: bool = True):
+        if score is not None and score not in SCORES:
+            raise ValueError(f"unknown --score {score!r}: use one of {', '.join(SCORES)}")
+        vdir = Path(videos_dir)
+        if not vdir.is_dir():
+            raise FileNotFoundError(f"videos folder {vdir} does not exist")
+        self.vdir, self.encoder, self.score, self.fps, self.progress = vdir, encoder, score, fps, progress
+        self.files = {p.stem: p for p in vdir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
+
+    def _frames(self, clips) -> dict[int, np.ndarray]:
+        """uint8 ``[F, H, W, 3]`` of every clip whose video is here, by clip index."""
+        by_video = defaultdict(list)
+        for i, c in enumerate(clips):
+            if c.video_uid in self.files:
+                by_video[c.video_uid].append(i)
+        out = {}
+        for uid in tqdm(sorted(by_video), desc="videos", disable=not self.progress):
+            idx, path = by_video[uid], self.files[uid]
+            whole = float(probe(path).duration_s) if any(clips[i].start is None for i in idx) else 0.0
+            spans = [(0.0, whole) if clips[i].start is None else (clips[i].start, clips[i].end) for i in idx]
+            frames = clip_frames(path, spans, self.encoder.cfg.num_frames, self.fps, self.encoder.image_size)
+            out.update(zip(idx, frames))
+        return out
+
+    def pairs(self, clips, texts) -> np.ndarray:
+        score = self.score or "ensemble"
+        if score != "dual" and getattr(self.encoder.model, "dual_only", False):
+            self.encoder.model.forward_fused()  # refuses in one line, before decoding: a dual encoder has no VTM
+        frames = self._frames(clips)
+        missing = sorted({c.video_uid for c in clips} - set(self.files))
+        if missing:
+            print(f"{len(missing)} video(s) not in {self.vdir} (their clips are not scored), e.g. {missing[0]}",
+                  file=sys.stderr)
+        out, idx, bs = np.full(len(clips), np.nan), sorted(frames), self.encoder.cfg.batch_size
+        for k in range(0, len(idx), bs):
+            part = idx[k:k + bs]
+            s = pair_scores(self.encoder, np.stack([frames[i] for i in part]), [texts[i] for i in part], score)
+            out[part] = s[score]
+        return out
+
+    def matrix(self, clips, texts) -> np.ndarray:
+        absent = sorted({c.video_uid for c in clips} - set(self.files))
+        if absent:
+            raise FileNotFoundError(f"{len(absent)} video(s) not in {self.vdir}, e.g. {absent[0]}")
+        frames = self._frames(clips)
+        clips_arr = np.stack([frames[i] for i in range(len(clips))])
+        return similarity_matrix(self.encoder, clips_arr, list(texts), self.score or "dual").T  # [clips, texts]
 
 
-def predict_ek100_mir(root, videos_dir, encoder, out, split: str = "test", score: str = "dual", fps: float = 8.0,
-                      progress: bool = True) -> Path:
-    """EK-100 MIR similarity matrix [video segments, captions] written as the challenge's dict (``sim_mat``,
-    ``vis_ids``, ``txt_ids``; ``.npz`` or pickle by the suffix of ``out``). ``vtm`` / ``ensemble`` run the fused
-    model on every (segment, caption) pair: only for small splits. Videos are ``<videos_dir>/<video_id>.mp4``."""
-    import os
-    import pickle
-
-    from egoflow.datasets.ek100 import load_mir
-    from egoflow.datasets.errors import read_csv_rows
-    from egoflow.extract.fused.scoring import clip_frames, similarity_matrix
-    from egoflow.extract.pipeline import VIDEO_EXTENSIONS
-
-    mir = load_mir(root, split)
-    rows = read_csv_rows(os.path.join(root, f"EPIC_100_retrieval_{split}.csv"),
-                         ("narration_id", "video_id", "start_timestamp", "stop_timestamp"))
-    files = {p.stem: p for p in Path(videos_dir).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
-    absent = sorted({r["video_id"] for r in rows} - set(files))
-    if absent:
-        raise FileNotFoundError(f"{len(absent)} EK-100 video(s) not in {videos_dir}, e.g. {absent[0]}")
-    by_video = defaultdict(list)
-    for i, r in enumerate(rows):
-        by_video[r["video_id"]].append(i)
-    clips: list = [None] * len(rows)
-    for vid in tqdm(sorted(by_video), desc="ek100 videos", disable=not progress):
-        idx = by_video[vid]
-        spans = [(_seconds(rows[i]["start_timestamp"]), _seconds(rows[i]["stop_timestamp"])) for i in idx]
-        for i, c in zip(idx, clip_frames(files[vid], spans, encoder.cfg.num_frames, fps, encoder.image_size)):
-            clips[i] = c
-    sim = similarity_matrix(encoder, np.stack(clips), list(mir.texts), score).T  # [videos, texts]
-    sub = {"sim_mat": sim, "vis_ids": [r["narration_id"] for r in rows], "txt_ids": list(mir.text_ids)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npz":
-        np.savez(out, sim_mat=sim, vis_ids=np.array(sub["vis_ids"]), txt_ids=np.array(sub["txt_ids"]))
-    else:
-        out.write_bytes(pickle.dumps(sub))
-    return out
-
-
-def cmd_predict_ek100_mir(a, _encoder) -> int:
-    """``_encoder(a)`` builds the encoder from the CLI arguments (passed in by egoflow.cli)."""
-    if a.encoder != "fused" or not a.videos:
-        raise ValueError("egoflow predict ek100-mir needs --encoder fused and --videos DIR")
-    path = predict_ek100_mir(a.annotations, a.videos, _encoder(a), a.out, score=a.score or "dual", fps=a.fps or 8.0)
-    print(f"similarity matrix written to {path}")
-    return 0
-
-
-def cmd_predict_egomcq(a, _encoder) -> int:
-    """``_encoder(a)`` builds the encoder from the CLI arguments (passed in by egoflow.cli)."""
-    if a.encoder != "fused":
-        raise ValueError("egoflow predict egomcq scores video-text pairs with the fused model: add --encoder fused")
+def fused_scorer(a, make_encoder) -> FusedScorer:
+    """The scorer of ``egoflow predict NAME --encoder fused``; ``make_encoder(a)`` builds the encoder from the CLI
+    arguments (passed in by egoflow.cli)."""
     if not a.videos:
-        raise ValueError("egoflow predict egomcq needs --videos DIR (the Ego4D videos named <video_uid>.mp4)")
-    path = predict_egomcq(a.annotations, a.videos, _encoder(a), a.out, a.score or "ensemble", a.fps or 8.0)
-    print(f"predictions written to {path}")
-    return 0
+        raise ValueError(f"egoflow predict {a.head} --encoder fused scores clips of the videos: add --videos DIR "
+                         "(the videos named <video_uid>.mp4)")
+    if not Path(a.videos).is_dir():
+        raise FileNotFoundError(f"videos folder {a.videos} does not exist")
+    return FusedScorer(a.videos, make_encoder(a), a.score, a.fps or 8.0)
 
 
 def cmd_info(a) -> int:
@@ -140,13 +104,3 @@ def cmd_info(a) -> int:
     r = cost_report(model, text_len=a.text_tokens, num_frames=a.num_frames)
     print(json.dumps(r, indent=1) if a.json else format_report(r))
     return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("info", help="cost report of an encoder (fused: parameters, GMACs per window and query)")
-    p.add_argument("--encoder", default="fused", choices=["fused"])
-    p.add_argument("--model", default=None, help="fused model (default egovlpv2-base)")
-    p.add_argument("--num-frames", type=int, default=16, help="frames per window F")
-    p.add_argument("--text-tokens", type=int, default=16, help="tokens per query")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)

@@ -185,23 +185,6 @@ def cmd_search(a) -> int:
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("search", help="natural-language moment search over a store (+ contact sheet)")
-    p.add_argument("query", help='e.g. "where did I leave the keys"')
-    p.add_argument("--store", required=True)
-    p.add_argument("--feature-set", required=True)
-    p.add_argument("-k", type=int, default=10, help="hits (steps) to return")
-    p.add_argument("--out", default=None, help="folder for search.json and the contact sheet search.png")
-    p.add_argument("--merge-gap", type=float, default=None, help="merge hits of a video this close (s; default "
-                   "two steps)")
-    p.add_argument("--model", default=None, help="open_clip text tower (default: the feature set's extractor)")
-    p.add_argument("--pretrained", default=None, help="its weights (default: the feature set's extractor)")
-    p.add_argument("--index", default=None, help="saved index folder (default: <store>.index/<feature set>)")
-    p.add_argument("--rebuild-index", action="store_true", help="rebuild the index even if a fresh one exists")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (text tower and faiss)")
-    p.set_defaults(func=cmd_search)
-
-
 def demo(ctx) -> dict:
     """The demo's search step: the first NLQ query of the demo over the whole store -> search.json + contact
     sheet in ``ctx.out_dir`` (the lead's demo report shows the PNG)."""

@@ -116,3 +116,88 @@ def test_missing_credentials_are_named(tmp_path, capsys, fsspec_conf, monkeypatc
     assert main(["store", "info", "--store", "s3://egoflow/x.zarr", "--storage-options",
                  json.dumps({"endpoint_url": f"http://127.0.0.1:{free_port()}"})]) == 2
     assert "no credentials for s3://" in capsys.readouterr().err
+
+
+def _store_verbs(parser, path=()):
+    """(verb path, parser) of every sub-command of the egoflow CLI, recursively."""
+    import argparse
+
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            for name, sub in act.choices.items():
+                yield (*path, name), sub
+                yield from _store_verbs(sub, (*path, name))
+
+
+def test_every_verb_with_store_takes_storage_options():
+    from egoflow.cli import build_parser
+
+    with_store = {path: {o for a in p._actions for o in a.option_strings}
+                  for path, p in _store_verbs(build_parser())
+                  if any("--store" in a.option_strings for a in p._actions)}
+    assert {("store", "pack"), ("store", "export"), ("store", "import"), ("search",), ("segment",), ("extract",),
+            ("train",), ("predict",), ("encode-text",)} <= set(with_store)
+    # evaluate's --store is accepted for symmetry and never opened (egoflow/evaluate/cli.py)
+    lacking = [" ".join(p) for p, opts in with_store.items() if "--storage-options" not in opts and p != ("evaluate",)]
+    assert not lacking, f"verbs with --store but no --storage-options: {lacking}"
+
+
+@pytest.fixture(scope="module")
+def s3_feats(s3, tmp_path_factory):
+    """Two short videos extracted into s3://egoflow/verbs.zarr (tiny model); yields (store, set, uids, options)."""
+    import fsspec
+
+    saved = json.loads(json.dumps(fsspec.config.conf))
+    d = tmp_path_factory.mktemp("verbs")
+    ds = make_dataset(d / "data", num_videos=2, duration_s=12, seed=9, size=(96, 72))
+    so = ["--storage-options", json.dumps({"endpoint_url": s3})]
+    store = "s3://egoflow/verbs.zarr"
+    assert main(["extract", *map(str, ds.videos.values()), "--store", store, "--quiet", *TINY, *so]) == 0
+    fsspec.config.conf.clear()
+    fsspec.config.conf.update(saved)
+    return store, "clip-egoflow-tiny-ViT-none-1.875fps", sorted(ds.videos), so
+
+
+def _fresh(argv):
+    """One CLI call with fsspec's process-wide options cleared first: the call's own --storage-options must reach
+    the store (AWS_ENDPOINT_URL is unset, so without them it would go to AWS and fail)."""
+    import fsspec
+
+    fsspec.config.conf.clear()
+    return main(argv)
+
+
+def test_store_verbs_on_s3_with_storage_options(s3_feats, tmp_path, capsys, fsspec_conf, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    store, fs, uids, so = s3_feats
+    assert _fresh(["store", "pack", "--store", store, *so]) == 0
+    assert f"packed {fs}: 2 videos" in capsys.readouterr().out
+    assert _fresh(["store", "export", "--store", store, "--feature-set", fs, "--out", str(tmp_path / "pt"), *so]) == 0
+    assert sorted(p.stem for p in (tmp_path / "pt").glob("*.pt")) == uids
+    copy = "s3://egoflow/copy.zarr"  # import creates a new store under a new prefix
+    assert _fresh(["store", "import", "--store", copy, "--feature-set", "imported", "--src", str(tmp_path / "pt"),
+                   *so]) == 0
+    assert _fresh(["store", "ls", "--store", copy, *so]) == 0
+    assert "imported\t2 videos" in capsys.readouterr().out
+    assert _fresh(["segment", uids[0], "--store", store, "--feature-set", fs, "--shot-seconds", "2", *so]) == 0
+    seg = json.loads(capsys.readouterr().out)
+    assert seg["video_uid"] == uids[0] and seg["segments"][0][0] == 0.0
+    assert _fresh(["search", "a red kettle", "--store", store, "--feature-set", fs, "-k", "3", "--device", "cpu",
+                   *so]) == 0
+    assert sum(u in ln for ln in capsys.readouterr().out.splitlines()[1:4] for u in uids) == 3
+
+
+def test_missing_bucket_and_prefix_are_named(s3, capsys, fsspec_conf, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    so = ["--storage-options", json.dumps({"endpoint_url": s3})]
+    for verb in (["store", "ls"], ["store", "pack"], ["segment", "v", "--feature-set", "f"],
+                 ["search", "q", "--feature-set", "f"]):
+        assert _fresh([*verb, "--store", "s3://no-such-bucket/feats.zarr", *so]) == 2
+        err = capsys.readouterr().err
+        assert f"bucket 'no-such-bucket' does not exist at endpoint {s3}" in err, (verb, err)
+    assert _fresh(["store", "info", "--store", "s3://egoflow/absent.zarr", *so]) == 2
+    err = capsys.readouterr().err
+    assert f"prefix 'absent.zarr' does not exist in bucket 'egoflow' at endpoint {s3}" in err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3)  # the endpoint from the environment is named the same way
+    assert _fresh(["store", "verify", "--store", "s3://nobucket2/x.zarr"]) == 2
+    assert f"bucket 'nobucket2' does not exist at endpoint {s3}" in capsys.readouterr().err

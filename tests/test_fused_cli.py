@@ -1,4 +1,5 @@
-"""egoflow predict egomcq with the fused backbone (egoflow.fused_cli + extract.fused.scoring) -> egoflow evaluate.
+"""egoflow predict egomcq with the fused backbone (the FusedScorer of egoflow.fused_cli, passed to the zero-shot
+registry entries; extract.fused.scoring) -> egoflow evaluate.
 
 A generated video and a hand-written egomcq.json in the real format; random-initialised egovlpv2-tiny, toy BPE."""
 import json
@@ -58,7 +59,7 @@ def test_predict_then_evaluate(setup, tmp_path, capsys):
                str(pred), "--encoder", "fused", "--model", "egovlpv2-tiny", "--num-frames", "4", "--tokenizer",
                str(tok), "--precision", "fp32", "--device", "cpu"])
     assert rc == 0
-    p = json.loads(pred.read_text())
+    p = json.loads(pred.read_text())["results"]  # the official submission, as every predictor writes it
     assert list(p) == ["0"] and len(p["0"]) == 5  # item 1 has a candidate in a missing video: left out
     assert "not in" in capsys.readouterr().err
     rc = main(["evaluate", "egomcq", "--pred", str(pred), "--gt", str(d / "egomcq.json"), "--out",
@@ -137,3 +138,18 @@ def test_fused_demo_quick(tmp_path, one_thread):
     assert r["tuning"]["vtm_loss_last"] < r["tuning"]["vtm_loss_first"]
     assert (tmp_path / "d" / "report.md").read_text().count("|") > 10
     assert (tmp_path / "d" / "fusion.pt").is_file()
+
+
+def test_predict_charades_whole_videos_with_the_fused_scorer(setup, tmp_path):
+    """The same zero-shot charades entry, the fused scorer passed in: whole videos (probed duration) vs prompts."""
+    _, vids, tok = setup
+    (tmp_path / "Charades_v1_classes.txt").write_text("c000 red kettle\nc001 blue mug\n")
+    ann = tmp_path / "CharadesEgo_v1_test_only1st.csv"
+    ann.write_text("id,actions,length\nv1,c000 0.0 2.0;c001 2.0 4.0,4.0\n")
+    out = tmp_path / "ch.txt"
+    assert main(["predict", "charades", "--annotations", str(ann), "--videos", str(vids), "--out", str(out),
+                 "--encoder", "fused", "--model", "egovlpv2-tiny", "--num-frames", "4", "--tokenizer", str(tok),
+                 "--precision", "fp32", "--device", "cpu", "--score", "vtm"]) == 0
+    rows = [ln.split() for ln in out.read_text().splitlines()]
+    assert [r[0] for r in rows] == ["v1"] and len(rows[0]) == 3
+    assert all(0 < float(x) < 1 for x in rows[0][1:])  # vtm: P(match) of the whole video with each class name

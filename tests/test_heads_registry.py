@@ -87,7 +87,7 @@ class Evaluation:
 
 def task(inputs, overrides):
     dim = inputs.store.feature_set_info(inputs.feature_set)["dim"]
-    cfg = config_from_dict(SPEC, {"video_dim": dim, **overrides})
+    cfg = config_from_dict(Config, {"video_dim": dim, **overrides}, "toy")
     val = Evaluation(inputs, inputs.val_annotations) if inputs.val_annotations else None
     train = load_nlq(inputs.annotations)
     return Task(cfg, _samples(inputs, train), collate, val, {"num_train": len(train)})
@@ -100,15 +100,15 @@ SPEC = HeadSpec(name="toy", benchmark="nlq", description="toy span regressor (te
 
 
 def test_builtin_heads_and_strict_configs():
-    assert list_heads() == ["laviti", "laviti-charades", "linear-egotaskqa", "linear-ek100", "linear-oscc",
-                            "linear-pnr", "summarizer", "translate", "translate-charades", "translate-egomcq",
-                            "translate-ek100", "vsgn", "vslnet"]
+    assert list_heads() == ["charades", "egomcq", "ek100-mir", "laviti", "laviti-charades", "linear-egotaskqa",
+                            "linear-ek100", "linear-oscc", "linear-pnr", "summarizer", "translate",
+                            "translate-charades", "translate-egomcq", "translate-ek100", "vsgn", "vslnet"]
     assert describe_heads()["vsgn"]["benchmark"] == "mq"
     model, criterion, decode = create_head("vslnet", dim=32, num_heads=4)
     assert model.cfg.dim == 32
     with pytest.raises(ValueError, match="head 'vslnet' has no config key\\(s\\) \\['nope'\\]; its keys: .*video_dim"):
         head_config("vslnet", nope=1)
-    with pytest.raises(KeyError, match="unknown head 'nope'; available: laviti"):
+    with pytest.raises(KeyError, match="unknown head 'nope'; available: charades, egomcq, ek100-mir, laviti"):
         get_spec("nope")
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.mq_data import MQDataError
 from egoflow.datasets.records import MQClip, MQInstance
 from egoflow.datasets.synthetic.mq import make_synthetic_mq, write_mq_json
 from egoflow.evaluate.mq import evaluate_mq, evaluate_mq_files
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner, vsgn
 from egoflow.heads.vsgn import VSGNInputError
+from egoflow.heads.vsgn.data import MQDataError
 from egoflow.heads.vsgn.layers import GraphConv, decode_segments, encode_segments, knn_indices, make_anchors
 from egoflow.heads.vsgn.loss import auxiliary_targets, balanced_bce, giou_loss, match, segment_iou
 from egoflow.heads.vsgn.post import positions_to_seconds, soft_nms

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.nlq_data import AnnotationOutOfRange, EmptySplit, FeatureDimMismatch, MissingFeatures
 from egoflow.datasets.synthetic.nlq import make_synthetic_nlq, write_nlq_json
 from egoflow.evaluate.nlq import evaluate_nlq
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner, vslnet
 from egoflow.heads.registry import head_config
+from egoflow.heads.vslnet.data import AnnotationOutOfRange, EmptySplit, FeatureDimMismatch, MissingFeatures
 from egoflow.heads.vslnet.layers import highlight_loss
 from egoflow.heads.vslnet.model import Decode, topk_spans
 
@@ -211,8 +211,8 @@ def test_demo_step_quick(trained, tmp_path):
 def test_query_conditioned_feature_set_reads_one_sequence_per_clip_and_query(trained, tmp_path):
     """A fused-extractor (clip, query) set holding the same clip features gives the same samples as the plain
     set; the flag must match the set (a clear error otherwise); training and prediction run on it."""
-    from egoflow.datasets.nlq_data import load_nlq_split
     from egoflow.features_store.conditioned import write_conditioned
+    from egoflow.heads.vslnet.data import load_nlq_split
 
     s, d = trained.store, trained.data
     name = "cond"

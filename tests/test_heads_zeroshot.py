@@ -1,5 +1,6 @@
-"""Zero-shot predictions (EgoMCQ, EK-100 MIR, CharadesEgo) without a run, scored by `egoflow evaluate`; the scorer
-is pluggable; missing texts/videos are named."""
+"""Zero-shot predictions (EgoMCQ, EK-100 MIR, CharadesEgo): registry entries without a run, through the one runner,
+scored by `egoflow evaluate`; the scorer is pluggable (by name, or an object passed in); missing texts/videos are
+named."""
 import json
 import pickle
 
@@ -10,7 +11,10 @@ from egoflow.cli import main
 from egoflow.datasets.synthetic.linear import PlantedSpec, make_planted, write_files, write_store
 from egoflow.datasets.synthetic.zeroshot import PROMPT, write_zeroshot_files
 from egoflow.features_store import FeatureStore
-from egoflow.heads.zeroshot import SCORERS, clip_cosine, predict, register_scorer
+from egoflow.heads import runner
+from egoflow.heads.registry import describe_heads, get_spec, zero_shot_heads
+from egoflow.heads.runner import predict
+from egoflow.heads.zeroshot import SCORERS, Span, clip_cosine, register_scorer
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +55,23 @@ def test_charades_from_prompts(zs, tmp_path):
     pred, m = _cli_predict_and_score(zs, tmp_path, "charades", zs["charades"], "ch.txt", "--prompt", PROMPT)
     assert m["mAP"] > 0.9 and len(pred.read_text().splitlines()) == m["num_videos"]
     with pytest.raises(KeyError, match="have no embedding in text set .*'noun0'"):  # unprompted names never encoded
-        predict("charades", zs["url"], zs["charades"], tmp_path / "x.txt", feature_set=zs["fs"], text_set=zs["ts"])
+        predict("charades", None, zs["url"], zs["charades"], tmp_path / "x.txt", feature_set=zs["fs"],
+                text_set=zs["ts"])
 
 
 def test_scorer_is_pluggable(zs, tmp_path):
     register_scorer("anti", lambda clips, texts: -clip_cosine(clips, texts))
     try:
         kw = {"feature_set": zs["fs"], "text_set": zs["ts"]}
-        out = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "anti.json", scorer="anti", **kw)
-        ref = predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "ref.json", **kw)
+        out = predict("egomcq", None, zs["url"], zs["egomcq"], tmp_path / "anti.json", scorer="anti", **kw)
+        ref = predict("egomcq", None, zs["url"], zs["egomcq"], tmp_path / "ref.json", **kw)
         a, r = (json.loads(open(p).read())["results"] for p in (out, ref))
         assert all(np.allclose(a[k], -np.asarray(r[k])) for k in r)
     finally:
         SCORERS.pop("anti")
     with pytest.raises(KeyError, match="unknown zero-shot scorer 'nope'; available: clip"):
-        predict("egomcq", zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"], text_set=zs["ts"],
-                scorer="nope")
+        predict("egomcq", None, zs["url"], zs["egomcq"], tmp_path / "n.json", feature_set=zs["fs"],
+                text_set=zs["ts"], scorer="nope")
 
 
 def test_errors(zs, tmp_path, capsys):
@@ -96,7 +101,7 @@ def test_demo_hook(zs, tmp_path):
     store.write_texts("raw-names", names, pooled)
     ctx = SimpleNamespace(store=zs["url"], feature_set=zs["fs"], text_set="raw-names", charades_val=zs["charades"],
                           charades_classes=zs["charades_classes"], out_dir=str(tmp_path))
-    r = demo(ctx)
+    r = demo(ctx, runner)
     assert r["benchmark"] == "charades" and r["metrics"]["mAP"] > 0.9 and (tmp_path / "charades_zeroshot.txt").exists()
 
 
@@ -109,3 +114,53 @@ def test_encode_text_reads_the_zero_shot_files(zs, tmp_path):
     assert kind == "narrations" and len(caps) > 5
     kind, qs = annotation_strings(zs["root"] / "egotaskqa" / "direct" / "train_qas.json")
     assert kind == "questions" and sorted(qs) == ["what am I holding?", "which object do I use?"]
+
+
+def test_registry_lists_the_zero_shot_predictors(capsys):
+    assert zero_shot_heads() == ["charades", "egomcq", "ek100-mir"]
+    assert {n: describe_heads()[n]["benchmark"] for n in zero_shot_heads()} == \
+        {"charades": "charades", "egomcq": "egomcq", "ek100-mir": "ek100-mir"}
+    assert main(["heads"]) == 0
+    listed = {ln.split()[0] for ln in capsys.readouterr().out.splitlines()}
+    assert {"charades", "egomcq", "ek100-mir", "vslnet", "translate-egomcq"} <= listed
+    assert get_spec("egomcq").zero_shot and not get_spec("vslnet").zero_shot
+
+
+class OracleScorer:
+    """A scorer passed in (as the CLI passes the fused backbone's): no store at all; the right clip scores 1."""
+
+    def __init__(self, answers):
+        self.answers, self.seen = answers, []
+
+    def pairs(self, clips, texts):
+        self.seen += [c.where for c in clips]
+        return np.array([float(self.answers.get(c.where.split(".")[0]) == int(c.where.rsplit(".", 1)[1]))
+                         if c.video_uid != "ghost" else np.nan for c in clips])
+
+    def matrix(self, clips, texts):
+        raise AssertionError("egomcq scores pairs")
+
+
+def test_a_scorer_object_needs_no_store(zs, tmp_path):
+    items = json.loads(open(zs["egomcq"]).read())
+    items["3"]["choices"]["2"]["video_uid"] = "ghost"  # the scorer cannot score it: item 3 is left out
+    ann = tmp_path / "egomcq.json"
+    ann.write_text(json.dumps(items))
+    oracle = OracleScorer({k: int(v["answer"]) for k, v in items.items()})
+    path = predict("egomcq", None, None, str(ann), tmp_path / "o.json", scorer=oracle)
+    scores = json.loads(open(path).read())["results"]
+    assert len(scores) == len(items) - 1 and "3" not in scores
+    assert all(int(np.argmax(v)) == int(items[k]["answer"]) for k, v in scores.items())
+    assert oracle.seen[:2] == [f"{next(iter(items))}.choices.0", f"{next(iter(items))}.choices.1"]
+    assert Span("v", 1.0, 2.0).where == ""
+    with pytest.raises(ValueError, match="zero-shot egomcq: pass --store and --feature-set"):
+        predict("egomcq", None, None, str(ann), tmp_path / "n.json")
+    with pytest.raises(ValueError, match="egomcq is a zero-shot predictor: it takes no --run"):
+        predict("egomcq", tmp_path, zs["url"], str(ann), tmp_path / "n.json", feature_set=zs["fs"])
+
+
+def test_fused_encoder_is_refused_for_trained_heads(zs, tmp_path, capsys):
+    assert main(["predict", "vslnet", "--run", str(tmp_path), "--annotations", zs["egomcq"], "--out",
+                 str(tmp_path / "p.json"), "--encoder", "fused", "--videos", str(tmp_path)]) == 2
+    assert "--encoder fused scores clips for the zero-shot predictors (charades, egomcq, ek100-mir)" in \
+        capsys.readouterr().err

@@ -22,13 +22,13 @@ import os
 import sys
 
 from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder, resolve_encoder_defaults
+from egoflow.cli.flows import register as register_flow_verbs
+from egoflow.cli.fused import register as register_fused
 from egoflow.cli.heads import register as register_heads
+from egoflow.cli.search import register as register_search
+from egoflow.cli.segment import register as register_segment
 from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
-from egoflow.flows.cli import register as register_flow_verbs
-from egoflow.fused_cli import register as register_fused
-from egoflow.search_cli import register as register_search
-from egoflow.segment.cli import register as register_segment
 
 
 def _open_remote(a) -> None:
@@ -42,7 +42,8 @@ def _open_remote(a) -> None:
     opts = remote.parse_storage_options(getattr(a, "storage_options", None))
     apply_storage_options(store, opts)
     if remote.protocol(store) not in (None, "memory", "file"):
-        remote.open_store(store, mode="a" if a.command in ("extract", "encode-text") else "r")
+        writes = a.command in ("extract", "encode-text") or getattr(a, "action", None) == "import"
+        remote.open_store(store, mode="a" if writes else "r")
 
 
 def cmd_extract(a) -> int:

@@ -1,4 +1,5 @@
-"""`egoflow train | predict | heads`: the registry's heads through the shared runner (and zero-shot predictors)."""
+"""`egoflow train | predict | heads`: every registry entry (trained heads and the zero-shot predictors) through the
+one runner; `--encoder fused` hands the zero-shot entries the fused backbone's scorer."""
 from __future__ import annotations
 
 import json
@@ -32,30 +33,25 @@ def cmd_train(a) -> int:
 
 
 def cmd_predict(a) -> int:
+    from egoflow.heads.registry import get_spec, zero_shot_heads
     from egoflow.heads.runner import predict
-    from egoflow.heads.zeroshot import ZEROSHOT
 
-    if a.head in ("egomcq", "ek100-mir") and a.encoder == "fused":  # the fused backbone scores video-text pairs
-        from egoflow.fused_cli import cmd_predict_egomcq, cmd_predict_ek100_mir
+    spec = get_spec(a.head)
+    scorer = a.scorer
+    if a.encoder == "fused":  # the fused backbone scores video-text pairs: a scorer of the zero-shot entries
+        if not spec.zero_shot:
+            raise ValueError(f"--encoder fused scores clips for the zero-shot predictors "
+                             f"({', '.join(zero_shot_heads())}); {a.head} predicts with a run from store features")
+        from egoflow.fused_cli import fused_scorer
 
-        return (cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir)(a, make_encoder)
-    if not a.store:
+        scorer = fused_scorer(a, make_encoder)
+    elif not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
-
-    if a.run is None:  # zero-shot: store features + texts, nothing trained (egoflow.heads.zeroshot)
-        if a.head not in ZEROSHOT:
-            raise ValueError(f"predict {a.head}: --run is required (zero-shot predictors without a run: "
-                             f"{', '.join(sorted(ZEROSHOT))})")
-        from egoflow.heads.zeroshot import predict as zeroshot_predict
-
-        path = zeroshot_predict(a.head, a.store, a.annotations, a.out, feature_set=a.feature_set,
-                                text_set=a.text_set, scorer=a.scorer, classes=a.classes, prompt=a.prompt,
-                                split=a.split)
-        print(f"zero-shot predictions written to {path}")
-        return 0
+    options = {k: v for k, v in dict(classes=a.classes, prompt=a.prompt, split=a.split, scorer=scorer).items()
+               if v is not None}
     path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
-                   classes=a.classes, prompt=a.prompt)
-    print(f"predictions written to {path}")
+                   **options)
+    print(f"{'zero-shot ' if spec.zero_shot else ''}predictions written to {path}")
     return 0
 
 
@@ -63,9 +59,9 @@ def cmd_heads(a) -> int:
     from egoflow.heads.registry import describe_heads
 
     heads = describe_heads()
-    width = max(map(len, heads))
+    width, bench = max(map(len, heads)), max(len(d["benchmark"]) for d in heads.values())
     for name, d in heads.items():
-        print(f"{name:{width}s}  {d['benchmark']:8s}  {d['description']}")
+        print(f"{name:{width}s}  {d['benchmark']:{bench}s}  {d['description']}")
     return 0
 
 
@@ -103,12 +99,14 @@ def register(subparsers) -> None:
     p.add_argument("--text-set", default=None)
     p.add_argument("--classes", default=None, help="class list (laviti-charades; default: the run's, or next to "
                    "the annotations)")
-    p.add_argument("--scorer", default="clip", help="zero-shot clip-text score (default: CLIP cosine)")
+    p.add_argument("--scorer", default=None, help="zero-shot: clip-text score of store features (default clip: "
+                   "CLIP cosine; egoflow.heads.zeroshot.register_scorer adds more)")
     p.add_argument("--prompt", default=None, help='class-name template, e.g. "a video of {}" (zero-shot charades; '
                    'translate-charades / translate-ek100 ranking)')
-    p.add_argument("--split", default="test", help="zero-shot ek100-mir: split of the retrieval_annotations folder")
-    p.add_argument("--videos", default=None, help="--encoder fused egomcq / ek100-mir: folder of the videos "
-                   "(<video_uid>.mp4)")
+    p.add_argument("--split", default=None, help="zero-shot ek100-mir: split of the retrieval_annotations folder "
+                   "(default test)")
+    p.add_argument("--videos", default=None, help="--encoder fused (zero-shot egomcq / ek100-mir / charades): "
+                   "folder of the videos (<video_uid>.mp4)")
     p.add_argument("--score", default=None, choices=["dual", "vtm", "ensemble"],
                    help="--encoder fused egomcq / ek100-mir: dual (cosine), vtm (fusion P(match)) or ensemble "
                    "(their sum); default ensemble for egomcq, dual for ek100-mir (vtm scores every pair)")
@@ -118,5 +116,5 @@ def register(subparsers) -> None:
     add_storage_args(p)
     p.set_defaults(func=cmd_predict)
 
-    p = subparsers.add_parser("heads", help="list the registered heads")
+    p = subparsers.add_parser("heads", help="list the registered heads (trained and zero-shot)")
     p.set_defaults(func=cmd_heads)

@@ -20,8 +20,9 @@ from zarr.codecs import ZstdCodec
 
 from egoflow.features_store.errors import StoreError, VideoMissing
 from egoflow.features_store.layout import VideoFeatures, check_uid
+from egoflow.features_store.videos import fresh_video_group
 
-if TYPE_CHECKING:  # annotations only: the store imports this module (verify), not the other way round
+if TYPE_CHECKING:  # annotations only: store.py never imports this module (consistency.py verifies clips)
     from egoflow.features_store.store import FeatureStore
 
 
@@ -64,7 +65,7 @@ def write_conditioned(store: FeatureStore, name: str, clip_uid: str, queries: li
         raise StoreError(f"{where}: the same query is given twice")
     meta = {**(attrs or {}), "num_steps": int(feats.shape[1]), "queries": dict(zip(keys, queries)),
             "complete": False}
-    g = store._fresh_group(fs, clip_uid, meta)
+    g = fresh_video_group(fs, clip_uid, meta)
     zstd = [ZstdCodec(level=store.compression_level)]
     T, D = feats.shape[1:]
     for j, (k, f) in enumerate(zip(keys, feats)):
@@ -115,3 +116,18 @@ def read_conditioned_scores(store: FeatureStore, name: str, clip_uid: str, query
 def load_conditioned(store: FeatureStore, name: str, pairs: list[tuple[str, str]]) -> list[VideoFeatures]:
     """Many (clip_uid, query) pairs at once, in order."""
     return [read_conditioned(store, name, c, q) for c, q in pairs]
+
+
+def verify_conditioned(store: FeatureStore, name: str, uid: str, a: dict, dim: int) -> list[str]:
+    """Problems of one complete conditioned clip (attributes ``a``): every query's arrays readable, ``[T, dim]``,
+    finite."""
+    out = []
+    for q in a["queries"].values():
+        try:
+            vf = read_conditioned(store, name, uid, q)
+        except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
+            out.append(f"{name}/{uid}: query {q!r}: unreadable arrays ({e})")
+            continue
+        if vf.feats.shape != (a.get("num_steps"), dim) or not np.isfinite(vf.feats).all():
+            out.append(f"{name}/{uid}: query {q!r}: shape {vf.feats.shape} or non-finite values")
+    return out

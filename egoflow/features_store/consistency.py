@@ -21,6 +21,8 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as _sync
 
+from egoflow.features_store.conditioned import verify_conditioned
+
 CLAIM = "_config.json"  # <set>/_config.json (a "_" name: never a video uid, never listed as one)
 
 
@@ -103,10 +105,10 @@ def check_local_root(url: str, error=ValueError) -> None:
                              "egoflow store (Zarr v3); it is left untouched: give another --store")
 
 
-def verify_videos(store, verify_conditioned) -> list[str]:
+def verify_videos(store) -> list[str]:
     """Problems of the complete videos of every feature set: unreadable or missing arrays, shapes that disagree
     with ``num_steps``, non-finite features, decreasing times, and steps that disagree with the duration.
-    A query-conditioned clip is checked by ``verify_conditioned(name, uid, attrs, dim)``."""
+    A query-conditioned clip is checked by :func:`egoflow.features_store.conditioned.verify_conditioned`."""
     problems = []
     for name in store.feature_sets():
         fs = store.feature_set_group(name)
@@ -116,7 +118,7 @@ def verify_videos(store, verify_conditioned) -> list[str]:
             if not a or a.get("complete") is not True:
                 continue  # incomplete videos are invisible to readers and redone by the next run
             if "queries" in a:  # a query-conditioned clip (conditioned.py): check every query's entry
-                problems += verify_conditioned(name, uid, a, dim)
+                problems += verify_conditioned(store, name, uid, a, dim)
                 continue
             try:
                 vf = store.read_video(name, uid)

@@ -8,6 +8,10 @@ class StoreError(EgoflowUserError):
     """Base class for feature store errors."""
 
 
+class StoreNotFound(StoreError):
+    """Nothing at the store's URL (remote.open_store says whether the bucket or the prefix is missing)."""
+
+
 class FeatureSetMissing(StoreError, KeyError):
     pass
 

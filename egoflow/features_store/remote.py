@@ -11,8 +11,10 @@ profile, not in ``--storage-options``: options are passed as flow parameters, wh
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from egoflow.features_store.errors import StoreNotFound
 from egoflow.features_store.store import FeatureStore, StoreError
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}
@@ -55,12 +57,44 @@ def apply_storage_options(url: str, options: dict | None) -> None:
         fsspec.config.conf.setdefault(proto, {}).update(options)
 
 
+def endpoint(url: str) -> str:
+    """The endpoint ``url``'s filesystem talks to, as configured here (options, then the environment)."""
+    import fsspec
+
+    proto = protocol(url) or "file"
+    conf = fsspec.config.conf.get(proto, {})
+    found = conf.get("endpoint_url") or (conf.get("client_kwargs") or {}).get("endpoint_url")
+    if proto in ("s3", "s3a"):
+        found = found or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return found or f"the default {proto}:// endpoint"
+
+
+def missing_store_message(url: str) -> str:
+    """Why nothing is at ``url``: its bucket does not exist at the endpoint, or the bucket lacks the prefix."""
+    import fsspec
+
+    bucket, _, prefix = str(url).split("://", 1)[1].partition("/")
+    try:
+        has_bucket = fsspec.filesystem(protocol(url)).exists(bucket)
+    except Exception:  # noqa: BLE001 - cannot tell (no listing rights, ...): the plain message
+        return f"no feature store at {url}"
+    if not has_bucket:
+        return (f"bucket {bucket!r} does not exist at endpoint {endpoint(url)} (create it, e.g. `aws s3 mb "
+                f"s3://{bucket}`, or check --storage-options / AWS_ENDPOINT_URL)")
+    return (f"prefix {prefix!r} does not exist in bucket {bucket!r} at endpoint {endpoint(url)}: no feature store "
+            f"at {url} (check the path, or write one with `egoflow extract`)")
+
+
 def open_store(url: str, mode: str = "a", storage_options: dict | str | None = None) -> FeatureStore:
     """:class:`FeatureStore` with ``storage_options`` applied, and one-line errors for the usual remote
-    failures (no credentials, unreachable endpoint, missing bucket) instead of a botocore traceback."""
+    failures (no credentials, unreachable endpoint, missing bucket or prefix) instead of a botocore traceback."""
     apply_storage_options(url, parse_storage_options(storage_options))
     try:
         return FeatureStore(url, mode=mode)
+    except StoreNotFound as e:
+        if protocol(url) in (None, "memory", "file"):
+            raise
+        raise StoreNotFound(missing_store_message(url)) from e
     except StoreError:
         raise
     except Exception as e:
@@ -71,9 +105,12 @@ def open_store(url: str, mode: str = "a", storage_options: dict | str | None = N
         if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError") or \
                 isinstance(e, (ConnectionError, TimeoutError)):
             raise StoreError(f"{url}: storage endpoint unreachable ({e})") from e
-        if isinstance(e, (PermissionError, FileNotFoundError)):
-            raise StoreError(f"{url}: {name}: {e} (bucket missing or access denied?)") from e
+        if isinstance(e, FileNotFoundError):
+            raise StoreNotFound(missing_store_message(url)) from e
+        if isinstance(e, PermissionError):
+            raise StoreError(f"{url}: {name}: {e} (access denied?)") from e
         raise
 
 
-__all__ = ["apply_storage_options", "open_store", "parse_storage_options", "protocol"]
+__all__ = ["apply_storage_options", "endpoint", "missing_store_message", "open_store", "parse_storage_options",
+           "protocol"]

@@ -28,7 +28,13 @@ from zarr.codecs import ZstdCodec
 from egoflow import __version__
 from egoflow.features_store import claims
 from egoflow.features_store.consistency import check_local_root, claim_config, verify_videos
-from egoflow.features_store.errors import FeatureSetMismatch, FeatureSetMissing, StoreError, VideoMissing
+from egoflow.features_store.errors import (
+    FeatureSetMismatch,
+    FeatureSetMissing,
+    StoreError,
+    StoreNotFound,
+    VideoMissing,
+)
 from egoflow.features_store.layout import (
     RESERVED,
     SetGroup,
@@ -40,6 +46,7 @@ from egoflow.features_store.layout import (
 )
 from egoflow.features_store.packed import drop_pack, load_packed, pack_feature_set
 from egoflow.features_store.texts import TextFeatures, TextSets
+from egoflow.features_store.videos import fresh_video_group, remove_video
 
 STORE_FORMAT = 1
 
@@ -64,7 +71,7 @@ class FeatureStore:
                                             **create, **kw)
                 break
             except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
-                raise StoreError(f"no feature store at {self.url}") from e
+                raise StoreNotFound(f"no feature store at {self.url}") from e
             except (zarr.errors.ContainsGroupError, json.JSONDecodeError, ValueError) as e:
                 if attempt == 19:
                     if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
@@ -160,20 +167,6 @@ class FeatureStore:
         have = a.get("source") or {}
         return all(have.get(k) == source.get(k) for k in ("bytes", "mtime"))
 
-    def _fresh_group(self, fs: SetGroup, uid: str, attrs: dict) -> zarr.Group:
-        drop_pack(fs)  # the set changes: its packed copy is stale
-        if uid in fs.uids():  # an earlier incomplete/failed/stale attempt (maybe corrupt): redo from scratch
-            self._remove_video(fs, uid)
-        return fs.group.create_group(uid, attributes=attrs)
-
-    @staticmethod
-    def _remove_video(fs: SetGroup, uid: str) -> None:
-        """Delete a video's group: "complete" is cleared FIRST, so a kill during the removal (which deletes
-        files in no particular order) leaves an incomplete video to redo, never a complete one without arrays."""
-        if (fs.video_attrs(uid) or {}).get("complete") is True:
-            fs.group[uid].update_attributes({"complete": False})
-        fs.delete(uid)
-
     def write_video(self, name: str, uid: str, feats: np.ndarray, times: np.ndarray,
                     attrs: dict | None = None) -> None:
         """Write one video's ``feats [T, D]`` and ``times [T]``; ``complete`` is set only after both are stored."""
@@ -194,7 +187,7 @@ class FeatureStore:
         meta = dict(attrs or {})
         meta.update(num_steps=int(T), complete=False)
         meta.pop("failure", None)
-        g = self._fresh_group(fs, uid, meta)
+        g = fresh_video_group(fs, uid, meta)
         zstd = [ZstdCodec(level=self.compression_level)]
         rows = min(T, self.chunk_rows)
         g.create_array("feats", data=feats.astype(info["dtype"]), chunks=(rows, D), compressors=zstd)
@@ -206,7 +199,7 @@ class FeatureStore:
         """Record that ``uid`` failed at ``stage`` (``open``, ``decode``, ``encode``, ``write``) and why."""
         check_uid(uid)
         failure = {"stage": stage, "reason": str(reason), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self._fresh_group(self.feature_set_group(name), uid, {"complete": False, "failure": failure, "source": source})
+        fresh_video_group(self.feature_set_group(name), uid, {"complete": False, "failure": failure, "source": source})
 
     def failures(self, name: str) -> list[dict]:
         fs = self.feature_set_group(name)
@@ -229,7 +222,7 @@ class FeatureStore:
         fs = self.feature_set_group(name)
         if uid in fs.uids():
             drop_pack(fs)
-            self._remove_video(fs, uid)
+            remove_video(fs, uid)
 
     def read_video(self, name: str, uid: str) -> VideoFeatures:
         fs = self.feature_set_group(name)
@@ -292,7 +285,7 @@ class FeatureStore:
 
     def verify(self) -> list[str]:
         """Check every complete video's arrays against its attributes; return the problems found."""
-        problems = verify_videos(self, self._verify_conditioned)  # arrays, shapes, steps vs duration
+        problems = verify_videos(self)  # arrays, shapes, steps vs duration (conditioned clips too)
         return problems + self.texts.verify()
 
     # ---------------------------------------------------------------- text sets (texts.py)
@@ -318,19 +311,6 @@ class FeatureStore:
         """Number of distinct strings with an embedding in ``text_set`` (0 when the set does not exist)."""
         return len(self.texts.lookup(text_set))
 
-    def _verify_conditioned(self, name: str, uid: str, a: dict, dim: int) -> list[str]:
-        from egoflow.features_store.conditioned import read_conditioned
-
-        out = []
-        for q in a["queries"].values():
-            try:
-                vf = read_conditioned(self, name, uid, q)
-            except Exception as e:  # noqa: BLE001 - any read error is a finding, not a crash
-                out.append(f"{name}/{uid}: query {q!r}: unreadable arrays ({e})")
-                continue
-            if vf.feats.shape != (a.get("num_steps"), dim) or not np.isfinite(vf.feats).all():
-                out.append(f"{name}/{uid}: query {q!r}: shape {vf.feats.shape} or non-finite values")
-        return out
 
 # errors and helpers are re-exported: callers import them from here as before
 __all__ = ["FeatureStore", "check_uid", "VideoFeatures", "TextFeatures", "StoreError", "FeatureSetMissing",

@@ -6,11 +6,11 @@ can follow ``egoflow train NAME`` from the CLI through :mod:`egoflow.heads.runne
 """
 from __future__ import annotations
 
-from egoflow.heads import laviti, linear, summarizer, translate, vsgn, vslnet
+from egoflow.heads import laviti, linear, summarizer, translate, vsgn, vslnet, zeroshot
 from egoflow.heads.spec import HeadSpec, config_from_dict
 
 _BUILTIN = (vslnet.SPEC, vsgn.SPEC, laviti.SPEC, laviti.CHARADES_SPEC, summarizer.SPEC, *linear.SPECS.values(),
-            *translate.SPECS)
+            *translate.SPECS, *zeroshot.SPECS)
 _REGISTRY: dict[str, HeadSpec] = {s.name: s for s in _BUILTIN}
 
 
@@ -35,6 +35,11 @@ def list_heads() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def zero_shot_heads() -> list[str]:
+    """Names of the predict-only heads that need no run directory (``egoflow predict NAME`` without --run)."""
+    return sorted(n for n, s in _REGISTRY.items() if s.zero_shot)
+
+
 def get_spec(name: str) -> HeadSpec:
     if name not in _REGISTRY:
         raise UnknownHead(f"unknown head {name!r}; available: {', '.join(list_heads())}")
@@ -47,10 +52,11 @@ def describe_heads() -> dict[str, dict]:
 
 def head_config(name: str, **overrides):
     """The head's Config with ``overrides`` applied (unknown keys are an error)."""
-    return config_from_dict(get_spec(name), overrides)
+    spec = get_spec(name)
+    return config_from_dict(spec.Config, overrides, spec.name)
 
 
 def create_head(name: str, **overrides):
     """``build(Config(**overrides))`` of head ``name`` -> (model, criterion, decode)."""
     spec = get_spec(name)
-    return spec.build(config_from_dict(spec, overrides))
+    return spec.build(config_from_dict(spec.Config, overrides, spec.name))

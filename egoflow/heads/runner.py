@@ -20,7 +20,7 @@ from pathlib import Path
 
 from egoflow.device import resolve_device
 from egoflow.formats import write_submission
-from egoflow.heads.registry import get_spec
+from egoflow.heads.registry import get_spec, zero_shot_heads
 from egoflow.heads.spec import HeadConfigError, HeadSpec, config_from_dict, open_store, resolve_text_set
 from egoflow.heads.train import TrainConfig, fit, load_checkpoint, seed_everything
 
@@ -153,7 +153,7 @@ def load_run(run_dir, name: str, device: str = "cpu"):
     if config.get("head") != name and config.get("head") not in spec.loads:
         raise ValueError(f"{run}/config.json is a {config.get('head')!r} run, not {name}")
     owner = get_spec(config["head"])
-    cfg = config_from_dict(owner, config["head_config"])
+    cfg = config_from_dict(owner.Config, config["head_config"], owner.name)
     model, _, decode = owner.build(cfg)
     load_checkpoint(run / "best.pt", model)
     return model.to(resolve_device(device)).eval(), decode, cfg, config
@@ -161,9 +161,20 @@ def load_run(run_dir, name: str, device: str = "cpu"):
 
 def predict(name: str, run_dir, store, annotations, out_path, *, feature_set=None, text_set=None,
             **options) -> str:
-    """Write the official submission of ``annotations`` with the best weights of ``run_dir``."""
+    """Write the official submission of ``annotations`` with the best weights of ``run_dir`` (a zero-shot head:
+    ``run_dir`` None, and ``store`` may be None when its ``scorer`` option reads the videos itself)."""
     spec = get_spec(name)
     options = _check_options(spec, options)
+    if spec.zero_shot:
+        if run_dir is not None:
+            raise HeadConfigError(f"{name} is a zero-shot predictor: it takes no --run")
+        inputs = RunInputs(None if store is None else open_store(store), feature_set, text_set, annotations,
+                           options=options)
+        records = spec.predictor(inputs, config_from_dict(spec.Config, {}, name)).predict(None, None)
+        return write_submission(spec.benchmark, records, out_path)
+    if run_dir is None:
+        raise HeadConfigError(f"predict {name}: --run is required (zero-shot predictors without a run: "
+                              f"{', '.join(zero_shot_heads())})")
     store = open_store(store)
     model, decode, cfg, config = load_run(run_dir, name, "auto")  # the training device may not be here
     inputs = RunInputs(store, feature_set or config["feature_set"],

@@ -57,21 +57,23 @@ class HeadSpec:
     warmup_fraction: float = 0.0  # warm-up as this fraction of all steps unless warmup_steps is given
     options: tuple = ()  # extra keyword options the head takes (CLI `--init`, `--classes`)
     loads: tuple = ()  # heads whose run directories this head can also predict with (same network)
+    zero_shot: bool = False  # predict-only without a run directory (nothing trained: the frozen encoder scores)
     # demo(ctx: egoflow.demo.DemoContext, runner: the egoflow.heads.runner module, passed in because a head never
     # imports it: it imports the registry and so every head) -> result dict of the head's demo step
     demo: Callable | None = None
 
 
-def config_from_dict(spec: HeadSpec, d: dict):
-    """``spec.Config(**d)``, strictly: an unknown key is an error naming it and the head's fields; JSON lists
-    become tuples where the field is a tuple (run directories store configs as JSON)."""
-    fields = {f.name: f for f in dataclasses.fields(spec.Config)}
+def config_from_dict(Config: type, d: dict, name: str):
+    """``Config(**d)``, strictly: an unknown key is an error naming head ``name``, the key and the fields; JSON
+    lists become tuples where the field is a tuple (run directories store configs as JSON). A head passes its own
+    ``Config`` (from its model.py), so it never imports its package's SPEC to read one."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
     bad = sorted(set(d) - set(fields))
     if bad:
-        raise HeadConfigError(f"head {spec.name!r} has no config key(s) {bad}; its keys: {sorted(fields)}")
-    hints = typing.get_type_hints(spec.Config)
-    return spec.Config(**{k: tuple(v) if isinstance(v, list) and _is_tuple(hints.get(k), fields[k]) else v
-                          for k, v in d.items()})
+        raise HeadConfigError(f"head {name!r} has no config key(s) {bad}; its keys: {sorted(fields)}")
+    hints = typing.get_type_hints(Config)
+    return Config(**{k: tuple(v) if isinstance(v, list) and _is_tuple(hints.get(k), fields[k]) else v
+                     for k, v in d.items()})
 
 
 def _is_tuple(hint, f: dataclasses.Field) -> bool:
@@ -83,6 +85,16 @@ def open_store(store):
     from egoflow.features_store import FeatureStore
 
     return store if hasattr(store, "load_feature_set") else FeatureStore(str(store), mode="r")
+
+
+def feature_set_info(store, feature_set: str, error=ValueError) -> dict:
+    """The feature set's info (dim, extractor, ...), or ``error`` naming the store and the sets it has."""
+    sets = store.feature_sets()
+    if feature_set not in sets:
+        shown = ", ".join(repr(s) for s in sets[:5]) + (f" … and {len(sets) - 5} more" if len(sets) > 5 else "")
+        raise error(f"feature set {feature_set!r} is not in store {getattr(store, 'url', store)!r} (it has: "
+                    f"{shown or 'none'})")
+    return store.feature_set_info(feature_set)
 
 
 def resolve_text_set(store, text_set: str | None, what: str = "text embeddings", error=ValueError) -> str:

@@ -25,7 +25,7 @@ from egoflow.datasets.charades_ego import label_matrix, load_charades_classes, l
 from egoflow.heads.laviti.charades_data import ActionChunks, action_chunks, collate_actions
 from egoflow.heads.laviti.data import LavitiDataError
 from egoflow.heads.laviti.head import store_config, text_embeddings
-from egoflow.heads.laviti.model import ARCHITECTURE, Config
+from egoflow.heads.laviti.model import ARCHITECTURE, CharadesConfig, Config
 from egoflow.heads.laviti.zeroshot import charades_scores
 from egoflow.heads.spec import Task, config_from_dict
 from egoflow.heads.train import load_checkpoint
@@ -38,6 +38,7 @@ TRAIN_DEFAULTS = dict(epochs=20, batch_size=16, lr=5e-5, weight_decay=0.05, opti
 WARMUP_FRACTION = 0.05
 METRIC = "mAP"
 CLASSES_FILE = "Charades_v1_classes.txt"
+NAME = "laviti-charades"  # this head's registry name (config errors name it)
 RUN_HEADS = ("laviti", "laviti-charades")  # runs whose best.pt is a LAVITI network (what --init accepts)
 
 
@@ -102,19 +103,18 @@ def _init_run(init, out_dir) -> dict | None:
 def _config(inputs, text_set: str, overrides: dict, init_config: dict | None, num_classes: int):
     """The run's CharadesConfig: the ``--init`` run's network (architecture fixed, its dims checked against the
     store) or a new one sized from the store, with ``overrides`` and the class list's ``num_classes``."""
-    from egoflow.heads.laviti import CHARADES_SPEC
     if overrides.get("num_classes", num_classes) != num_classes:
         raise LavitiDataError(f"num_classes={overrides['num_classes']} but the class list has {num_classes}")
     if init_config is None:
-        return store_config(CHARADES_SPEC, inputs.store, inputs.feature_set, text_set,
+        return store_config(CharadesConfig, NAME, inputs.store, inputs.feature_set, text_set,
                             {**overrides, "num_classes": num_classes})
     net = {k: v for k, v in init_config["head_config"].items() if k in {f.name for f in dataclasses.fields(Config)}}
     changed = sorted(k for k in set(overrides) & set(ARCHITECTURE) if overrides[k] != net.get(k))
     if changed:
         raise LavitiDataError(f"init run {inputs.options['init']}: cannot change the network's {changed} when "
                               "fine-tuning it")
-    cfg = config_from_dict(CHARADES_SPEC, {**net, **overrides, "num_classes": num_classes})
-    want = store_config(CHARADES_SPEC, inputs.store, inputs.feature_set, text_set, {})
+    cfg = config_from_dict(CharadesConfig, {**net, **overrides, "num_classes": num_classes}, NAME)
+    want = store_config(CharadesConfig, NAME, inputs.store, inputs.feature_set, text_set, {})
     if (cfg.video_dim, cfg.text_dim) != (want.video_dim, want.text_dim):
         raise LavitiDataError(f"init run {inputs.options['init']} was trained on {cfg.video_dim}-d features / "
                               f"{cfg.text_dim}-d texts; {inputs.feature_set!r} / {text_set!r} have "

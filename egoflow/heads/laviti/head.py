@@ -15,7 +15,7 @@ from egoflow.heads.laviti.criterion import Criterion
 from egoflow.heads.laviti.data import LavitiDataError, NarratedChunks, collate, training_chunks
 from egoflow.heads.laviti.model import Config
 from egoflow.heads.laviti.zeroshot import nlq_zero_shot, unit
-from egoflow.heads.spec import Task, config_from_dict
+from egoflow.heads.spec import Task, config_from_dict, feature_set_info
 from egoflow.heads.train import move_to
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,10 @@ def text_embeddings(store, text_set: str, strings, what: str) -> dict[str, np.nd
     return dict(zip(strings, unit(pooled), strict=True))
 
 
-def store_config(spec, store, feature_set: str, text_set: str, overrides: dict):
-    """``spec``'s Config with video_dim / text_dim from the store unless given (unknown keys are an error)."""
-    from egoflow.datasets.nlq_data import check_feature_set
-    return config_from_dict(spec, {"video_dim": int(check_feature_set(store, feature_set)["dim"]),
-                                   "text_dim": int(store.text_set_info(text_set)["dim"]), **overrides})
+def store_config(Config: type, name: str, store, feature_set: str, text_set: str, overrides: dict):
+    """Head ``name``'s ``Config`` with video_dim / text_dim from the store unless given (unknown keys: an error)."""
+    return config_from_dict(Config, {"video_dim": int(feature_set_info(store, feature_set, LavitiDataError)["dim"]),
+                                     "text_dim": int(store.text_set_info(text_set)["dim"]), **overrides}, name)
 
 
 def _nlq_queries(annotations) -> list:
@@ -121,10 +120,9 @@ def task(inputs, overrides: dict) -> Task:
     """Chunks of the narrated videos (Ego4D ``narration.json`` path or a list of Narration); validation: zero-shot
     NLQ on ``val_annotations`` (an NLQ file or records), else the deterministic pretraining loss."""
     from egoflow.datasets.ego4d import load_narrations
-    from egoflow.heads.laviti import SPEC
     store, feature_set, annotations = inputs.store, inputs.feature_set, inputs.annotations
     text_set = inputs.text_set_or(LavitiDataError, "narration embeddings")
-    cfg = store_config(SPEC, store, feature_set, text_set, overrides)
+    cfg = store_config(Config, "laviti", store, feature_set, text_set, overrides)
     from_file = not isinstance(annotations, (list, tuple))
     narrations = load_narrations(annotations) if from_file else list(annotations)
     where = str(annotations) if from_file else "narrations"

@@ -33,11 +33,6 @@ class LinearEvaluation:
                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _spec(name: str):
-    from egoflow.heads import linear
-    return linear.SPECS[name]
-
-
 def _samples(adapter, inputs, cfg: Config, path, split: str, text_set):
     sp = adapter.load(path, cfg, split)
     texts = inputs.store.load_texts(text_set, sp.text_strings).pooled if cfg.text_dim else None
@@ -69,7 +64,7 @@ def hooks(name: str):
         d.setdefault("video_dim", int(inputs.store.feature_set_info(inputs.feature_set)["dim"]))
         if text_set is not None:
             d.setdefault("text_dim", int(inputs.store.text_set_info(text_set)["dim"]))
-        cfg = config_from_dict(_spec(name), adapter.fill(d, first))
+        cfg = config_from_dict(Config, adapter.fill(d, first), name)
         train, _ = _samples(adapter, inputs, cfg, inputs.annotations, "train", text_set)
         val = None
         if inputs.val_annotations is not None:

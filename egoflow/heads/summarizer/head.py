@@ -64,13 +64,12 @@ def _text_set(inputs) -> str:
 def task(inputs, overrides: dict) -> Task:
     """Train on ``cfg.train_videos`` of the QFVS folder; validate (pick the best epoch by F1) on
     ``cfg.test_video``, read from the val annotations if given, else from the same folder."""
-    from egoflow.heads.summarizer import SPEC
     store, feature_set = inputs.store, inputs.feature_set
     text_set = _text_set(inputs)
     over = dict(overrides)
     over.setdefault("video_dim", int(store.feature_set_info(feature_set)["dim"]))
     over.setdefault("text_dim", int(store.text_set_info(text_set)["dim"]))
-    cfg = config_from_dict(SPEC, over)
+    cfg = config_from_dict(Config, over, "summarizer")
     if cfg.test_video in cfg.train_videos:
         raise SummarizerDataError(f"test video {cfg.test_video} is also a training video {cfg.train_videos}")
     _, train = load_split(store, feature_set, text_set, inputs.annotations, cfg.train_videos, cfg)

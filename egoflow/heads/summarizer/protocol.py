@@ -18,7 +18,7 @@ from egoflow.datasets.qfvs import VIDEOS
 from egoflow.heads.spec import config_from_dict, open_store, resolve_text_set
 from egoflow.heads.summarizer.data import SummarizerDataError, collate_qfvs, load_split
 from egoflow.heads.summarizer.head import score
-from egoflow.heads.summarizer.model import build
+from egoflow.heads.summarizer.model import Config, build
 
 
 def leave_one_out(train, store, feature_set: str, annotations, out_dir, *, videos=VIDEOS, text_set=None,
@@ -45,10 +45,9 @@ def leave_one_out(train, store, feature_set: str, annotations, out_dir, *, video
 def random_baseline(store, feature_set: str, annotations, *, videos=VIDEOS, text_set=None,
                     head_overrides: dict | None = None, seed: int = 0) -> dict:
     """F1 of uniformly random shot scores through the same decode (length, KTS segment cap) as the head."""
-    from egoflow.heads.summarizer import SPEC
     store = open_store(store)
     text_set = resolve_text_set(store, text_set or None, "prompt embeddings", SummarizerDataError)
-    cfg = config_from_dict(SPEC, {"video_dim": 1, "text_dim": 1, **(head_overrides or {})})
+    cfg = config_from_dict(Config, {"video_dim": 1, "text_dim": 1, **(head_overrides or {})}, "summarizer")
     gvideos, data = load_split(store, feature_set, text_set, annotations, videos, cfg)
     decode = build(cfg)[2]
     gen = torch.Generator().manual_seed(seed)

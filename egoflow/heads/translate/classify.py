@@ -153,12 +153,11 @@ def _narration_texts(overrides) -> list[str]:
 
 
 def charades_task(inputs, overrides: dict) -> Task:
-    from egoflow.heads.translate import CHARADES
     names, cpath = charades_classes(inputs, inputs.annotations)
     disc = overrides.get("mode") == "discriminative"
     if disc:
         overrides = {"num_classes": (len(names),), "multilabel": True, **overrides}
-    cfg, tok = prepare(CHARADES, inputs, overrides, names + _narration_texts(overrides))
+    cfg, tok = prepare("translate-charades", inputs, overrides, names + _narration_texts(overrides))
     gt, videos = _charades_videos(inputs.store, inputs.feature_set, inputs.annotations, names)
     if disc:
         clips = [_whole(v, videos, "label") for v in gt]
@@ -217,12 +216,11 @@ def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot, prom
 
 
 def ek100_task(inputs, overrides: dict) -> Task:
-    from egoflow.heads.translate import EK100
     verbs, nouns = ek100_classes(inputs.annotations)
     disc = overrides.get("mode") == "discriminative"
     if disc:
         overrides = {"num_classes": (len(verbs), len(nouns)), **overrides}
-    cfg, tok = prepare(EK100, inputs, overrides, verbs + nouns + _narration_texts(overrides))
+    cfg, tok = prepare("translate-ek100", inputs, overrides, verbs + nouns + _narration_texts(overrides))
     acts, videos = _ek100_segments(inputs.store, inputs.feature_set, inputs.annotations)
     if disc:
         clips = [Clip(a.video_id, a.start_sec, a.stop_sec, "label", "", a.narration_id, a.action) for a in acts]

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from egoflow.heads.spec import config_from_dict
 from egoflow.heads.train import load_checkpoint, move_to
 from egoflow.heads.translate.data import Collate
-from egoflow.heads.translate.model import PREFIXES
+from egoflow.heads.translate.model import PREFIXES, Config
 from egoflow.heads.translate.text import (
     T5_FIELDS,
     TranslateInputError,
@@ -51,8 +51,8 @@ def init_kind(init) -> str | None:
     return "t5"  # t5_folder_fields checks model_type and names what is wrong
 
 
-def prepare(spec, inputs, overrides: dict, texts) -> tuple[object, object]:
-    """``(cfg, tokenizer)`` of a training run; the tokenizer is saved to ``<out_dir>/tokenizer``."""
+def prepare(name: str, inputs, overrides: dict, texts) -> tuple[object, object]:
+    """``(cfg, tokenizer)`` of a training run of head ``name``; the tokenizer is saved to ``<out_dir>/tokenizer``."""
     init, out = inputs.options.get("init"), Path(inputs.out_dir)
     if init is not None and out.resolve() == Path(init).resolve():
         raise TranslateInputError(f"--out {out} is the --init folder: the run would overwrite what it starts from")
@@ -90,7 +90,7 @@ def prepare(spec, inputs, overrides: dict, texts) -> tuple[object, object]:
                                   f"{kw['video_dim']}" + (f" (fixed by --init {init})" if kind == "run" else ""))
     kw.update(video_dim=dim, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, mask_id=mask_token_id(tok),
               tokenizer=str(tok_dir.resolve()))
-    return config_from_dict(spec, kw), tok
+    return config_from_dict(Config, kw, name), tok
 
 
 def setup_init(init, model) -> dict:

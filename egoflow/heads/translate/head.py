@@ -89,9 +89,8 @@ def caption_split(store, feature_set, narrations, source, tok, cfg, stats=None, 
 
 
 def task(inputs, overrides: dict) -> Task:
-    from egoflow.heads.translate import SPEC
     narrs, source = read_narrations(inputs.annotations, "train")
-    cfg, tok = prepare(SPEC, inputs, overrides, [n.text for n in narrs])
+    cfg, tok = prepare("translate", inputs, overrides, [n.text for n in narrs])
     videos = load_videos(inputs.store, inputs.feature_set, {n.video_uid for n in narrs}, source)
     stats: dict = {}
     clips = narration_clips(narrs, videos, cfg.window_s, source, cfg.drop_outside, stats)

@@ -1,7 +1,7 @@
 """VSGN (Zhao et al., ICCV 2021) for Ego4D moment queries, trained from cached features."""
-from egoflow.datasets.mq_data import MQDataError
 from egoflow.heads.spec import HeadSpec
 from egoflow.heads.vsgn import head
+from egoflow.heads.vsgn.data import MQDataError
 from egoflow.heads.vsgn.model import Config, VSGNConfigError, VSGNInputError, build
 
 SPEC = HeadSpec(

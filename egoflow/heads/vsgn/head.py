@@ -9,7 +9,10 @@ from pathlib import Path
 
 import torch
 
-from egoflow.datasets.mq_data import (
+from egoflow.datasets.records import MQClip
+from egoflow.heads.spec import Task, config_from_dict
+from egoflow.heads.train import move_to
+from egoflow.heads.vsgn.data import (
     MQDataError,
     MQDataset,
     check_feature_dim,
@@ -17,9 +20,6 @@ from egoflow.datasets.mq_data import (
     label_vocabulary,
     load_clip_features,
 )
-from egoflow.datasets.records import MQClip
-from egoflow.heads.spec import Task, config_from_dict
-from egoflow.heads.train import move_to
 from egoflow.heads.vsgn.model import Config
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ def _warn_unknown_labels(cfg: Config, clips: list[MQClip]) -> None:
 def task(inputs, overrides: dict) -> Task:
     """Train clips (labels must be in the vocabulary they define) and the val clips, if any (unknown labels
     count as misses). ``video_dim`` and ``labels`` come from the store and the training annotations."""
-    from egoflow.heads.vsgn import SPEC
     store, feature_set = inputs.store, inputs.feature_set
     clips = _clips(inputs.annotations)
     over = dict(overrides)
@@ -109,7 +108,7 @@ def task(inputs, overrides: dict) -> Task:
     if not over["labels"]:
         where = inputs.annotations if not isinstance(inputs.annotations, (list, tuple)) else "training clips"
         raise MQDataError(f"{where}: no labelled (primary) instances in {len(clips)} clips, nothing to learn")
-    cfg = config_from_dict(SPEC, over)
+    cfg = config_from_dict(Config, over, "vsgn")
     train = load_split(cfg, store, feature_set, clips, "error")
     val = None
     if inputs.val_annotations is not None:

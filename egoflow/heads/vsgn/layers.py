@@ -3,7 +3,7 @@
 After Zhao, Thabet & Ghanem, "Video Self-Stitching Graph Network for Temporal Action Localization" (ICCV 2021)
 and its use as the Ego4D Moment Queries baseline. Coordinates are continuous positions on the resampled clip
 axis: step ``i`` covers ``[i, i + 1)``, so a position ``x`` is ``x * duration / temporal_scale`` seconds
-(see ``egoflow.datasets.mq_data``). Every shape below is ``[batch, time, dim]`` unless said otherwise.
+(see ``egoflow.heads.vsgn.data``). Every shape below is ``[batch, time, dim]`` unless said otherwise.
 """
 from __future__ import annotations
 

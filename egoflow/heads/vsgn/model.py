@@ -4,7 +4,7 @@ Zhao, Thabet & Ghanem, "Video Self-Stitching Graph Network for Temporal Action L
 used by the Ego4D MQ baseline: conv stem -> xGPN (temporal conv || kNN graph conv per level, pooled between
 levels, decoder fusing back up) -> anchors of several scales per level -> classification / regression towers
 -> boundary adjustment -> Soft-NMS per class. The model sees only arrays: clips resampled to
-``temporal_scale`` steps, ``feats [B, T, Dv]`` + ``mask [B, T]`` (``egoflow.datasets.mq_data`` makes them).
+``temporal_scale`` steps, ``feats [B, T, Dv]`` + ``mask [B, T]`` (``egoflow.heads.vsgn.data`` makes them).
 
     model, criterion, decode = build(Config(video_dim=512, labels=("cut vegetables", ...)))
     out = model(batch); loss = criterion(out, batch)["loss"]; preds = decode(out, batch)
@@ -114,7 +114,7 @@ class VSGNModel(nn.Module):
                                  f"got {list(feats.shape)} (feature dim must equal Config.video_dim)")
         if feats.shape[1] != cfg.temporal_scale:
             raise VSGNInputError(f"VSGN expects clips resampled to temporal_scale={cfg.temporal_scale} steps, got "
-                                 f"{feats.shape[1]} (use egoflow.datasets.mq_data to resample)")
+                                 f"{feats.shape[1]} (use egoflow.heads.vsgn.data to resample)")
         if mask.shape != feats.shape[:2]:
             raise VSGNInputError(f"mask {list(mask.shape)} does not match feats {list(feats.shape[:2])}")
 

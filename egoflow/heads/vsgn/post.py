@@ -3,7 +3,7 @@
 Positions map to clip seconds through the clip's *parts* (``parts [P, 3]`` rows ``(offset, length,
 duration_s)``): a plain clip has one part ``(0, temporal_scale, duration)``; a self-stitched one has the
 original and the magnified copy. A position ``x`` in part ``p`` is ``(x - offset) / length * duration``
-seconds, the exact inverse of the resampling in ``egoflow.datasets.mq_data``. The records (``{"label", "score",
+seconds, the exact inverse of the resampling in ``egoflow.heads.vsgn.data``. The records (``{"label", "score",
 "segment"}`` per clip) become the official submission through ``egoflow.formats`` (the runner writes it).
 """
 from __future__ import annotations

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from egoflow.datasets.nlq_data import NLQDataset, check_feature_set, collate_nlq, load_nlq_split
 from egoflow.datasets.records import NLQQuery
 from egoflow.heads.spec import Task, config_from_dict
 from egoflow.heads.train import move_to
+from egoflow.heads.vslnet.data import NLQDataset, check_feature_set, collate_nlq, load_nlq_split
 from egoflow.heads.vslnet.model import Config
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,7 @@ def task(inputs, overrides: dict) -> Task:
     store, feature_set = inputs.store, inputs.feature_set
     text_set = inputs.text_set_or(what="the query embeddings to use")
     train_q, _ = _queries(inputs.annotations, "train")
-    from egoflow.heads.vslnet import SPEC
-    cfg = config_from_dict(SPEC, _fill_dims(store, feature_set, text_set, overrides, train_q))
+    cfg = config_from_dict(Config, _fill_dims(store, feature_set, text_set, overrides, train_q), "vslnet")
     train = _load_split(store, feature_set, train_q, text_set, cfg, "train", cfg.drop_zero_length_train)
     val = None
     if inputs.val_annotations is not None:

@@ -119,7 +119,7 @@ class FeatureEncoder(nn.Module):
         n = x.shape[1]
         if n > self.max_pos_len:
             raise ValueError(f"sequence of {n} steps is longer than max_pos_len={self.max_pos_len}; "
-                             "resample the clip (the NLQ data module does) or raise max_pos_len")
+                             "resample the clip (egoflow.heads.vslnet.data does) or raise max_pos_len")
         x = x + self.pos(torch.arange(n, device=x.device)).unsqueeze(0)
         return self.attn(self.convs(x, mask), mask)
 

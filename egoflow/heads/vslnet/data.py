@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from egoflow.datasets.records import NLQQuery
+from egoflow.heads.spec import feature_set_info
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +164,7 @@ def collate_nlq(items: list[dict]) -> dict[str, torch.Tensor]:
 
 def check_feature_set(store, feature_set: str, video_dim: int | None = None) -> dict:
     """Raise MissingFeatures / FeatureDimMismatch early; returns the feature set's info."""
-    sets = store.feature_sets()
-    if feature_set not in sets:
-        raise MissingFeatures(f"feature set {feature_set!r} is not in store {_store_name(store)} "
-                              f"(it has: {_examples(sets)})")
-    info = store.feature_set_info(feature_set)
+    info = feature_set_info(store, feature_set, MissingFeatures)
     if video_dim is not None and int(info["dim"]) != int(video_dim):
         raise FeatureDimMismatch(f"feature set {feature_set!r} has dim {info['dim']} but the head is configured "
                                  f"for video_dim={video_dim}")

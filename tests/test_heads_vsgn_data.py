@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.mq_data import (
+from egoflow.datasets.records import MQClip, MQInstance
+from egoflow.features_store import FeatureStore
+from egoflow.heads.vsgn.data import (
     MQDataError,
     MQDataset,
     check_feature_dim,
@@ -14,8 +16,6 @@ from egoflow.datasets.mq_data import (
     resample,
     seconds_to_positions,
 )
-from egoflow.datasets.records import MQClip, MQInstance
-from egoflow.features_store import FeatureStore
 
 
 @pytest.fixture

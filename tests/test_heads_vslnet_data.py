@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from egoflow.datasets.nlq_data import (
+from egoflow.datasets.records import NLQQuery
+from egoflow.features_store import FeatureStore
+from egoflow.heads.vslnet.data import (
     AnnotationOutOfRange,
     EmptySplit,
     FeatureDimMismatch,
@@ -15,8 +17,6 @@ from egoflow.datasets.nlq_data import (
     step_boundaries,
     time_to_index,
 )
-from egoflow.datasets.records import NLQQuery
-from egoflow.features_store import FeatureStore
 
 
 def test_step_boundaries_partition_the_clip():
