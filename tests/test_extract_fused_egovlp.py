@@ -202,7 +202,7 @@ def test_predict_egomcq_dual_only(ckpt, vocab, tmp_path, capsys):
             "--encoder", "fused", "--model", "egovlp-tiny", "--pretrained", ckpt, "--num-frames", "4",
             "--tokenizer", str(vocab), "--precision", "fp32", "--device", "cpu", "--fps", "10"]
     assert main([*args, "--out", str(tmp_path / "p.json"), "--score", "dual"]) == 0
-    got = json.loads((tmp_path / "p.json").read_text())["0"]
+    got = json.loads((tmp_path / "p.json").read_text())["results"]["0"]  # the official submission
     enc = create_fused_encoder("egovlp-tiny", ckpt, str(vocab), num_frames=4, precision="fp32", device="cpu")
     clips = np.stack(clip_frames(tmp_path / "v" / "v1.mp4", [(i * 0.7, i * 0.7 + 0.6) for i in range(5)], 4, 10.0,
                                  enc.image_size))
