@@ -27,6 +27,8 @@ from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
 from egoflow.flows.cli import register as register_flow_verbs
 from egoflow.fused_cli import register as register_fused
+from egoflow.recipes import apply as apply_recipe
+from egoflow.recipes.cli import register as register_recipes
 from egoflow.search_cli import register as register_search
 from egoflow.segment.cli import register as register_segment
 
@@ -67,7 +69,7 @@ def cmd_extract(a) -> int:
         from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
 
         summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
-                                            a.feature_set, progress=not a.quiet)
+                                            a.feature_set, progress=not a.quiet, strict=a.strict)
         print(f"query-conditioned feature set {name}: {summary.line()}")
         return 0 if summary.ok else 1
     if a.prefect:
@@ -173,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_flow_verbs(sub)
     register_search(sub)
     register_fused(sub)
+    register_recipes(sub)
     return ap
 
 
@@ -180,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error, user_errors
 
     args = build_parser().parse_args(argv)
-    resolve_encoder_defaults(args)
     try:
+        apply_recipe(args, sys.argv[1:] if argv is None else list(argv))
+        resolve_encoder_defaults(args)
         _open_remote(args)
         return int(args.func(args) or 0)
     except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)

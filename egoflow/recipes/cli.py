@@ -1,0 +1,50 @@
+"""``egoflow recipes`` (list) and ``egoflow recipes show NAME`` (every setting in three columns)."""
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import asdict
+
+from egoflow.recipes import get_recipe, list_recipes
+
+
+def format_recipe(name: str, width: int = 38) -> str:
+    r = get_recipe(name)
+    lines = [f"{r.tag}: {r.paper}", f"target: {r.target}", f"verbs: {', '.join(r.verbs)}"
+             + (f"   head: {r.head}" if r.head else "") + (f"   checkpoint: {r.checkpoint}" if r.checkpoint else ""),
+             ""]
+    cols = ("setting", "paper", "reference (repo@commit:file)", "egoflow")
+    rows = [(s.name, s.paper, f"{s.reference} [{s.source}]", s.egoflow) for s in r.settings]
+    w = (18, width, width + 14, width)
+    lines.append(" | ".join(c.ljust(k) for c, k in zip(cols, w)).rstrip())
+    lines.append("-+-".join("-" * k for k in w))
+    for row in rows:
+        wrapped = [textwrap.wrap(c, k) or [""] for c, k in zip(row, w)]
+        for i in range(max(map(len, wrapped))):
+            lines.append(" | ".join((c[i] if i < len(c) else "").ljust(k) for c, k in zip(wrapped, w)).rstrip())
+    if r.head_overrides or r.train:
+        lines += ["", f"head overrides: {json.dumps(r.head_overrides)}   train: {json.dumps(r.train)}"]
+    if r.differs:
+        lines += ["", "still differs:"] + [f"  - {d}" for d in r.differs]
+    lines += ["", "end to end:"] + [f"  {c}" for c in r.commands]
+    return "\n".join(lines)
+
+
+def cmd_recipes(a) -> int:
+    if a.action == "show":
+        if not a.name:
+            raise ValueError(f"egoflow recipes show NAME: name one of {', '.join(list_recipes())}")
+        print(json.dumps(asdict(get_recipe(a.name)), indent=1) if a.json else format_recipe(a.name))
+        return 0
+    for n in list_recipes():
+        r = get_recipe(n)
+        print(f"{r.tag:28s} {'|'.join(r.verbs):34s} {r.target}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("recipes", help="named paper/reference settings (list, or `show NAME`)")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show"])
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("--json", action="store_true", help="show: the recipe as JSON")
+    p.set_defaults(func=cmd_recipes)
