@@ -16,6 +16,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 
+def _clips(path, spans, encoder, fps: float) -> list[np.ndarray]:
+    """Frames of each (start, end) span: the recipe's reference rule when the encoder has one (the references'
+    frame indices, pre-resize to height 256), else F centres of equal parts decoded at ``fps``."""
+    from egoflow.extract.fused.scoring import clip_frames
+    from egoflow.extract.reference import clips_by_rule
+
+    rule = getattr(encoder.cfg, "frame_rule", "")
+    if rule:
+        return clips_by_rule(path, spans, rule, encoder.cfg.num_frames, encoder.cfg.pre_resize)
+    return clip_frames(path, spans, encoder.cfg.num_frames, fps, encoder.image_size)
+
+
 def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble", fps: float = 8.0,
                    progress: bool = True) -> Path:
     """Score the 5 candidates of every EgoMCQ item with the fused model; write ``{item_id: [5 scores]}``.
@@ -24,7 +36,7 @@ def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble
     Items whose video is missing are left out (the evaluator counts them as missing) and listed on stderr.
     """
     from egoflow.datasets.egomcq import load_egomcq
-    from egoflow.extract.fused.scoring import SCORES, clip_frames, pair_scores
+    from egoflow.extract.fused.scoring import SCORES, pair_scores
     from egoflow.extract.pipeline import VIDEO_EXTENSIONS
 
     if score not in SCORES:
@@ -42,8 +54,7 @@ def predict_egomcq(annotations, videos_dir, encoder, out, score: str = "ensemble
     missing = sorted(u for u in by_video if u not in files)
     for uid in tqdm(sorted(set(by_video) - set(missing)), desc="egomcq videos", disable=not progress):
         entries = by_video[uid]
-        frames = clip_frames(files[uid], [(c.start_sec, c.end_sec) for _, _, c in entries],
-                             encoder.cfg.num_frames, fps, encoder.image_size)
+        frames = _clips(files[uid], [(c.start_sec, c.end_sec) for _, _, c in entries], encoder, fps)
         for k in range(0, len(entries), encoder.cfg.batch_size):
             part = entries[k:k + encoder.cfg.batch_size]
             s = pair_scores(encoder, np.stack(frames[k:k + len(part)]), [items[i].query for i, _, _ in part])[score]
@@ -75,7 +86,7 @@ def predict_ek100_mir(root, videos_dir, encoder, out, split: str = "test", score
 
     from egoflow.datasets.ek100 import load_mir
     from egoflow.datasets.errors import read_csv_rows
-    from egoflow.extract.fused.scoring import clip_frames, similarity_matrix
+    from egoflow.extract.fused.scoring import similarity_matrix
     from egoflow.extract.pipeline import VIDEO_EXTENSIONS
 
     mir = load_mir(root, split)
@@ -92,7 +103,7 @@ def predict_ek100_mir(root, videos_dir, encoder, out, split: str = "test", score
     for vid in tqdm(sorted(by_video), desc="ek100 videos", disable=not progress):
         idx = by_video[vid]
         spans = [(_seconds(rows[i]["start_timestamp"]), _seconds(rows[i]["stop_timestamp"])) for i in idx]
-        for i, c in zip(idx, clip_frames(files[vid], spans, encoder.cfg.num_frames, fps, encoder.image_size)):
+        for i, c in zip(idx, _clips(files[vid], spans, encoder, fps)):
             clips[i] = c
     sim = similarity_matrix(encoder, np.stack(clips), list(mir.texts), score).T  # [videos, texts]
     sub = {"sim_mat": sim, "vis_ids": [r["narration_id"] for r in rows], "txt_ids": list(mir.text_ids)}
@@ -103,6 +114,43 @@ def predict_ek100_mir(root, videos_dir, encoder, out, split: str = "test", score
     else:
         out.write_bytes(pickle.dumps(sub))
     return out
+
+
+def predict_charades(annotations, videos_dir, encoder, out, classes=None, prompt=None, score: str = "dual",
+                     fps: float = 8.0, progress: bool = True) -> Path:
+    """CharadesEgo zero-shot with the fused model: each whole video (the reference: 32 frames, ``charades-cv2``)
+    against every prompted class name; writes ``{video_id: [C scores]}`` in the charades submission format."""
+    import os
+
+    from egoflow.datasets.charades_ego import load_charades_classes, load_charades_ego
+    from egoflow.extract.fused.scoring import similarity_matrix
+    from egoflow.extract.pipeline import VIDEO_EXTENSIONS
+    from egoflow.extract.video import probe
+    from egoflow.formats import write_submission
+
+    classes = classes or os.path.join(os.path.dirname(os.path.abspath(annotations)), "Charades_v1_classes.txt")
+    names = load_charades_classes(classes)
+    videos = load_charades_ego(annotations, len(names))
+    files = {p.stem: p for p in Path(videos_dir).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
+    absent = sorted({v.video_id for v in videos} - set(files))
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} CharadesEgo video(s) not in {videos_dir}, e.g. {absent[0]}")
+    clips = [_clips(files[v.video_id], [(0.0, probe(files[v.video_id]).duration_s)], encoder, fps)[0]
+             for v in tqdm(videos, desc="charades videos", disable=not progress)]
+    texts = [(prompt or "{}").format(n) for n in names]
+    sim = np.concatenate([similarity_matrix(encoder, np.stack(clips[i:i + 8]), texts, score).T
+                          for i in range(0, len(clips), 8)]) if clips else np.zeros((0, len(names)))
+    return Path(write_submission("charades", {v.video_id: sim[i] for i, v in enumerate(videos)}, out))
+
+
+def cmd_predict_charades(a, _encoder) -> int:
+    """``egoflow predict charades --encoder fused --videos DIR`` (zero-shot, no store)."""
+    if not a.videos:
+        raise ValueError("egoflow predict charades --encoder fused needs --videos DIR (the CharadesEgo videos)")
+    path = predict_charades(a.annotations, a.videos, _encoder(a), a.out, a.classes, a.prompt, a.score or "dual",
+                            a.fps or 8.0)
+    print(f"predictions written to {path}")
+    return 0
 
 
 def cmd_predict_ek100_mir(a, _encoder) -> int:

@@ -35,10 +35,11 @@ def cmd_predict(a) -> int:
     from egoflow.heads.runner import predict
     from egoflow.heads.zeroshot import ZEROSHOT
 
-    if a.head in ("egomcq", "ek100-mir") and a.encoder == "fused":  # the fused backbone scores video-text pairs
-        from egoflow.fused_cli import cmd_predict_egomcq, cmd_predict_ek100_mir
+    if a.head in ("egomcq", "ek100-mir", "charades") and a.encoder == "fused":  # fused: video-text pair scores
+        from egoflow.fused_cli import cmd_predict_charades, cmd_predict_egomcq, cmd_predict_ek100_mir
 
-        return (cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir)(a, make_encoder)
+        fn = {"egomcq": cmd_predict_egomcq, "ek100-mir": cmd_predict_ek100_mir, "charades": cmd_predict_charades}
+        return fn[a.head](a, make_encoder)
     if not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
 

@@ -182,3 +182,26 @@ def transform(frames: np.ndarray | torch.Tensor, mode: str, mean, std, size: int
     x = _center_crop(x, crop)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
     return (x - m) / s
+
+
+def clips_by_rule(path, spans: list[tuple[float, float]], rule: str, frames: int, pre_resize: int
+                  ) -> list[np.ndarray]:
+    """uint8 ``[frames, H, W, 3]`` per (start, end) span of one video by a clip-level rule (egoclip-cv2,
+    epic-decord, charades-cv2: the span is ignored, the clip is the video); the video is decoded once."""
+    vlen, fps = count_frames(path)
+    per = []
+    for s, e in spans:
+        if rule == "egoclip-cv2":
+            per.append(egoclip_indices(s, e, frames, vlen))
+        elif rule == "epic-decord":
+            per.append(epic_indices(s, e, frames, fps))
+        elif rule == "charades-cv2":
+            per.append(charades_indices(frames, vlen))
+        else:
+            raise ValueError(f"frame rule {rule!r} is not a clip rule (use egoclip-cv2, epic-decord, charades-cv2)")
+        if per[-1][-1] >= vlen:
+            raise ShortVideoError(f"{path}: clip [{s}, {e}] s needs frame {per[-1][-1]}, the video has {vlen}")
+    got = {}
+    for fr, idx in read_frames(path, sorted({i for p in per for i in p}), pre_resize):
+        got.update({int(i): f for f, i in zip(fr, idx)})
+    return [np.stack([got[i] for i in p]) for p in per]
