@@ -158,3 +158,12 @@ def test_fused_charades_with_the_reference_32_frames(tok, tmp_path, capsys):
     make_video(short / "AB12C.mp4", [(0, 0.5, "red kettle")], fps=30, size=(48, 40), seed=1)  # 15 frames < 32
     assert main(argv[:argv.index("--videos") + 1] + [str(short)] + argv[argv.index("--videos") + 2:]) == 2
     assert "fewer than the recipe's 32" in capsys.readouterr().err
+
+
+def test_docs_recipes_page_is_in_sync_with_the_registry():
+    from egoflow.recipes.cli import format_markdown
+
+    page = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
+    for n in list_recipes():
+        assert format_markdown(n) in page, f"docs/recipes.md is stale for {n}: regenerate with `egoflow recipes " \
+                                           f"show {n} --markdown`"

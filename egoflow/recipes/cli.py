@@ -30,11 +30,35 @@ def format_recipe(name: str, width: int = 38) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(name: str) -> str:
+    """The recipe as a docs/recipes.md section (the page embeds this output verbatim; a test keeps it in sync)."""
+    r = get_recipe(name)
+
+    def cell(t: str) -> str:
+        return t.replace("|", "\\|")
+
+    out = [f"### `{r.tag}`", "", f"{r.paper}. **Target:** {r.target}.", "",
+           f"Verbs: {', '.join(r.verbs)}" + (f"; head `{r.head}`" if r.head else "")
+           + (f"; checkpoint `{r.checkpoint}`" if r.checkpoint else "") + ".", "",
+           "| setting | paper | reference | where (repo@commit:file) | egoflow |", "|---|---|---|---|---|"]
+    out += [f"| {cell(s.name)} | {cell(s.paper)} | {cell(s.reference)} | {cell(s.source)} | {cell(s.egoflow)} |"
+            for s in r.settings]
+    if r.head_overrides or r.train:
+        out += ["", f"Head overrides `{json.dumps(r.head_overrides)}`, schedule `{json.dumps(r.train)}`."]
+    if r.differs:
+        out += ["", "Still differs:", ""] + [f"- {d}" for d in r.differs]
+    out += ["", "```"] + list(r.commands) + ["```"]
+    return "\n".join(out)
+
+
 def cmd_recipes(a) -> int:
     if a.action == "show":
         if not a.name:
             raise ValueError(f"egoflow recipes show NAME: name one of {', '.join(list_recipes())}")
-        print(json.dumps(asdict(get_recipe(a.name)), indent=1) if a.json else format_recipe(a.name))
+        if a.markdown:
+            print(format_markdown(a.name))
+        else:
+            print(json.dumps(asdict(get_recipe(a.name)), indent=1) if a.json else format_recipe(a.name))
         return 0
     for n in list_recipes():
         r = get_recipe(n)
@@ -47,4 +71,5 @@ def register(sub) -> None:
     p.add_argument("action", nargs="?", default="list", choices=["list", "show"])
     p.add_argument("name", nargs="?", default=None)
     p.add_argument("--json", action="store_true", help="show: the recipe as JSON")
+    p.add_argument("--markdown", action="store_true", help="show: the recipe as a docs/recipes.md section")
     p.set_defaults(func=cmd_recipes)

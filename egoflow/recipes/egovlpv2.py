@@ -79,7 +79,7 @@ MQ = _nlq_mq(
             "L2-normalised", f"{V2}:EgoVLPv2/test_mq.py, EgoVLPv2/model/model.py", "feature=dual-proj (4096-d)"),
     "EgoVLPv2 + VSGN, MQ val mAP avg 12.23 (IoU 0.1/0.3/0.5: 17.58/11.92/6.90) (EgoMQ/README.md)",
     (Setting("checkpoint", "EgoVLPv2", "a pretraining checkpoint (checkpoint-epoch10.pth, F=4 temporal "
-             "embedding, interpolated to 16)", f"{V2}:EgoVLPv2/configs/eval/mq.json",
+             "embedding, interpolated to 16)", f"{V2}:EgoVLPv2/configs/eval/mq.json, EgoVLPv2/model/model.py",
              "--pretrained (bilinear temporal-embedding inflation, as the reference)"),),
     {"feature": "dual-proj"}, {}, "vsgn", {}, {},
     ("egoflow extract clips/ --store S --recipe egovlpv2-mq --pretrained EgoVLPv2.pth",
