@@ -2,12 +2,15 @@
 one line per departure, contradictions refused with exit 2) and the recipe paths end to end on a tiny random
 EgoVLPv2 (reference windows, NLQ token features, unnormalised MQ features, fused CharadesEgo)."""
 import argparse
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import egoflow.extract.fused.scoring as scoring
 from egoflow.cli import main
 from egoflow.extract.fused.tokenizer import write_tiny_vocab
 from egoflow.features_store import FeatureStore
@@ -17,6 +20,9 @@ from egoflow.recipes import NOT_FOUND, RecipeError, apply, get_recipe, list_reci
 FIX = Path(__file__).parent / "fixtures" / "recipes"
 TEN = {"egovlpv2-egomcq", "egovlpv2-ek100-mir", "egovlpv2-charades", "egovlpv2-nlq", "egovlpv2-mq", "egovlpv2-qfvs",
        "egovlp-nlq", "egovlp-mq", "ego4d-clip-1.875fps", "laviti"}
+sys.path.insert(0, str(FIX))
+from gen_video import read_index  # noqa: E402
+
 WORDS = ["person", "opens", "the", "door", "red", "kettle", "blue", "mug"]
 
 
@@ -167,3 +173,41 @@ def test_docs_recipes_page_is_in_sync_with_the_registry():
     for n in list_recipes():
         assert format_markdown(n) in page, f"docs/recipes.md is stale for {n}: regenerate with `egoflow recipes " \
                                            f"show {n} --markdown`"
+
+
+def test_egomcq_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monkeypatch):
+    cases = [c for c in json.loads((FIX / "reference_loaders.json").read_text())["cases"]
+             if c["rule"] == "egoclip-cv2"][:5]
+    vids = tmp_path / "v"
+    vids.mkdir()
+    shutil.copy(FIX / "index30.mp4", vids / "vid.mp4")  # the original: egoflow pre-resizes in the decoder
+
+    def clip(c):
+        return {"video_uid": "vid", "clip_start": c["args"]["start"], "clip_end": c["args"]["end"], "clip_text": ""}
+    mcq = {"0": {"query": {"clip_text": "red kettle", **clip(cases[0])}, "answer": 1, "types": 2,
+                 "choices": {str(i): clip(c) for i, c in enumerate(cases)}}}
+    (tmp_path / "egomcq.json").write_text(json.dumps(mcq))
+    seen = []
+    real = scoring.pair_scores
+
+    def spy(encoder, clips, texts):
+        seen.extend(clips)
+        return real(encoder, clips, texts)
+    monkeypatch.setattr(scoring, "pair_scores", spy)
+    assert main(["predict", "egomcq", "--recipe", "egovlpv2-egomcq", "--encoder", "fused", "--model", "egovlpv2-tiny",
+                 "--tokenizer", tok, "--annotations", str(tmp_path / "egomcq.json"), "--videos", str(vids),
+                 "--out", str(tmp_path / "pred.json")]) == 0
+    assert [[read_index(f) for f in c] for c in seen] == [c["shown"] for c in cases]
+    assert seen[0].shape[1:] == (256, 454, 3)  # pre-resized to height 256 in the decoder
+
+
+def test_clip_recipe_sets_the_rate_and_is_stored(tmp_path, clipdir, capsys):
+    s = str(tmp_path / "s.zarr")
+    assert main(["extract", str(clipdir), "--store", s, "--recipe", "ego4d-clip-1.875fps", "--model",
+                 "egoflow-tiny-ViT", "--quiet"]) == 0
+    assert "--model egoflow-tiny-ViT (recipe: ViT-B-32)" in capsys.readouterr().err
+    st = FeatureStore(s)
+    (name,) = st.feature_sets()
+    ext = st.feature_set_info(name)["extractor"]
+    assert ext["fps"] == 1.875 and ext["recipe"] == "ego4d-clip-1.875fps@1 with --model egoflow-tiny-ViT"
+    assert ext["precision"] == "float32"

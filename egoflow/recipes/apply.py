@@ -30,7 +30,12 @@ def _flag(dest: str) -> str:
 
 
 def _family(model: str) -> str:
-    return model.rsplit("-", 1)[0] if model.startswith(("egovlpv2-", "egovlp-")) else model
+    """Models of one family share an architecture and a checkpoint format (sizes may differ: a departure);
+    another family contradicts the recipe. Every open_clip model is one family."""
+    for fam in ("egovlpv2-", "egovlp-", "clip-fused-"):
+        if model.startswith(fam):
+            return fam
+    return "open_clip"
 
 
 def recipe_values(r: Recipe, verb: str) -> dict:
