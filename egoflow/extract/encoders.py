@@ -41,7 +41,7 @@ class EncoderSpec:
     pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
     window_rate: float = 0.0  # start-end-decord: windows per second (1.87 in the references)
     feature: str = ""  # stored tensor: "" dual projection L2-normalised | "dual-proj" projection, not normalised
-    text_tokens: str = ""  # encode-text token features: "" none | "hidden" (text tower's last hidden states)
+    text_tokens: str = ""  # encode-text token features: "" none | "hidden" | "proj-inner" (FusedEncoder.encode_text)
 
     def __post_init__(self):
         if self.kind not in KINDS:

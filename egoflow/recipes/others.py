@@ -30,18 +30,19 @@ def _egovlp(name, head, target, commands):
             Setting("text side", "token features (NLQ)", "compute_text_tokens: txt_proj(last hidden states) "
                     "[1:n-1] (CLS/SEP dropped), 256-d" if head == "nlq" else "none",
                     f"{V1}:run/test_nlq.py" if head == "nlq" else NOT_FOUND,
-                    "pooled only: token features of egovlp-base are not wired yet" if head == "nlq" else "none"),
+                    "text_tokens=proj-inner (the same slice)" if head == "nlq" else "none"),
             Setting("precision", "not stated", "fp32 (no autocast in run/test_*.py)", f"{V1}:run/test_{head}.py",
                     "fp32")),
         encoder={"kind": "fused", "model": "egovlp-base", "frames": 4, "precision": "fp32",
                  "transform": "crop256-224", "pre_resize": 256, "frame_rule": "start-end-decord",
-                 "window_rate": 1.87, "feature": "dual-proj"},
+                 "window_rate": 1.87, "feature": "dual-proj",
+                 **({"text_tokens": "proj-inner"} if head == "nlq" else {})},
         options={"fps": 7.48, "window": 4, "stride": 4}, head="vslnet" if head == "nlq" else "vsgn",
         checkpoint="egovlp.pth", commands=commands,
         differs=("needs the egovlp-base encoder (fused registry); until it is there the recipe fails at model "
                  "creation with the registry's list",) + (
-                    ("text token features (txt_proj, CLS/SEP dropped) are not produced yet",) if head == "nlq"
-                    else ())))
+                    ("text_tokens=proj-inner needs egovlp-base to expose `text` and `text_proj` as the EgoVLPv2 "
+                     "model does; otherwise encode-text refuses in one line",) if head == "nlq" else ())))
 
 
 EGOVLP_NLQ = _egovlp(

@@ -34,7 +34,7 @@ class FusedEncoderConfig:
     transform: str = ""  # a reference test transform (extract.reference.TRANSFORMS); "" bicubic shorter side + crop
     pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
     window_rate: float = 0.0  # start-end-decord windows per second (the references use 1.87)
-    text_tokens: str = ""  # token features of encode_text: "" none | "hidden" (text tower's last hidden states)
+    text_tokens: str = ""  # token features of encode_text: "" none | "hidden" | "proj-inner" (see encode_text)
     recipe: str = ""  # "name@version" of the recipe that chose these settings (stored with the features)
 
 
@@ -47,8 +47,8 @@ def _check_reference(cfg: FusedEncoderConfig) -> None:
         raise FusedModelError(f"unknown reference transform {cfg.transform!r}: use one of {', '.join(TRANSFORMS)}")
     if cfg.frame_rule == "start-end-decord" and cfg.window_rate <= 0:
         raise FusedModelError("frame rule start-end-decord needs window_rate > 0 (windows per second)")
-    if cfg.text_tokens not in ("", "hidden"):
-        raise FusedModelError(f"unknown text_tokens {cfg.text_tokens!r}: use '' or 'hidden'")
+    if cfg.text_tokens not in ("", "hidden", "proj-inner"):
+        raise FusedModelError(f"unknown text_tokens {cfg.text_tokens!r}: use '', 'hidden' or 'proj-inner'")
 
 
 class FusedEncoder:
@@ -173,27 +173,30 @@ class FusedEncoder:
     @torch.inference_mode()
     def encode_text(self, strings: list[str], tokens: bool = False):
         """Strings -> (dual embeddings ``[N, dim]``, token features ``[N, L, text width]`` or None, lengths
-        ``[N]`` or None). Tokens come only with ``text_tokens="hidden"``: the unfused text tower's last hidden
-        states, <s> and </s> included (the tensor EgoVLPv2's NLQ code stores for VSLNet), zero-padded."""
-        want = tokens and self.cfg.text_tokens == "hidden"
-        if want and self.is_clip:
-            raise FusedModelError(f"{self.cfg.model}: token features (text_tokens=hidden) are for the EgoVLPv2 "
-                                  "text tower")
+        ``[N]`` or None). Tokens come only with ``text_tokens``: "hidden" = the unfused text tower's last hidden
+        states, <s> and </s> included (what EgoVLPv2's NLQ code stores for VSLNet); "proj-inner" = those states
+        through the text projection without the first and last token (what EgoVLP's test_nlq.py stores)."""
+        want = tokens and bool(self.cfg.text_tokens)
+        if want and (self.is_clip or not hasattr(self.model, "text_proj")):
+            raise FusedModelError(f"{self.cfg.model}: token features (text_tokens={self.cfg.text_tokens}) need a "
+                                  "text tower with a text projection (EgoVLPv2/EgoVLP models)")
         out, toks, lens = [], [], []
         for i in range(0, len(strings), 64):
             ids, mask = self.tokenize(strings[i:i + 64])
             if want:
-                h = self.model.text(ids, mask).float()  # [B, L, Dt]
+                h = self.model.text(ids, mask)  # [B, L, Dt]
                 e = self.model.text_proj(h[:, 0]).float()
-                toks += [t[:int(n)].cpu().numpy() for t, n in zip(h, mask.sum(1))]
-                lens += [int(n) for n in mask.sum(1)]
+                inner = self.cfg.text_tokens == "proj-inner"
+                t = (self.model.text_proj(h) if inner else h).float()
+                toks += [x[1:int(n) - 1] if inner else x[:int(n)] for x, n in zip(t.cpu().numpy(), mask.sum(1))]
+                lens += [len(x) for x in toks[len(lens):]]
             else:
                 e = self.model.encode_text(ids, mask).float()
             out.append(F.normalize(e, dim=-1) if self.cfg.normalize else e)
         P = torch.cat(out).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
         if not want:
             return P, None, None
-        T = np.zeros((len(toks), max(lens, default=1), self.model.cfg.text_width), np.float32)
+        T = np.zeros((len(toks), max(max(lens, default=1), 1), toks[0].shape[1] if toks else 1), np.float32)
         for j, t in enumerate(toks):
             T[j, :len(t)] = t
         return P, T, np.asarray(lens, dtype=np.int64)
