@@ -211,3 +211,35 @@ def test_clip_recipe_sets_the_rate_and_is_stored(tmp_path, clipdir, capsys):
     ext = st.feature_set_info(name)["extractor"]
     assert ext["fps"] == 1.875 and ext["recipe"] == "ego4d-clip-1.875fps@1 with --model egoflow-tiny-ViT"
     assert ext["precision"] == "float32"
+
+
+def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monkeypatch):
+    import pickle
+
+    cases = [c for c in json.loads((FIX / "reference_loaders.json").read_text())["cases"]
+             if c["rule"] == "epic-decord"][:2]
+    vids = tmp_path / "v"
+    vids.mkdir()
+    shutil.copy(FIX / "index30.mp4", vids / "vid.mp4")
+    root = tmp_path / "mir"
+    (root / "relevancy").mkdir(parents=True)
+
+    def ts(t):
+        return f"00:00:{t:05.2f}"
+    rows = "".join(f"vid_{i},P01,vid,{ts(c['args']['start'])},{ts(c['args']['start'])},{ts(c['args']['end'])},"
+                   f"red door\n" for i, c in enumerate(cases))
+    (root / "EPIC_100_retrieval_test.csv").write_text(
+        "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,narration\n" + rows)
+    (root / "EPIC_100_retrieval_test_sentence.csv").write_text("narration_id,narration\nvid_0,red door\n")
+    (root / "relevancy" / "caption_relevancy_EPIC_100_retrieval_test.pkl").write_bytes(pickle.dumps(np.eye(2)[:, :1]))
+    seen = []
+    real = scoring.similarity_matrix
+
+    def spy(encoder, clips, texts, score="dual"):
+        seen.extend(clips)
+        return real(encoder, clips, texts, score)
+    monkeypatch.setattr(scoring, "similarity_matrix", spy)
+    assert main(["predict", "ek100-mir", "--recipe", "egovlpv2-ek100-mir", "--encoder", "fused", "--model",
+                 "egovlpv2-tiny", "--tokenizer", tok, "--annotations", str(root), "--videos", str(vids),
+                 "--out", str(tmp_path / "sub.npz")]) == 0
+    assert [[read_index(f) for f in c] for c in seen] == [c["shown"] for c in cases]
