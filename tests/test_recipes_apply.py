@@ -78,6 +78,10 @@ def test_apply_fills_settings_and_says_what_departs(capsys):
                                                                                 7.48, 4)
     assert a.encoder_extras["frame_rule"] == "start-end-decord" and a.encoder_extras["text_tokens"] == "hidden"
     assert a.encoder_extras["recipe"] == "egovlpv2-nlq@1" and capsys.readouterr().err == ""
+    from egoflow.extract.encoders import EncoderSpec
+
+    spec = EncoderSpec(kind=a.encoder, model=a.model, frames=a.num_frames, precision=a.precision, **a.encoder_extras)
+    assert spec == get_recipe("egovlpv2-nlq").encoder_spec()  # the flags + extras are the recipe's EncoderSpec
     a = _ns(num_frames=8, precision="bf16")
     apply(a, ["extract", "v.mp4", "--recipe=egovlpv2-nlq", "--num-frames", "8", "--precision=bf16"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
+    p.add_argument("--strict", action="store_true", help="--queries: refuse (exit 2) instead of warn when the "
+                   "fusion gates are all 0 (the features would ignore the query)")
     p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")

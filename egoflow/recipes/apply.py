@@ -75,10 +75,8 @@ def apply(args, argv: list[str]) -> Recipe | None:
             raise RecipeError(f"{flag} {have} contradicts recipe {r.tag}, which uses {flag} {want}")
         differs.append(f"{flag} {have} (recipe: {want})")
     tag = r.tag + (" with " + ", ".join(d.split(" (")[0] for d in differs) if differs else "")
+    # EncoderSpec field names: EncoderSpec(**flags, **args.encoder_extras) is the recipe's spec
     args.encoder_extras = {k: r.encoder[k] for k in EXTRA_KEYS if k in r.encoder and r.encoder[k]}
-    if args.encoder_extras.get("feature") == "dual-proj":
-        args.encoder_extras.pop("feature")
-        args.encoder_extras["normalize"] = False
     args.encoder_extras["recipe"] = tag
     if (getattr(args, "prefect", False) or getattr(args, "submit", None)) and len(args.encoder_extras) > 1:
         raise RecipeError(f"recipe {r.tag} sets reference preprocessing, which --prefect/--submit do not carry "
