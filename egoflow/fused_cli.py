@@ -21,7 +21,17 @@ from tqdm.auto import tqdm
 
 from egoflow.extract.discover import VIDEO_EXTENSIONS
 from egoflow.extract.fused.scoring import SCORES, clip_frames, pair_scores, similarity_matrix
+from egoflow.extract.reference import clips_by_rule
 from egoflow.extract.video import probe
+
+
+def _clips(path, spans, encoder, fps: float) -> list[np.ndarray]:
+    """Frames of each (start, end) span: the recipe's reference rule when the encoder has one (the references'
+    frame indices, pre-resize to height 256), else F centres of equal parts decoded at ``fps``."""
+    rule = getattr(encoder.cfg, "frame_rule", "")
+    if rule:
+        return clips_by_rule(path, spans, rule, encoder.cfg.num_frames, encoder.cfg.pre_resize)
+    return clip_frames(path, spans, encoder.cfg.num_frames, fps, encoder.image_size)
 
 
 class FusedScorer:
@@ -52,8 +62,7 @@ class FusedScorer:
             idx, path = by_video[uid], self.files[uid]
             whole = float(probe(path).duration_s) if any(clips[i].start is None for i in idx) else 0.0
             spans = [(0.0, whole) if clips[i].start is None else (clips[i].start, clips[i].end) for i in idx]
-            frames = clip_frames(path, spans, self.encoder.cfg.num_frames, self.fps, self.encoder.image_size)
-            out.update(zip(idx, frames))
+            out.update(zip(idx, _clips(path, spans, self.encoder, self.fps)))
         return out
 
     def pairs(self, clips, texts) -> np.ndarray:

@@ -25,10 +25,12 @@ from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder, r
 from egoflow.cli.flows import register as register_flow_verbs
 from egoflow.cli.fused import register as register_fused
 from egoflow.cli.heads import register as register_heads
+from egoflow.cli.recipes import register as register_recipes
 from egoflow.cli.search import register as register_search
 from egoflow.cli.segment import register as register_segment
 from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.recipes import apply as apply_recipe
 
 
 def _open_remote(a) -> None:
@@ -68,7 +70,7 @@ def cmd_extract(a) -> int:
         from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
 
         summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
-                                            a.feature_set, progress=not a.quiet)
+                                            a.feature_set, progress=not a.quiet, strict=a.strict)
         print(f"query-conditioned feature set {name}: {summary.line()}")
         return 0 if summary.ok else 1
     if a.prefect:
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
+    p.add_argument("--strict", action="store_true", help="--queries: refuse (exit 2) instead of warn when the "
+                   "fusion gates are all 0 (the features would ignore the query)")
     p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")
@@ -174,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_flow_verbs(sub)
     register_search(sub)
     register_fused(sub)
+    register_recipes(sub)
     return ap
 
 
@@ -181,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error, user_errors
 
     args = build_parser().parse_args(argv)
-    resolve_encoder_defaults(args)
     try:
+        apply_recipe(args, sys.argv[1:] if argv is None else list(argv))
+        resolve_encoder_defaults(args)
         _open_remote(args)
         return int(args.func(args) or 0)
     except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)

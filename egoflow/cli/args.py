@@ -23,17 +23,23 @@ def add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32", "fp16"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
+    p.add_argument("--recipe", default=None, help="named paper/reference settings (`egoflow recipes`); an explicit "
+                   "flag departs from one setting and says so")
 
 
 def make_encoder(a):
+    extras = dict(getattr(a, "encoder_extras", None) or {})  # a recipe's settings that have no flag (EncoderSpec names)
     if getattr(a, "encoder", "clip") == "fused":
         from egoflow.extract.fused.encoder import create_fused_encoder
 
+        normalize = extras.pop("feature", "") != "dual-proj"
         return create_fused_encoder(a.model, a.pretrained, a.tokenizer, a.num_frames, a.precision, a.device,
-                                    min(a.batch_size, 8), fusion_checkpoint=a.fusion_checkpoint)
+                                    min(a.batch_size, 8), normalize=normalize, fusion_checkpoint=a.fusion_checkpoint,
+                                    **extras)
     from egoflow.extract.clip import create_encoder
 
-    return create_encoder(a.model, a.pretrained, a.precision, a.device, a.batch_size)
+    return create_encoder(a.model, a.pretrained, a.precision, a.device, a.batch_size,
+                          recipe=extras.get("recipe", ""))
 
 
 def resolve_encoder_defaults(a) -> None:

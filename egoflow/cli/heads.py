@@ -80,6 +80,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="head config override (repeatable)")
+    p.add_argument("--recipe", default=None, help="named settings (`egoflow recipes`): head overrides + schedule")
     p.add_argument("--init", default=None, metavar="RUN_DIR", help="start from this run's best weights "
                    "(laviti-charades: a laviti pretraining run)")
     p.add_argument("--classes", default=None, help="class list, e.g. Charades_v1_classes.txt (default: next to "

@@ -39,6 +39,7 @@ class EncoderConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 64  # frames per forward pass
     normalize: bool = True  # L2-normalise image/text embeddings before storing
+    recipe: str = ""  # "name@version" of the recipe that chose these settings (stored with the features)
 
 
 def _register_configs() -> None:
@@ -124,7 +125,8 @@ class ClipEncoder:
         """Every setting that changes the numbers (goes into the feature set's config hash)."""
         return {"encoder": "open_clip", "model": self.cfg.model, **self.weights,
                 "precision": str(self.dtype).replace("torch.", ""), "normalize": self.cfg.normalize,
-                "image_size": self.image_size, "crop": "center", "dim": self.dim}
+                "image_size": self.image_size, "crop": "center", "dim": self.dim,
+                **({"recipe": self.cfg.recipe} if self.cfg.recipe else {})}
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` -> normalised ``[N, 3, S, S]`` (resize shorter side to S if needed, centre crop)."""
@@ -188,10 +190,11 @@ class ClipEncoder:
 
 
 def create_encoder(model: str = "ViT-B-32", pretrained: str | None = "none", precision: str = "auto",
-                   device: str = "auto", batch_size: int = 64, normalize: bool = True) -> ClipEncoder:
+                   device: str = "auto", batch_size: int = 64, normalize: bool = True, recipe: str = ""
+                   ) -> ClipEncoder:
     """Load (once per process) a frozen open_clip encoder; see :class:`EncoderConfig`."""
     cfg = EncoderConfig(model, str(pretrained if pretrained is not None else "none"), precision, device,
-                        batch_size, normalize)
+                        batch_size, normalize, recipe)
     key = tuple(asdict(cfg).values()) + (os.path.getmtime(cfg.pretrained) if os.path.exists(cfg.pretrained) else 0,)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = ClipEncoder(cfg)

@@ -35,6 +35,13 @@ class EncoderSpec:
     tokenizer: str = ""  # fused EgoVLPv2: folder with RoBERTa vocab.json + merges.txt
     fusion_checkpoint: str = ""  # clip-fused: tuned fusion weights
     recipe: str = ""  # "name@version" of the recipe that set these values ("" none)
+    # reference preprocessing (set by recipes; see egoflow.extract.reference) -- fused only
+    frame_rule: str = ""  # a reference loader's frame rule ("" egoflow's pts-centre sampling)
+    transform: str = ""  # a reference test transform ("" bicubic shorter side + centre crop)
+    pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
+    window_rate: float = 0.0  # start-end-decord: windows per second (1.87 in the references)
+    feature: str = ""  # stored tensor: "" dual projection L2-normalised | "dual-proj" projection, not normalised
+    text_tokens: str = ""  # encode-text token features: "" none | "hidden" | "proj-inner" (FusedEncoder.encode_text)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -50,6 +57,15 @@ class EncoderSpec:
             raise EncoderSpecError(f"batch size must be >= 1, got {self.batch_size}")
         if self.kind == "clip" and (self.tokenizer or self.fusion_checkpoint):
             raise EncoderSpecError("--tokenizer / --fusion-checkpoint belong to the fused encoder (--encoder fused)")
+        if self.kind == "clip" and self.reference():
+            raise EncoderSpecError(f"reference preprocessing {sorted(self.reference())} belongs to the fused encoder")
+        if self.feature not in ("", "dual-proj"):
+            raise EncoderSpecError(f"unknown feature {self.feature!r}: use '' (L2-normalised) or 'dual-proj'")
+
+    def reference(self) -> dict:
+        """The reference-preprocessing settings that differ from egoflow's defaults (fused encoder kwargs)."""
+        keys = ("frame_rule", "transform", "pre_resize", "window_rate", "text_tokens")
+        return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
     @property
     def fused(self) -> bool:
@@ -76,7 +92,7 @@ def describe(spec: EncoderSpec) -> dict:
     from egoflow.extract.clip import weights_description
 
     return {"encoder": spec.kind if spec.fused else "open_clip", "model": spec.model,
-            **weights_description(spec.pretrained)}
+            **weights_description(spec.pretrained), **({"recipe": spec.recipe} if spec.recipe else {})}
 
 
 def create(spec: EncoderSpec):
@@ -86,7 +102,9 @@ def create(spec: EncoderSpec):
 
         return create_fused_encoder(spec.model, spec.pretrained, spec.tokenizer, spec.frames, spec.precision,
                                     spec.device, min(spec.batch_size, FUSED_BATCH_CAP),
-                                    fusion_checkpoint=spec.fusion_checkpoint)
+                                    normalize=spec.feature != "dual-proj", fusion_checkpoint=spec.fusion_checkpoint,
+                                    recipe=spec.recipe, **spec.reference())
     from egoflow.extract.clip import create_encoder
 
-    return create_encoder(spec.model, spec.pretrained, spec.precision, spec.device, spec.batch_size)
+    return create_encoder(spec.model, spec.pretrained, spec.precision, spec.device, spec.batch_size,
+                          recipe=spec.recipe)

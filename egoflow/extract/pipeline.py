@@ -62,7 +62,8 @@ def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
 def extractor_config(encoder_desc: dict, cfg: ExtractConfig) -> dict:
     """Every setting that changes the stored numbers; its hash guards the feature set."""
     return {**encoder_desc, "fps": cfg.fps, "window": cfg.window, "stride": cfg.stride or cfg.window,
-            "pooling": encoder_desc.get("pooling") or ("mean" if cfg.window else "none"), "sampling": "pts-centre"}
+            "pooling": encoder_desc.get("pooling") or ("mean" if cfg.window else "none"),
+            "sampling": encoder_desc.get("frame_rule") or "pts-centre"}
 
 
 def pool_windows(feats: np.ndarray, times: np.ndarray, window: int, stride: int, normalize: bool

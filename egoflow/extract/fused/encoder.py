@@ -30,7 +30,26 @@ class FusedEncoderConfig:
     precision: str = "auto"  # auto | bf16 | fp32 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 8  # windows per forward pass
-    normalize: bool = True  # L2-normalise dual embeddings before storing
+    normalize: bool = True  # L2-normalise dual embeddings before storing (MQ's reference feature is not)
+    frame_rule: str = ""  # a reference loader's frame rule (extract.reference.FRAME_RULES); "" egoflow's pts rule
+    transform: str = ""  # a reference test transform (extract.reference.TRANSFORMS); "" bicubic shorter side + crop
+    pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
+    window_rate: float = 0.0  # start-end-decord windows per second (the references use 1.87)
+    text_tokens: str = ""  # token features of encode_text: "" none | "hidden" | "proj-inner" (see encode_text)
+    recipe: str = ""  # "name@version" of the recipe that chose these settings (stored with the features)
+
+
+def _check_reference(cfg: FusedEncoderConfig) -> None:
+    from egoflow.extract.reference import FRAME_RULES, TRANSFORMS
+
+    if cfg.frame_rule and cfg.frame_rule not in FRAME_RULES:
+        raise FusedModelError(f"unknown frame rule {cfg.frame_rule!r}: use one of {', '.join(FRAME_RULES)}")
+    if cfg.transform and cfg.transform not in TRANSFORMS:
+        raise FusedModelError(f"unknown reference transform {cfg.transform!r}: use one of {', '.join(TRANSFORMS)}")
+    if cfg.frame_rule == "start-end-decord" and cfg.window_rate <= 0:
+        raise FusedModelError("frame rule start-end-decord needs window_rate > 0 (windows per second)")
+    if cfg.text_tokens not in ("", "hidden", "proj-inner"):
+        raise FusedModelError(f"unknown text_tokens {cfg.text_tokens!r}: use '', 'hidden' or 'proj-inner'")
 
 
 class FusedEncoder:
@@ -41,6 +60,7 @@ class FusedEncoder:
         from egoflow.extract.fused import create_fused_model
 
         self.cfg = cfg
+        _check_reference(cfg)
         self.device = resolve_device(cfg.device)
         self.dtype = resolve_precision(cfg.precision, self.device)
         self.weights = weights_description(cfg.pretrained)
@@ -98,11 +118,26 @@ class FusedEncoder:
              "tail": "last frame repeated"}
         if self.cfg.fusion_checkpoint:
             d["fusion_checkpoint"] = weights_description(self.cfg.fusion_checkpoint)
+        if self.cfg.transform:
+            d.update(crop=self.cfg.transform, interpolation="bilinear-no-antialias", pre_resize=self.cfg.pre_resize)
+        if self.cfg.frame_rule:
+            d.update(frame_rule=self.cfg.frame_rule, window_rate=self.cfg.window_rate, tail="dropped")
+        if self.cfg.text_tokens:
+            d["text_tokens"] = self.cfg.text_tokens
+        if self.cfg.recipe:
+            d["recipe"] = self.cfg.recipe
         return d
 
     # frames ------------------------------------------------------------------------------------------------
     def preprocess(self, frames) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` -> normalised ``[N, 3, S, S]`` (shorter side to S, centre crop)."""
+        """uint8 ``[N, H, W, 3]`` -> normalised ``[N, 3, S, S]`` (shorter side to S, centre crop; or the recipe's
+        reference transform, in float32 before the cast to the model's precision)."""
+        if self.cfg.transform:
+            from egoflow.extract.reference import transform
+
+            x = transform(np.asarray(frames), self.cfg.transform, self.mean.flatten().tolist(),
+                          self.std.flatten().tolist(), self.image_size)
+            return x.to(self.device).to(self.dtype)
         if isinstance(frames, np.ndarray) and not frames.flags.writeable:
             frames = frames.copy()
         x = torch.as_tensor(frames).to(self.device).permute(0, 3, 1, 2).float()
@@ -156,14 +191,34 @@ class FusedEncoder:
 
     @torch.inference_mode()
     def encode_text(self, strings: list[str], tokens: bool = False):
-        """Strings -> dual embeddings ``[N, dim]`` (texts store API: pooled, no token features)."""
-        out = []
+        """Strings -> (dual embeddings ``[N, dim]``, token features ``[N, L, text width]`` or None, lengths
+        ``[N]`` or None). Tokens come only with ``text_tokens``: "hidden" = the unfused text tower's last hidden
+        states, <s> and </s> included (what EgoVLPv2's NLQ code stores for VSLNet); "proj-inner" = those states
+        through the text projection without the first and last token (what EgoVLP's test_nlq.py stores)."""
+        want = tokens and bool(self.cfg.text_tokens)
+        if want and (self.is_clip or not hasattr(self.model, "text_proj")):
+            raise FusedModelError(f"{self.cfg.model}: token features (text_tokens={self.cfg.text_tokens}) need a "
+                                  "text tower with a text projection (EgoVLPv2/EgoVLP models)")
+        out, toks, lens = [], [], []
         for i in range(0, len(strings), 64):
             ids, mask = self.tokenize(strings[i:i + 64])
-            e = self.model.encode_text(ids, mask).float()
+            if want:
+                h = self.model.text(ids, mask)  # [B, L, Dt]
+                e = self.model.text_proj(h[:, 0]).float()
+                inner = self.cfg.text_tokens == "proj-inner"
+                t = (self.model.text_proj(h) if inner else h).float()
+                toks += [x[1:int(n) - 1] if inner else x[:int(n)] for x, n in zip(t.cpu().numpy(), mask.sum(1))]
+                lens += [len(x) for x in toks[len(lens):]]
+            else:
+                e = self.model.encode_text(ids, mask).float()
             out.append(F.normalize(e, dim=-1) if self.cfg.normalize else e)
         P = torch.cat(out).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
-        return P, None, None
+        if not want:
+            return P, None, None
+        T = np.zeros((len(toks), max(max(lens, default=1), 1), toks[0].shape[1] if toks else 1), np.float32)
+        for j, t in enumerate(toks):
+            T[j, :len(t)] = t
+        return P, T, np.asarray(lens, dtype=np.int64)
 
     # fused path with reuse -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -232,10 +287,12 @@ class FusedEncoder:
 
 def create_fused_encoder(model: str = "egovlpv2-base", pretrained: str | None = "none", tokenizer: str = "",
                          num_frames: int = 16, precision: str = "auto", device: str = "auto", batch_size: int = 8,
-                         normalize: bool = True, fusion_checkpoint: str = "") -> FusedEncoder:
-    """Load (once per process) a fused encoder; see :class:`FusedEncoderConfig`."""
+                         normalize: bool = True, fusion_checkpoint: str = "", **reference) -> FusedEncoder:
+    """Load (once per process) a fused encoder; see :class:`FusedEncoderConfig` (``reference``: frame_rule,
+    transform, pre_resize, window_rate, text_tokens, recipe)."""
     cfg = FusedEncoderConfig(model, str(pretrained if pretrained is not None else "none"), tokenizer or "",
-                             num_frames, fusion_checkpoint or "", precision, device, batch_size, normalize)
+                             num_frames, fusion_checkpoint or "", precision, device, batch_size, normalize,
+                             **reference)
     key = tuple(asdict(cfg).values()) + tuple(os.path.getmtime(p) if p and os.path.exists(p) else 0
                                               for p in (cfg.pretrained, cfg.fusion_checkpoint))
     if key not in _CACHE:

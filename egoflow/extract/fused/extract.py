@@ -11,11 +11,14 @@ query (the EgoVLPv2 reuse point), a chunk of windows at a time so memory stays b
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from egoflow.extract.fused.config import FusedModelError
 
 
 def iter_windows(path, encoder, cfg, chunk: int = 32, counter: dict | None = None):
@@ -24,6 +27,9 @@ def iter_windows(path, encoder, cfg, chunk: int = 32, counter: dict | None = Non
     from egoflow.extract.video import iter_frames
     from egoflow.extract.windows import WindowPacker
 
+    if getattr(encoder.cfg, "frame_rule", "") == "start-end-decord":
+        yield from reference_windows(path, encoder, chunk, counter)
+        return
     F = encoder.cfg.num_frames
     packer = WindowPacker(F, cfg.stride or F)
     pending: list = []
@@ -41,6 +47,29 @@ def iter_windows(path, encoder, cfg, chunk: int = 32, counter: dict | None = Non
         yield np.stack([w for w, _ in part]), np.array([t for _, t in part])
     if counter is not None:
         counter["frames"] = frames
+
+
+def reference_windows(path, encoder, chunk: int = 32, counter: dict | None = None):
+    """:func:`iter_windows` by the references' NLQ/MQ rule (extract.reference ``start-end-decord``): the file is
+    one clip from 0 to its length; ``int(dur * rate * F + 1)`` frames, windows of F, a short tail dropped; the
+    window time is the centre of its frames' display intervals."""
+    from egoflow.extract.reference import count_frames, read_frames, start_end_indices
+
+    F = encoder.cfg.num_frames
+    vlen, fps = count_frames(path)
+    idx = start_end_indices(0.0, vlen / fps, F, encoder.cfg.window_rate, vlen)
+    pend, pend_i = [], []
+    for frames, got in read_frames(path, idx, encoder.cfg.pre_resize, batch=chunk * F):
+        pend += list(frames)
+        pend_i += list(got)
+        n = len(pend) // F
+        if n:
+            w = np.stack(pend[:n * F]).reshape(n, F, *pend[0].shape)
+            t = (np.asarray(pend_i[:n * F], np.float64).reshape(n, F).mean(1) + 0.5) / fps
+            pend, pend_i = pend[n * F:], pend_i[n * F:]
+            yield w, t
+    if counter is not None:
+        counter["frames"] = len(idx)
 
 
 def encode_video_windows(path, encoder, cfg, progress: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
@@ -90,13 +119,35 @@ def conditioned_set_name(encoder, cfg) -> str:
     return f"fused-{d['model']}-{w}-{cfg.fps:g}fps-w{d['num_frames']}s{cfg.stride or d['num_frames']}-query"
 
 
+class UntunedFusionError(FusedModelError):
+    """Query-conditioned features asked of a model whose fusion gates are all 0 (``--strict``)."""
+
+
+def check_fusion_tuned(encoder, strict: bool = False) -> str:
+    """'' when the fusion gates are open; else a one-line warning (printed) or, with ``strict``, an error:
+    with every gate at 0 the "query-conditioned" features ignore the query and P(match) comes from an untuned
+    VTM head (clip-fused without --fusion-checkpoint, or a checkpoint without fusion weights)."""
+    alphas = encoder.model.alphas()
+    if alphas and any(float(a.detach().abs().max()) > 0 for a in alphas):
+        return ""
+    hint = " (clip-fused: pass --fusion-checkpoint from fusion tuning)" if encoder.is_clip else ""
+    msg = (f"{encoder.cfg.model}: every fusion gate is 0 and the VTM head is untuned, so query-conditioned "
+           f"features do not depend on the query{hint}")
+    if strict:
+        raise UntunedFusionError(msg)
+    print(f"WARNING: {msg}", file=sys.stderr, flush=True)
+    return msg
+
+
 def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str | None = None,
-                        progress: bool = True, reuse: bool = True):
+                        progress: bool = True, reuse: bool = True, strict: bool = False):
     """Query-conditioned features of every video for its queries into a ``"conditioned": "query"`` set.
 
     ``reuse=False`` runs the whole fused model per query (for the benchmark's comparison; same numbers).
+    An untuned fusion warns (``strict``: refuses, see :func:`check_fusion_tuned`).
     Returns (pipeline Summary, set name).
     """
+    check_fusion_tuned(encoder, strict)
     from egoflow.extract.pipeline import (
         Summary,
         VideoResult,
@@ -112,7 +163,7 @@ def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str |
     name = feature_set or conditioned_set_name(encoder, cfg)
     desc = {**encoder.describe(), "dim": encoder.fused_dim, "pooling": "fused-video-cls", "conditioned": "query",
             "fps": cfg.fps, "window": encoder.cfg.num_frames, "stride": cfg.stride or encoder.cfg.num_frames,
-            "sampling": "pts-centre"}
+            "sampling": encoder.cfg.frame_rule or "pts-centre"}
     store.create_feature_set(name, desc, dim=encoder.fused_dim, dtype=cfg.dtype)
     summary, t0 = Summary(), time.perf_counter()
     for p in tqdm(discover_videos(inputs), desc=f"extract -> {name}", unit="video", disable=not progress):
