@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import egoflow.extract.fused.scoring as scoring
+import egoflow.fused_cli as fused_cli
 from egoflow.cli import main
 from egoflow.extract.fused.tokenizer import write_tiny_vocab
 from egoflow.features_store import FeatureStore
@@ -188,16 +189,16 @@ def test_egomcq_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monk
 
     def clip(c):
         return {"video_uid": "vid", "clip_start": c["args"]["start"], "clip_end": c["args"]["end"], "clip_text": ""}
-    mcq = {"0": {"query": {"clip_text": "red kettle", **clip(cases[0])}, "answer": 1, "types": 2,
+    mcq = {"0": {"query": {**clip(cases[0]), "clip_text": "red kettle"}, "answer": 1, "types": 2,
                  "choices": {str(i): clip(c) for i, c in enumerate(cases)}}}
     (tmp_path / "egomcq.json").write_text(json.dumps(mcq))
     seen = []
     real = scoring.pair_scores
 
-    def spy(encoder, clips, texts):
+    def spy(encoder, clips, texts, score=None):
         seen.extend(clips)
-        return real(encoder, clips, texts)
-    monkeypatch.setattr(scoring, "pair_scores", spy)
+        return real(encoder, clips, texts, score)
+    monkeypatch.setattr(fused_cli, "pair_scores", spy)  # the name the fused scorer calls
     assert main(["predict", "egomcq", "--recipe", "egovlpv2-egomcq", "--encoder", "fused", "--model", "egovlpv2-tiny",
                  "--tokenizer", tok, "--annotations", str(tmp_path / "egomcq.json"), "--videos", str(vids),
                  "--out", str(tmp_path / "pred.json")]) == 0
@@ -242,7 +243,7 @@ def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monke
     def spy(encoder, clips, texts, score="dual"):
         seen.extend(clips)
         return real(encoder, clips, texts, score)
-    monkeypatch.setattr(scoring, "similarity_matrix", spy)
+    monkeypatch.setattr(fused_cli, "similarity_matrix", spy)
     assert main(["predict", "ek100-mir", "--recipe", "egovlpv2-ek100-mir", "--encoder", "fused", "--model",
                  "egovlpv2-tiny", "--tokenizer", tok, "--annotations", str(root), "--videos", str(vids),
                  "--out", str(tmp_path / "sub.npz")]) == 0
