@@ -213,3 +213,18 @@ def test_predict_egomcq_dual_only(ckpt, vocab, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "q.json")]) == 2  # default --score ensemble needs a VTM head
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "use --score dual" in err[0] and not (tmp_path / "q.json").exists()
+
+
+def test_egovlp_nlq_token_features_are_the_reference_text_side(fx, ckpt, vocab):
+    """The egovlp-nlq recipe's text_tokens="proj-inner": encode_text stores what EgoVLP's NLQ script stores
+    (projected tokens without [CLS]/[SEP], nlq_token_features, parity-tested above) and the pooled embedding."""
+    enc = create_fused_encoder("egovlp-tiny", ckpt, str(vocab), num_frames=4, precision="fp32", device="cpu",
+                               text_tokens="proj-inner")
+    strings = list(fx["strings"])
+    pooled, toks, lens = enc.encode_text(strings, tokens=True)
+    ids, mask = enc.tokenize(strings)
+    with torch.no_grad():
+        want, n = enc.model.nlq_token_features(ids, mask)
+    assert lens.tolist() == n.tolist()
+    np.testing.assert_allclose(toks, want[:, :toks.shape[1]].numpy(), atol=TOL)
+    np.testing.assert_allclose(pooled, F.normalize(fx["text_embeds"], dim=-1).numpy(), atol=TOL)

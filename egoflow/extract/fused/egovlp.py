@@ -90,6 +90,15 @@ class EgoVLPModel(nn.Module):
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.txt_proj(self.text_model(ids, mask)[:, 0])
 
+    # the names FusedEncoder.encode_text reads token features through (as the EgoVLPv2 model has them)
+    @property
+    def text(self) -> nn.Module:
+        return self.text_model  # (ids, mask) -> last hidden states [B, L, text width]
+
+    @property
+    def text_proj(self) -> nn.Module:
+        return self.txt_proj
+
     def encode_text_tokens(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Every token projected, as the reference's NLQ token features: ``[B, L, proj_dim]`` (its NLQ script
         keeps rows 1 .. n-2 of each string: no [CLS], no [SEP])."""
