@@ -36,7 +36,7 @@ def parse_timestamp(value: str, where: str, path) -> float:
     """``HH:MM:SS.ff`` (or ``MM:SS.ff``, or plain seconds) -> seconds; anything else names file and row."""
     try:
         parts = [float(p) for p in str(value).strip().split(":")]
-        if not 1 <= len(parts) <= 3 or any(p < 0 or not math.isfinite(p) for p in parts):
+        if not 1 <= len(parts) <= 3 or "-" in str(value) or any(p < 0 or not math.isfinite(p) for p in parts):
             raise ValueError
     except ValueError:
         raise AnnotationError(path, where, f"timestamp {short(value)} is not HH:MM:SS.ff") from None
