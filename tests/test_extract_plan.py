@@ -44,7 +44,7 @@ def test_plan_cli_prints_the_cost_lines(videos, capsys):
     for key in ("sampled frames", "CPU core-hours", "device-hours", "decoders per GPU", "3 GPU(s)"):
         assert key in out
     assert main(["plan", str(videos / "missing.mp4"), "--model", "egoflow-tiny-ViT"]) == 2
-    assert "no readable video" in capsys.readouterr().err
+    assert "missing.mp4 does not exist" in capsys.readouterr().err  # not "no readable video": it is not there
 
 
 def test_gpu_check_script_cpu_path_writes_a_profile_plan_reads(videos, tmp_path):

@@ -121,7 +121,7 @@ def make_plan(videos: list[str], model: str = "ViT-B-32", fps: float = 1.875, wo
     absent = [str(v) for v in videos if not Path(v).exists()]
     if absent:
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
-        raise FileNotFoundError(f"plan: {absent[0]} does not exist{more}")
+        raise FileNotFoundError(f"{absent[0]} does not exist{more}")
     paths = discover_videos(videos)
     hours = probe_hours(paths)
     probed = sum(hours)
