@@ -69,11 +69,14 @@ def require_file(path, error=InputFileError, what: str = "file") -> str:
 def read_text(path, error=InputFileError) -> str:
     """A UTF-8 text file (a BOM is dropped); a missing or non-UTF-8 file is one error naming it."""
     require_file(path, error)
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise error(path, f"byte {e.start}", f"not UTF-8 text ({e.reason})") from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise error(path, f"line {line} (byte {e.start})", f"not UTF-8 text ({e.reason})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode
 
 
 def read_lines(path, error=InputFileError) -> list[str]:

@@ -83,7 +83,7 @@ def _json_faults(num: tuple, num_where: str, start: tuple, end: tuple, window_wh
         "400-digit int": Fault(f"{w}.{end_key}", "out of range", {end: HUGE}),
         "5000-digit int": Fault("line 1", "5000 digits", {end: SENTINEL}),
         "reversed": Fault(w, "ends before it starts", {start: 5, end: 1}),
-        "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8(text_word)),
+        "non-UTF-8": Fault("line 1 (byte", "not UTF-8", raw=_non_utf8(text_word)),
         "duplicate key": Fault(f"key '{dup}'", "appears twice", raw=_dup_key(dup)),
     }
     if clip_end is not None:
@@ -137,7 +137,7 @@ NARR_FAULTS = {
     "non-finite": Fault(f"{NARR_W}.timestamp_sec", "plausible", {NARR_T: 1e308}),
     "400-digit int": Fault(f"{NARR_W}.timestamp_sec", "out of range", {NARR_T: HUGE}),
     "5000-digit int": Fault("line 1", "5000 digits", {NARR_T: SENTINEL}),
-    "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8("opens")),
+    "non-UTF-8": Fault("line 1 (byte", "not UTF-8", raw=_non_utf8("opens")),
     "duplicate key": Fault("key 'timestamp_sec'", "appears twice", raw=_dup_key("timestamp_sec")),
 }
 
@@ -168,7 +168,7 @@ FHO_FAULTS = {
     "5000-digit int": Fault("line 1", "5000 digits", {_fk("parent_end_frame"): SENTINEL}),
     "reversed": Fault(FHO_W, "empty clip", {_fk("parent_end_sec"): 0.5}),
     "beyond clip": Fault(f"{FHO_W}.parent_pnr_frame", "outside the clip", {_fk("parent_pnr_frame"): 900}),
-    "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8("u0")),
+    "non-UTF-8": Fault("line 1 (byte", "not UTF-8", raw=_non_utf8("u0")),
     "duplicate key": Fault("key 'unique_id'", "appears twice", raw=_dup_key("unique_id")),
 }
 
@@ -217,7 +217,7 @@ QA_FAULTS = {
     "reversed": Fault("[0].interval", "empty frame range", {(0, "interval"): "v|fpv1|30|2"}),
     "400-digit int": Fault("[0].interval end", "out of range", {(0, "interval"): f"v|fpv1|0|{HUGE}"}),
     "5000-digit int": Fault("line 1", "5000 digits", {(0, "answer"): SENTINEL}),
-    "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8("fridge")),
+    "non-UTF-8": Fault("line 1 (byte", "not UTF-8", raw=_non_utf8("fridge")),
     "duplicate key": Fault("key 'answer'", "appears twice", raw=_dup_key("answer")),
 }
 
@@ -246,7 +246,7 @@ CH_FAULTS = {
     "reversed": Fault(CH_ROW, "ends before it starts", {"c001 1.0 4.0": "c001 13.0 2.0"}),
     "400-digit int": Fault(CH_ROW, "bad class id", {"c001 1.0": "c" + "9" * 400 + " 1.0"}),
     "unknown id": Fault("video V001", "not in the class list", {"c001 1.0": "c150 1.0"}),
-    "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8("kitchen")),
+    "non-UTF-8": Fault("line 2 (byte", "not UTF-8", raw=_non_utf8("kitchen")),
     "duplicate key": Fault("line 3 (id 'V001')", "appears twice",
                            raw=lambda raw: raw + raw.split(b"\n")[1] + b"\n"),
     "bad length": Fault(CH_ROW + " length", "plausible", {",20.0,": ",inf,"}),
@@ -281,7 +281,7 @@ EK_FAULTS = {
     "reversed": Fault(EK_ROW, "before start", {"00:00:03.50": "00:00:00.50"}),
     "400-digit int": Fault(f"{EK_ROW}.verb_class", "out of range", {",open,1,": f",open,{HUGE},"}),
     "unknown id": Fault(f"{EK_ROW}.verb_class", "not in the class list", {",open,1,": ",open,7,"}),
-    "non-UTF-8": Fault("byte", "not UTF-8", raw=_non_utf8("door")),
+    "non-UTF-8": Fault("line 2 (byte", "not UTF-8", raw=_non_utf8("door")),
     "duplicate key": Fault("row 3 ('P01_01_0')", "appears twice",
                            raw=lambda raw: raw + raw.split(b"\n")[1] + b"\n"),
 }

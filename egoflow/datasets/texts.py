@@ -41,7 +41,15 @@ def annotation_strings(path: str | Path, prompt: str | None = None) -> tuple[str
 
 
 def annotation_texts(path: str | Path, prompt: str | None = None) -> Texts:
-    """``annotation_strings`` plus the video uids the file refers to (see ``Texts``)."""
+    """``annotation_strings`` plus the video uids the file refers to (see ``Texts``); a file without a single
+    string to encode is an error (an empty or wrong file, not a silent no-op)."""
+    texts = _texts(path, prompt)
+    if not texts.strings:
+        raise TextSourceError(path, None, f"no strings to encode in this {texts.kind} file")
+    return texts
+
+
+def _texts(path: str | Path, prompt: str | None) -> Texts:
     from egoflow.datasets.qfvs import load_qfvs, qfvs_prompts
 
     p = Path(path)
