@@ -93,7 +93,8 @@ LISTS = {  # reader -> (file name, loader, {fault: (content, where, message)})
         "400-digit int": (b"c" + b"9" * 400 + b" Holding\n", "line 1", "bad class id"),
         "out of order": (b"c000 a\nc000 b\n", "line 2", "out of order")}),
     "ek100 classes": ("EPIC_100_verb_classes.csv", "egoflow.datasets.ek100_actions:load_ek100_classes", {
-        "empty": (b"id,key\n", "", "no classes"), "non-UTF-8": (b"id,key\n0," + NON_UTF8, "line 2 (byte 12)", "not UTF-8"),
+        "empty": (b"id,key\n", "", "no classes"),
+        "non-UTF-8": (b"id,key\n0," + NON_UTF8, "line 2 (byte 12)", "not UTF-8"),
         "type": (b"id,key\nzero,take\n", "row 2.id", "expected an integer class index"),
         "400-digit int": (b"id,key\n" + b"9" * 400 + b",take\n", "row 2.id", "out of range (400 digits)"),
         "duplicate key": (b"id,key\n0,take\n0,put\n", "row 3", "appears twice"),
@@ -155,8 +156,7 @@ def test_ek100_class_lists_are_checked_by_evaluate_and_train(tmp_path, store, ca
 
 
 # ---- EK-100 MIR ---------------------------------------------------------------------------------------------------
-def _mir(root: Path, sentence: bytes = b"narration_id,narration\nP01_01_0,open door\n",
-         rel=np.ones((1, 1))) -> Path:
+def _mir(root: Path, sentence: bytes, rel: np.ndarray) -> Path:
     (root / "relevancy").mkdir(parents=True)
     (root / "EPIC_100_retrieval_test.csv").write_text("narration_id,video_id,narration\nP01_01_0,P01_01,open door\n")
     (root / "EPIC_100_retrieval_test_sentence.csv").write_bytes(sentence)
