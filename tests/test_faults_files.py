@@ -335,3 +335,12 @@ def store(tmp_path_factory) -> str:
         s.write_video("f", uid, np.zeros((30, 8), np.float32), np.arange(30) + 0.5, attrs={"duration_s": 30.0})
     s.write_texts("t", ["a video of Holding"], np.zeros((1, 8), np.float32))
     return url
+
+
+def test_video_list_that_is_not_utf8_names_the_list(tmp_path, capsys):
+    lst = tmp_path / "videos.txt"
+    lst.write_bytes(b"a.mp4\n" + NON_UTF8)
+    assert main(["extract", str(lst), "--store", str(tmp_path / "s.zarr"), "--model", "egoflow-tiny-ViT",
+                 "--device", "cpu", "--precision", "fp32", "--quiet"]) == 2
+    line = _last_line(capsys)
+    assert f"{lst}: line 2 (byte 9): not UTF-8" in line, line
