@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 from typing import Any
 
 from egoflow.errors import EgoflowUserError
@@ -84,16 +85,6 @@ def read_lines(path, error=InputFileError) -> list[str]:
     return read_text(path, error).splitlines()
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > 4000:  # Python refuses to convert more than 4300 digits, with no file named
-        raise _HugeInt(text)
-    return int(text)
-
-
-class _HugeInt(Exception):
-    pass
-
-
 def read_json(path, error=InputFileError) -> Any:
     """Parse a JSON file; a missing file, a syntax error, a non-UTF-8 byte, a key given twice in one object or
     an integer too long to convert become ``error`` naming the file (and line where the parser knows it)."""
@@ -108,12 +99,17 @@ def read_json(path, error=InputFileError) -> Any:
         return out
 
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_int=_parse_int)
+        return json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as e:
         raise error(path, f"line {e.lineno} column {e.colno}", f"invalid JSON ({e.msg})") from None
-    except _HugeInt as e:
-        line = text[: text.find(str(e))].count("\n") + 1
-        raise error(path, f"line {line}", f"integer of {len(str(e))} digits (out of range)") from None
+    except InputFileError:  # a key given twice (from the hook): already names the file
+        raise
+    except ValueError as e:  # Python refuses to convert an integer of more than 4300 digits, naming no file
+        huge = re.search(r"\d{4000,}", text)
+        if huge is None:
+            raise error(path, None, f"invalid JSON ({e})") from None
+        line = text[: huge.start()].count("\n") + 1
+        raise error(path, f"line {line}", f"integer of {len(huge.group())} digits (out of range)") from None
     except RecursionError:
         raise error(path, None, "JSON nested too deeply") from None
 
