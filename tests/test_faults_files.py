@@ -344,3 +344,15 @@ def test_video_list_that_is_not_utf8_names_the_list(tmp_path, capsys):
                  "--device", "cpu", "--precision", "fp32", "--quiet"]) == 2
     line = _last_line(capsys)
     assert f"{lst}: line 2 (byte 9): not UTF-8" in line, line
+
+
+def test_ek100_submission_with_a_key_twice_is_refused(tmp_path, capsys):
+    """The EK-100 action-recognition submission: a narration_id given twice is not resolved to its last value."""
+    gt = tmp_path / "EPIC_100_validation.csv"
+    gt.write_text("narration_id,video_id,start_timestamp,stop_timestamp,narration,verb_class,noun_class\n"
+                  "P01_01_0,P01_01,00:00:01.00,00:00:03.00,open door,0,0\n")
+    pred = tmp_path / "pred.json"
+    one = '{"verb": {"0": 1.0}, "noun": {"0": 1.0}}'
+    pred.write_text(f'{{"results": {{"P01_01_0": {one}, "P01_01_0": {one}}}}}')
+    assert main(["evaluate", "ek100-ar", "--gt", str(gt), "--pred", str(pred), "--out", str(tmp_path / "r")]) == 2
+    assert f"{pred}: key 'P01_01_0': appears twice" in _last_line(capsys)

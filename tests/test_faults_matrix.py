@@ -359,6 +359,13 @@ def _train(head, *extra):
     return argv
 
 
+def _predict(head):
+    def argv(path, store, tmp):
+        return ["predict", head, "--store", store, "--feature-set", "f", "--text-set", "t", "--annotations",
+                str(path), "--out", str(tmp / "pred.out")]
+    return argv
+
+
 def _encode(path, store, tmp):
     return ["encode-text", str(path), "--store", store, *ENCODE]
 
@@ -366,13 +373,15 @@ def _encode(path, store, tmp):
 COMMANDS = {  # reader -> commands that read its files
     "nlq": {"evaluate nlq": _evaluate("nlq"), "train vslnet": _train("vslnet"), "encode-text": _encode},
     "mq": {"evaluate mq": _evaluate("mq"), "train vsgn": _train("vsgn"), "encode-text": _encode},
-    "narrations": {"evaluate captions": _evaluate("captions"), "encode-text": _encode},
+    "narrations": {"evaluate captions": _evaluate("captions"), "encode-text": _encode, "train laviti": _train("laviti"),
+                   "train translate": _train("translate")},
     "fho": {"evaluate oscc": _evaluate("oscc"), "evaluate pnr": _evaluate("pnr"),
             "train linear-oscc": _train("linear-oscc"), "train linear-pnr": _train("linear-pnr")},
     "egomcq": {"evaluate egomcq": _evaluate("egomcq"), "encode-text": _encode},
     "egotaskqa": {"evaluate egotaskqa": _evaluate("egotaskqa"), "train linear-egotaskqa": _train("linear-egotaskqa"),
                   "encode-text": _encode},
-    "charades": {"evaluate charades": _evaluate("charades")},
+    "charades": {"evaluate charades": _evaluate("charades"), "train translate-charades": _train("translate-charades"),
+                 "predict charades": _predict("charades")},
     "ek100": {"evaluate ek100-ar": _evaluate("ek100-ar"), "train linear-ek100": _train("linear-ek100"),
               "encode-text": _encode},
 }
