@@ -26,7 +26,7 @@ def test_reads_csv_and_labels(tmp_path):
 
 
 @pytest.mark.parametrize("actions, match", [("x002 1 2", "bad class id 'x002'"), ("c002 1", "bad action"),
-                                            ("c002 a 2", "bad times")])
+                                            ("c002 a 2", "action 'c002 a 2': expected a time in seconds")])
 def test_malformed_actions(tmp_path, actions, match):
     p = tmp_path / "a.csv"
     p.write_text(HEADER + f"AAAA,s,k,1,1,Yes,s,o,d,{actions},3,Yes\n")

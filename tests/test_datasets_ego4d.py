@@ -23,15 +23,25 @@ def q(s, e, text="where is the cup?", **extra):
 
 def test_nlq_reads_real_format_and_counts_drops(tmp_path):
     p = nlq_file(tmp_path, [q(1.0, 3.5), {k: v for k, v in q(2, 4).items() if k != "query"}, q(5, 5),
-                            q(7, 6), q(8, 9, text="  ")])
+                            q(8, 9, text="  ")])
     queries, stats = load_nlq_report(p)
     assert [x.query_idx for x in queries] == [0]  # the index counts dropped entries too
     first = queries[0]
     assert (first.video_uid, first.clip_uid, first.annotation_uid) == ("v1", "c1", "a1")
     assert (first.start_sec, first.end_sec, first.clip_duration) == (1.0, 3.5, 30.0)
     assert first.template.startswith("Objects")
-    assert (stats.num_entries, stats.missing_query, stats.zero_length, stats.reversed_window) == (5, 2, 1, 1)
-    assert len(stats.dropped) == 4 and "2 without query text" in stats.summary()
+    assert (stats.num_entries, stats.missing_query, stats.zero_length, stats.reversed_window) == (4, 2, 1, 0)
+    assert len(stats.dropped) == 3 and "2 without query text" in stats.summary()
+
+
+@pytest.mark.parametrize("window, message", [((7, 6), "ends before it starts"), ((-1, 2), "negative time"),
+                                             ((2, 45), "past the end of its 30 s clip"), ((0, 1e308), "plausible")])
+def test_nlq_impossible_windows_are_errors_not_drops(tmp_path, window, message):
+    """A reversed, negative, absurd or past-the-clip answer is an error in every command (not a silent drop)."""
+    p = nlq_file(tmp_path, [q(1, 2), q(*window)])
+    with pytest.raises(AnnotationError, match=rf"nlq_val.json: videos\[0\].clips\[0\].annotations\[0\]"
+                                              rf".language_queries\[1\].*{message}"):
+        load_nlq_report(p)
 
 
 def test_nlq_keep_flags(tmp_path):
@@ -97,7 +107,7 @@ def test_mq_reads_clips_instances_and_vocabulary(tmp_path):
 def test_mq_malformed(tmp_path):
     p = mq_file(tmp_path, [{"clip_uid": "c1", "video_start_sec": 0, "video_end_sec": 480,
                             "annotations": [{"labels": [lab("cut", 9, 5)]}]}])
-    with pytest.raises(AnnotationError, match=r"labels\[0\]: moment ends"):
+    with pytest.raises(AnnotationError, match=r"labels\[0\]: window ends before it starts"):
         load_mq(p)
     p = mq_file(tmp_path, [{"clip_uid": "c1", "video_start_sec": 0, "video_end_sec": 480,
                             "annotations": [{"labels": [{"label": "cut", "start_time": 1}]}]}])

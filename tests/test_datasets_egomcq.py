@@ -53,7 +53,7 @@ def test_predictions(tmp_path):
     scores, missing = load_egomcq_predictions(p, items)
     assert scores.argmax(1).tolist() == [2, 3] and missing == []
     p.write_text(json.dumps({"5": 1}))
-    with pytest.raises(PredictionError, match="5: item id not in egomcq.json"):
+    with pytest.raises(PredictionError, match="'5': item id not in egomcq.json"):
         load_egomcq_predictions(p, items)
     p.write_text(json.dumps({"0": [1, 2]}))
     with pytest.raises(PredictionError, match="expected 5 scores"):

@@ -56,7 +56,7 @@ def test_answer_set_file(tmp_path):
     assert load_answer_set(tmp_path / "answer_set.txt") == ["yes", "no", "fridge"]
     assert answer_vocabulary([], tmp_path / "answer_set.txt") == ["yes", "no", "fridge"]
     (tmp_path / "answer_set.txt").write_text("yes\nyes\n")
-    with pytest.raises(AnnotationError, match="answer 'yes': listed twice"):
+    with pytest.raises(AnnotationError, match="answer 2: answer 'yes' appears twice"):
         load_answer_set(tmp_path / "answer_set.txt")
 
 

@@ -36,7 +36,7 @@ def test_unlabelled_test_split_reads_minus_one(tmp_path):
     ("P01_01_0,P01,P01_01,0,00:00:05.00,00:00:03.00,0,0,x,x,1,y,2,,", "before start"),
     ("P01_01_0,P01,P01_01,0,00:xx:05.00,00:00:06.00,0,0,x,x,1,y,2,,", "not HH:MM:SS"),
     ("P01_01_0,P01,P01_01,0,00:00:05.00,00:00:06.00,0,0,x,x,one,y,2,,", "integer class index"),
-    ("P01_01_0,P01,P01_01,0,00:00:05.00,00:00:06.00,0,0,x,x,-3,y,2,,", "negative class index"),
+    ("P01_01_0,P01,P01_01,0,00:00:05.00,00:00:06.00,0,0,x,x,-3,y,2,,", "negative value -3"),
 ])
 def test_bad_rows_name_file_and_row(tmp_path, row, match):
     p = tmp_path / "bad.csv"

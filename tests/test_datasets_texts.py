@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from egoflow.datasets.errors import AnnotationError
 from egoflow.datasets.texts import TextSourceError, annotation_strings
 
 
@@ -43,7 +44,7 @@ def test_bad_files_are_clear_errors(tmp_path):
     with pytest.raises(TextSourceError, match="does not exist"):
         annotation_strings(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(TextSourceError, match="bad.json: not valid JSON"):
+    with pytest.raises(AnnotationError, match="bad.json: line 1 column 2: invalid JSON"):
         annotation_strings(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text(json.dumps({"a": 1}))
     with pytest.raises(TextSourceError, match="not an Ego4D"):

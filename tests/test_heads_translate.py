@@ -266,12 +266,15 @@ def test_long_narrations_are_cut_and_counted(world, tmp_path):
 
 def test_empty_and_duplicate_class_lists_name_the_file(world, tmp_path):
     import shutil
-    for lines, match in (("", "empty candidate list"), ("c000 Handling the x\nc001 handling the X\n", "duplicates")):
+
+    from egoflow.datasets.errors import AnnotationError
+    for lines, match, error in (("", "no classes", AnnotationError),  # the shared reader refuses it first
+                                ("c000 Handling the x\nc001 handling the X\n", "duplicates", TranslateInputError)):
         d = tmp_path / match.split()[0]
         d.mkdir()
         shutil.copy(world.ch["train"], d / "train.csv")
         (d / "Charades_v1_classes.txt").write_text(lines)
-        with pytest.raises(TranslateInputError, match=f"Charades_v1_classes.txt: .*{match}"):
+        with pytest.raises(error, match=f"Charades_v1_classes.txt: .*{match}"):
             runner.train("translate-charades", world.store, world.fs, d / "train.csv", d / "run")
 
 

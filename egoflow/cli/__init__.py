@@ -67,6 +67,8 @@ def cmd_extract(a) -> int:
     if a.queries:
         if a.encoder != "fused":
             raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        if not a.tokenizer and not a.model.startswith("clip-fused-"):  # before any model loads or video runs
+            raise ValueError(f"--queries: {a.model} encodes text with --tokenizer DIR (vocab.json + merges.txt)")
         from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
 
         summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
@@ -93,7 +95,8 @@ def cmd_extract(a) -> int:
 def cmd_encode_text(a) -> int:
     from egoflow.encode_text import encode_files
 
-    name, counts = encode_files(a.store, a.annotations, make_encoder(a), a.text_set, a.prompt)
+    name, counts = encode_files(a.store, a.annotations, lambda: make_encoder(a), a.text_set, a.prompt,
+                                allow_unknown_videos=a.allow_unknown_videos)  # files checked before the model loads
     for f, n in counts.items():
         print(f"{f}: {n} strings")
     print(f"text set {name} in {a.store}")
@@ -157,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True)
     p.add_argument("--text-set", default=None, help="default: clip-<model>-<pretrained>-text")
     p.add_argument("--prompt", default=None, help='template for label names, e.g. "a photo of {}"')
+    p.add_argument("--allow-unknown-videos", action="store_true",
+                   help="encode a file naming videos that no feature set of the store holds (an error by default)")
     add_encoder_args(p)
     add_storage_args(p)
     p.set_defaults(func=cmd_encode_text)

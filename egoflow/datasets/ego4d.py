@@ -1,8 +1,9 @@
 """Readers for the Ego4D episodic-memory annotation files: NLQ, Moment Queries and narrations.
 
 The files are read as released (``nlq_{train,val}.json``, ``moments_{train,val}.json``, ``narration.json``) into
-the records of ``egoflow.datasets.records``. Structural problems (a missing key, a string where a number belongs)
-raise ``AnnotationError`` naming the file and key path. Content problems that occur in the real release
+the records of ``egoflow.datasets.records``. Structural and range problems (a missing key, a string where a
+number belongs, a negative time, a window reversed or past its clip) raise ``AnnotationError`` naming the file and
+key path. Content problems that occur in the real release
 (queries without text, zero-length answer windows) are counted in ``NLQReadStats`` and dropped by default, never
 silently: ``load_nlq_report`` returns the counts and ``load_nlq`` logs them.
 """
@@ -25,7 +26,7 @@ class NLQReadStats:
     num_kept: int = 0  # returned as NLQQuery records
     missing_query: int = 0  # no / empty "query" text (the Ego4D baseline skips these too)
     zero_length: int = 0  # clip_end_sec == clip_start_sec
-    reversed_window: int = 0  # clip_end_sec < clip_start_sec
+    reversed_window: int = 0  # clip_end_sec < clip_start_sec: always 0 now (an AnnotationError), kept for callers
     dropped: list[tuple[str, str, int, str]] = field(default_factory=list)  # (clip_uid, annotation_uid, idx, why)
 
     def summary(self) -> str:
@@ -41,8 +42,8 @@ def _clips(ck: Checker, data):
         for ci, clip in enumerate(ck.get(video, "clips", vw, list)):
             cw = f"{vw}.clips[{ci}]"
             clip_uid = ck.get(clip, "clip_uid", cw, str)
-            c0 = ck.get(clip, "video_start_sec", cw, float)
-            c1 = ck.get(clip, "video_end_sec", cw, float)
+            c0 = ck.time(ck.get(clip, "video_start_sec", cw, float), f"{cw}.video_start_sec")
+            c1 = ck.time(ck.get(clip, "video_end_sec", cw, float), f"{cw}.video_end_sec")
             if c1 < c0:
                 ck.fail(cw, f"clip {clip_uid} ends ({c1}) before it starts ({c0})")
             yield cw, video_uid, clip, clip_uid, c0, c1
@@ -54,7 +55,9 @@ def load_nlq_report(path, *, keep_missing_query: bool = False, keep_zero_length:
 
     ``query_idx`` is the index in the annotation's ``language_queries`` list *including* dropped entries, as the
     official evaluation addresses queries. A query kept with ``keep_missing_query`` has ``query == ""``.
-    Reversed windows (end < start) are always dropped: no answer can match them.
+    A window that ends before it starts, has a negative or absurd time, or ends past its clip (beyond
+    ``egoflow.checks.clip_tolerance``) is an ``AnnotationError`` naming the file and key path: ``train``,
+    ``evaluate`` and ``encode-text`` all refuse it, none drops it silently.
     """
     ck = Checker(path)
     stats = NLQReadStats()
@@ -66,23 +69,20 @@ def load_nlq_report(path, *, keep_missing_query: bool = False, keep_zero_length:
             for qi, q in enumerate(ck.get(ann, "language_queries", aw, list)):
                 qw = f"{aw}.language_queries[{qi}]"
                 stats.num_entries += 1
-                s = ck.get(q, "clip_start_sec", qw, float)
-                e = ck.get(q, "clip_end_sec", qw, float)
+                s = ck.time(ck.get(q, "clip_start_sec", qw, float), f"{qw}.clip_start_sec")
+                e = ck.time(ck.get(q, "clip_end_sec", qw, float), f"{qw}.clip_end_sec")
+                ck.window(s, e, qw, c1 - c0)
                 text = q.get("query") if isinstance(q, dict) else None
                 if text is not None and not isinstance(text, str):
                     ck.fail(f"{qw}.query", f"expected a string, got {text!r}")
                 text = (text or "").strip()
-                why = None
-                if e < s:
-                    stats.reversed_window += 1
-                    why = "reversed window"
-                else:  # counted independently: an entry can lack text and have a zero-length window
-                    if not text:
-                        stats.missing_query += 1
-                        why = None if keep_missing_query else "missing query"
-                    if e == s:
-                        stats.zero_length += 1
-                        why = why or (None if keep_zero_length else "zero-length window")
+                why = None  # counted independently: an entry can lack text and have a zero-length window
+                if not text:
+                    stats.missing_query += 1
+                    why = None if keep_missing_query else "missing query"
+                if e == s:
+                    stats.zero_length += 1
+                    why = why or (None if keep_zero_length else "zero-length window")
                 if why is not None:
                     stats.dropped.append((clip_uid, ann_uid, qi, why))
                     continue
@@ -120,10 +120,9 @@ def load_mq(path) -> list[MQClip]:
             for li, lab in enumerate(ck.get(ann, "labels", aw, list)):
                 lw = f"{aw}.labels[{li}]"
                 label = ck.get(lab, "label", lw, str)
-                s = ck.get(lab, "start_time", lw, float)
-                e = ck.get(lab, "end_time", lw, float)
-                if e < s:
-                    ck.fail(lw, f"moment ends ({e}) before it starts ({s})")
+                s = ck.time(ck.get(lab, "start_time", lw, float), f"{lw}.start_time")
+                e = ck.time(ck.get(lab, "end_time", lw, float), f"{lw}.end_time")
+                ck.window(s, e, lw, c1 - c0)
                 primary = ck.get(lab, "primary", lw, bool, optional=True, default=True)
                 rec.instances.append(MQInstance(label, s, e, primary))
     return list(clips.values())
@@ -158,7 +157,7 @@ def load_narrations(path, passes: tuple[str, ...] = ("narration_pass_1", "narrat
             pw = f"{video_uid}.{name}"
             for ni, n in enumerate(ck.get(entry, name, video_uid, dict).get("narrations") or []):
                 nw = f"{pw}.narrations[{ni}]"
-                t = ck.get(n, "timestamp_sec", nw, float)
+                t = ck.time(ck.get(n, "timestamp_sec", nw, float), f"{nw}.timestamp_sec")
                 text = ck.get(n, "narration_text", nw, str)
                 out.append(Narration(video_uid, t, text, name))
     out.sort(key=lambda r: (r.video_uid, r.pass_name, r.time_sec))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json
+from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json, short
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,16 @@ class MCQItem:
 
 
 def _clip(ck: Checker, d, where: str) -> MCQClip:
-    return MCQClip(ck.get(d, "video_uid", where, str), _num(ck, d, "clip_start", where),
-                   _num(ck, d, "clip_end", where), ck.get(d, "clip_text", where, str, optional=True, default=""))
+    s, e = _num(ck, d, "clip_start", where), _num(ck, d, "clip_end", where)
+    ck.window(s, e, where)
+    return MCQClip(ck.get(d, "video_uid", where, str), s, e,
+                   ck.get(d, "clip_text", where, str, optional=True, default=""))
 
 
 def _num(ck: Checker, d, key, where) -> float:
+    """A time in seconds; the release stores some as strings ("12.5"). Negative, 1e308 or NaN: an error."""
     v = ck.get(d, key, where, (int, float, str))
-    try:  # the release stores some times as strings
-        return float(v)
-    except ValueError:
-        ck.fail(f"{where}.{key}", f"expected a number, got {v!r}")
+    return ck.time_text(v, f"{where}.{key}") if isinstance(v, str) else ck.time(v, f"{where}.{key}")
 
 
 def load_egomcq(path) -> list[MCQItem]:
@@ -55,7 +55,7 @@ def load_egomcq(path) -> list[MCQItem]:
     if not isinstance(data, dict):
         raise AnnotationError(path, "(top level)", "expected an object keyed by item id")
     out = []
-    for key in sorted(data, key=lambda k: (len(k), k)):
+    for key in sorted(data, key=lambda k: (len(k), k)):  # (duplicated ids are refused by read_json)
         item = data[key]
         q = ck.get(item, "query", key, dict)
         choices_raw = ck.get(item, "choices", key, (dict, list))
@@ -84,7 +84,7 @@ def load_egomcq_predictions(path, items: list[MCQItem]) -> tuple[np.ndarray, lis
     ids = {it.item_id for it in items}
     unknown = sorted(set(map(str, data)) - ids)
     if unknown:
-        raise PredictionError(path, unknown[0], f"item id not in egomcq.json ({len(unknown)} unknown)")
+        raise PredictionError(path, short(unknown[0]), f"item id not in egomcq.json ({len(unknown)} unknown)")
     width = max(len(it.choices) for it in items)
     scores = np.full((len(items), width), -np.inf)
     missing = []
@@ -96,10 +96,10 @@ def load_egomcq_predictions(path, items: list[MCQItem]) -> tuple[np.ndarray, lis
             if not 0 <= v < len(it.choices):
                 raise PredictionError(path, it.item_id, f"choice {v} outside 0..{len(it.choices) - 1}")
             scores[i, v] = 1.0
-        elif isinstance(v, list) and len(v) == len(it.choices) and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            scores[i, : len(v)] = v
+        elif isinstance(v, list) and len(v) == len(it.choices):
+            ck = Checker(path, PredictionError)
+            scores[i, : len(v)] = [ck.score(x, f"{it.item_id}[{j}]") for j, x in enumerate(v)]
         else:
             raise PredictionError(path, it.item_id,
-                                  f"expected {len(it.choices)} scores or a choice index, got {v!r:.60}")
+                                  f"expected {len(it.choices)} scores or a choice index, got {short(v)}")
     return scores, missing

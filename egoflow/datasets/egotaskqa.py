@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json
+from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json, read_lines, short
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,13 @@ def _tags(ck: Checker, q: dict, where: str) -> tuple[str, ...]:
 def parse_interval(value: str, fps: float, path, where: str) -> tuple[str, float, float]:
     """``"<video>|<fpvN>|<start>|<end>"`` -> (store uid, start sec, end sec)."""
     parts = str(value).split("|")
-    try:
-        video, view, start, end = parts
-        start, end = int(start), int(end)
-    except ValueError:
-        raise AnnotationError(path, f"{where}.interval", f"{value!r} is not '<video>|<fpvN>|<start>|<end>'") from None
-    if end <= start or start < 0:
+    if len(parts) != 4 or not parts[0]:
+        raise AnnotationError(path, f"{where}.interval", f"{short(value)} is not '<video>|<fpvN>|<start>|<end>'")
+    video, view, start, end = parts
+    ck = Checker(path)
+    start, end = (ck.int_text(x, f"{where}.interval {k}", what="a frame index") for k, x in (("start", start),
+                                                                                              ("end", end)))
+    if end <= start:
         raise AnnotationError(path, f"{where}.interval", f"empty frame range {start}..{end}")
     return (f"{video}_{view}" if view else video), start / fps, end / fps  # empty view: the store uid itself
 
@@ -67,7 +68,7 @@ def load_egotaskqa(path, fps: float = 30.0, need_answers: bool = True) -> list[T
         if not isinstance(q.get("interval"), str):
             ck.fail(f"{where}.interval", f"question {question!r} has no clip interval")
         uid, s, e = parse_interval(q["interval"], fps, path, where)
-        answer = ck.get(q, "answer", where, (str, int, float, bool), optional=not need_answers, default="")
+        answer = ck.get(q, "answer", where, str, optional=not need_answers, default="")  # the answers are words
         out.append(TaskQAItem(i, question, str(answer), uid, s, e, _tags(ck, q, where)))
     if not out:
         raise AnnotationError(path, None, "no questions")
@@ -76,13 +77,12 @@ def load_egotaskqa(path, fps: float = 30.0, need_answers: bool = True) -> list[T
 
 def load_answer_set(path) -> list[str]:
     """``answer_set.txt``: answers by class index (blank lines skipped; duplicates are an error)."""
-    if not os.path.isfile(path):
-        raise AnnotationError(path, None, "file not found")
-    with open(path, encoding="utf-8") as f:
-        answers = [ln.strip() for ln in f if ln.strip()]
-    dup = next((a for i, a in enumerate(answers) if a in answers[:i]), None)
-    if dup is not None:
-        raise AnnotationError(path, f"answer {dup!r}", "listed twice")
+    answers = [ln.strip() for ln in read_lines(path) if ln.strip()]
+    ck, seen = Checker(path), set()
+    for n, a in enumerate(answers, start=1):
+        ck.unique(seen, a, f"answer {n}", "answer")
+    if not answers:
+        raise AnnotationError(path, None, "no answers")
     return answers
 
 
@@ -99,7 +99,7 @@ def answer_indices(items: list[TaskQAItem], vocab: list[str], path) -> list[int]
     out = []
     for q in items:
         if q.answer not in index:
-            raise AnnotationError(path, f"[{q.index}].answer", f"{q.answer!r} is not in the answer vocabulary "
+            raise AnnotationError(path, f"[{q.index}].answer", f"{short(q.answer)} is not in the answer vocabulary "
                                   f"({len(vocab)} answers; see answer_set.txt)")
         out.append(index[q.answer])
     return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from egoflow.datasets.errors import AnnotationError, PredictionError, read_csv_rows
+from egoflow.datasets.errors import AnnotationError, PredictionError, read_csv_rows, short
 
 
 @dataclass
@@ -75,7 +75,7 @@ def load_mir(root, split: str = "test") -> MIRSplit:
     for path, ids in ((vid_csv, _column(vids, "narration_id")), (txt_csv, _column(txts, "narration_id"))):
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
-            raise AnnotationError(path, f"narration_id {dup!r}", "duplicate id")
+            raise AnnotationError(path, f"narration_id {short(dup)}", "duplicate id")
     return MIRSplit(_column(vids, "narration_id"), _column(txts, "narration_id"), _column(txts, "narration"), rel)
 
 

@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from egoflow.datasets.errors import AnnotationError, read_csv_rows
+from egoflow.datasets.errors import AnnotationError, Checker, read_csv_rows, short
 
 
 @dataclass(frozen=True)
@@ -37,36 +37,35 @@ def parse_timestamp(value: str, where: str, path) -> float:
     """``HH:MM:SS.ff`` (or ``MM:SS.ff``, or plain seconds) -> seconds; anything else names file and row."""
     try:
         parts = [float(p) for p in str(value).strip().split(":")]
-        if not 1 <= len(parts) <= 3 or any(p < 0 or not math.isfinite(p) for p in parts):
+        if not 1 <= len(parts) <= 3 or "-" in str(value) or any(p < 0 or not math.isfinite(p) for p in parts):
             raise ValueError
     except ValueError:
-        raise AnnotationError(path, where, f"timestamp {value!r} is not HH:MM:SS.ff") from None
+        raise AnnotationError(path, where, f"timestamp {short(value)} is not HH:MM:SS.ff") from None
     sec = 0.0
     for p in parts:
         sec = sec * 60.0 + p
-    return sec
+    return Checker(path).time(sec, where)
 
 
 def _int(row: dict, key: str, where: str, path) -> int:
+    """A class index cell: ``-1`` when empty (test split), else a non-negative integer of at most 19 digits."""
     v = row.get(key)
     if v is None or v == "":
         return -1
-    try:
-        out = int(v)
-    except ValueError:
-        raise AnnotationError(path, f"{where}.{key}", f"expected an integer class index, got {v!r}") from None
-    if out < 0:
-        raise AnnotationError(path, f"{where}.{key}", f"negative class index {out}")
-    return out
+    return Checker(path).int_text(v, f"{where}.{key}", what="an integer class index")
 
 
-def load_ek100_actions(path) -> list[EK100Action]:
+def load_ek100_actions(path, num_classes: tuple[int, int] | None = None) -> list[EK100Action]:
     """Action segments of one split csv, in file order. A reversed segment (stop before start) is an error naming
-    the row; a zero-length one is kept (EK-100 has a few)."""
+    the row; a zero-length one is kept (EK-100 has a few). With ``num_classes`` (verbs, nouns: the class lists'
+    lengths; by default those of the class lists beside the csv, when present) a class index beyond them is an error
+    naming the row."""
     rows = read_csv_rows(path, ("narration_id", "video_id", "start_timestamp", "stop_timestamp"))
+    if num_classes is None and all(os.path.isfile(f) for f in ek100_class_files(path)):
+        num_classes = tuple(len(load_ek100_classes(f)) for f in ek100_class_files(path))  # the lists beside it
     out, seen = [], set()
     for i, r in enumerate(rows):
-        where = f"row {i + 2} ({r['narration_id']})"
+        where = f"row {i + 2} ({short(r['narration_id'])})"
         if r["narration_id"] in seen:
             raise AnnotationError(path, where, "narration_id appears twice")
         seen.add(r["narration_id"])
@@ -74,8 +73,11 @@ def load_ek100_actions(path) -> list[EK100Action]:
         e = parse_timestamp(r["stop_timestamp"], f"{where}.stop_timestamp", path)
         if e < s:
             raise AnnotationError(path, where, f"stop {r['stop_timestamp']} is before start {r['start_timestamp']}")
-        out.append(EK100Action(r["narration_id"], r["video_id"], s, e, r.get("narration", "") or "",
-                               _int(r, "verb_class", where, path), _int(r, "noun_class", where, path),
+        v, n = _int(r, "verb_class", where, path), _int(r, "noun_class", where, path)
+        for key, idx, size in zip(("verb_class", "noun_class"), (v, n), num_classes or (None, None)):
+            if size is not None and idx >= size:
+                raise AnnotationError(path, f"{where}.{key}", f"class {idx} is not in the class list ({size} classes)")
+        out.append(EK100Action(r["narration_id"], r["video_id"], s, e, r.get("narration", "") or "", v, n,
                                r.get("participant_id") or r["video_id"].split("_")[0]))
     return out
 
@@ -89,6 +91,8 @@ def load_ek100_classes(path) -> list[str]:
         if idx in names:
             raise AnnotationError(path, f"row {i + 2}", f"class id {idx} appears twice")
         names[idx] = r["key"]
+    if not names:
+        raise AnnotationError(path, None, "no classes")
     if sorted(names) != list(range(len(names))):
         raise AnnotationError(path, None, f"class ids are not 0..{len(names) - 1}")
     return [names[i] for i in range(len(names))]

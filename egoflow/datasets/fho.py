@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json
+from egoflow.datasets.errors import AnnotationError, Checker, PredictionError, read_json, short
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,17 @@ def load_fho_oscc_pnr(path, task: str | None = None) -> list[FHOClip]:
         if uid in seen:
             ck.fail(where, "unique_id appears twice")
         seen.add(uid)
-        s, t = ck.get(e, "parent_start_sec", where, float), ck.get(e, "parent_end_sec", where, float)
+        s, t = (ck.time(ck.get(e, k, where, float), f"{where}.{k}") for k in ("parent_start_sec", "parent_end_sec"))
         fs, fe = ck.get(e, "parent_start_frame", where, int), ck.get(e, "parent_end_frame", where, int)
+        if fs < 0:
+            ck.fail(f"{where}.parent_start_frame", f"negative frame {fs}")
         if not (t > s and fe > fs):
             ck.fail(where, f"empty clip: seconds {s}..{t}, frames {fs}..{fe}")
         sc = ck.get(e, "state_change", where, bool, optional=task is None)
         key = "parent_pnr_frame" if "parent_pnr_frame" in e else "pnr_frame"  # older files say pnr_frame
         pnr = ck.get(e, key, where, (int, float), optional=True)
         if pnr is not None:  # kept as written: the official error uses the fractional frame, unrounded
-            pnr = ck.check(pnr, f"{where}.{key}", float)
+            pnr = ck.number(pnr, f"{where}.{key}")
             if not fs <= pnr <= fe:
                 ck.fail(f"{where}.{key}", f"PNR frame {pnr} is outside the clip's frames {fs}..{fe}")
         if task == "pnr" and sc and pnr is None:
@@ -94,10 +96,12 @@ def _submission(path, clips: list[FHOClip], key: str, kind) -> tuple[dict, list[
     for i, r in enumerate(data):
         uid = ck.get(r, "unique_id", f"[{i}]", str)
         if uid not in known:
-            raise PredictionError(path, f"[{i}].unique_id", f"{uid!r} is not a clip of the ground truth")
+            raise PredictionError(path, f"[{i}].unique_id", f"{short(uid)} is not a clip of the ground truth")
         if uid in preds:
-            raise PredictionError(path, f"[{i}].unique_id", f"{uid!r} predicted twice")
+            raise PredictionError(path, f"[{i}].unique_id", f"{short(uid)} predicted twice")
         preds[uid] = ck.get(r, key, f"[{i}]", kind)
+        if kind is float and preds[uid] < 0:
+            ck.fail(f"[{i}].{key}", f"negative frame {preds[uid]}")
     return preds, [c.unique_id for c in clips if c.unique_id not in preds]
 
 

@@ -19,7 +19,7 @@ from glob import glob
 
 import numpy as np
 
-from egoflow.datasets.errors import AnnotationError
+from egoflow.datasets.errors import AnnotationError, Checker, read_lines
 
 VIDEOS = ("P01", "P02", "P03", "P04")
 
@@ -70,8 +70,7 @@ def _root(path) -> str:
 
 
 def _lines(path) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return [ln.rstrip("\r\n") for ln in f]
+    return read_lines(path)
 
 
 def _read_dictionary(path) -> list[str]:
@@ -96,10 +95,7 @@ def read_summary(path, num_shots: int) -> tuple[int, ...]:
     for n, ln in enumerate(_lines(path), start=1):
         if not ln.strip():
             continue
-        try:
-            idx = int(ln.strip())
-        except ValueError:
-            raise AnnotationError(path, f"line {n}", f"expected a shot index, got {ln.strip()!r}") from None
+        idx = Checker(path).int_text(ln, f"line {n}", minimum=None, what="a shot index")
         if not 1 <= idx <= num_shots:
             raise AnnotationError(path, f"line {n}", f"shot {idx} outside 1..{num_shots}")
         out.append(idx - 1)

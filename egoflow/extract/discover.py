@@ -23,6 +23,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from egoflow.checks import InputFileError, read_lines
+
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 _VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 RESERVED = {"texts"}  # store names that are not videos (features_store.store.RESERVED)
@@ -30,6 +32,10 @@ RESERVED = {"texts"}  # store names that are not videos (features_store.store.RE
 
 class InputError(ValueError):
     pass
+
+
+class _ListError(InputFileError, InputError):
+    """A video list (.txt/.lst) that is not UTF-8 text."""
 
 
 def video_uid(path) -> str:
@@ -84,7 +90,7 @@ def discover(inputs) -> tuple[list[Path], list]:
             elif p.suffix.lower() in (".txt", ".lst"):
                 if not p.exists():
                     raise InputError(f"video list {p} does not exist")
-                lines = [ln.strip() for ln in p.read_text().splitlines()]
+                lines = [ln.strip() for ln in read_lines(p, _ListError)]  # non-UTF-8: one line naming the list
                 out += [Path(ln) if os.path.isabs(ln) else p.parent / ln for ln in lines
                         if ln and not ln.startswith("#")]
             else:

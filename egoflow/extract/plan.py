@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from egoflow.checks import read_json
+
 
 def probe_hours(paths: list) -> list[float]:
     """Durations in hours from the container header (cheap: no decoding); 0 for unreadable files."""
@@ -175,8 +177,8 @@ def make_plan(videos: list[str], model: str = "ViT-B-32", fps: float = 1.875, wo
     probed = sum(hours)
     if probed <= 0:
         raise ValueError("plan: no readable video among the inputs (durations are probed from the files)")
-    prof = json.loads(Path(profile).read_text()) if profile else measure_profile(paths, model, fps, device,
-                                                                                 precision, batch_size, hours)
+    prof = read_json(profile) if profile else measure_profile(paths, model, fps, device, precision, batch_size,
+                                                              hours)
     if profile and prof.get("model") != model:
         raise ValueError(f"profile {profile} was measured for model {prof.get('model')!r}, not {model!r}")
     if save_profile:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from egoflow.checks import one_line
 from egoflow.extract.fused.config import FusedModelError
 
 # (reference name pattern, egoflow name) applied in order, first match wins
@@ -78,24 +79,46 @@ class _LenientPickle:
     load = staticmethod(pickle.load)
 
 
+def _existing(path: str | Path, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FusedModelError(f"{what} {p} does not exist")
+    if not p.is_file():
+        raise FusedModelError(f"{what} {p} is not a file")
+    return p
+
+
+def _tensors(obj, p: Path, what: str) -> dict[str, torch.Tensor]:
+    for k in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(k), dict):
+            obj = obj[k]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise FusedModelError(f"{what} {p}: no state dict of tensors inside")
+    return obj
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A checkpoint file -> its flat state dict (``state_dict`` / ``model`` entry when wrapped)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FusedModelError(f"checkpoint {p} does not exist")
+    p = _existing(path, "checkpoint")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a training checkpoint with pickled config objects: lenient, no code runs
         try:
             obj = torch.load(p, map_location="cpu", weights_only=False, pickle_module=_LenientPickle)
         except Exception as e:  # noqa: BLE001
-            raise FusedModelError(f"checkpoint {p}: cannot be read by torch.load ({type(e).__name__}: {e})") from None
-    for k in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(k), dict):
-            obj = obj[k]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise FusedModelError(f"checkpoint {p}: no state dict of tensors inside")
-    return obj
+            raise FusedModelError(f"checkpoint {p}: cannot be read by torch.load ({one_line(e)})") from None
+    return _tensors(obj, p, "checkpoint")
+
+
+def read_weights(path: str | Path, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """A file of tensors we wrote (``--fusion-checkpoint``): loaded with ``weights_only`` (no pickled code), any
+    failure one line naming the file."""
+    p = _existing(path, what)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - garbage, truncated or foreign files raise many different types
+        raise FusedModelError(f"{what} {p}: cannot be read by torch.load ({one_line(e)})") from None
+    return _tensors(obj, p, what)
 
 
 def _resize_temporal(t: torch.Tensor, frames: int, src: str) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.extract.fused.checkpoint import read_weights
 from egoflow.extract.fused.config import FusedModelError
 
 
@@ -178,7 +179,7 @@ def create_clip_fused(model: str, pretrained: str | None = None, seed: int = 0, 
     clip = open_clip.create_model(model, pretrained=None if none else pretrained, device="cpu")
     m = ClipFusedModel(clip, model, num_frames, fused_layers)
     if fusion_checkpoint:
-        sd = torch.load(fusion_checkpoint, map_location="cpu", weights_only=True)
+        sd = read_weights(fusion_checkpoint, "--fusion-checkpoint")
         bad = m.load_state_dict(sd, strict=False)
         if bad.unexpected_keys or any(not k.startswith("clip.") for k in bad.missing_keys):
             raise FusedModelError(f"{fusion_checkpoint}: not fusion weights of clip-fused-{model} "

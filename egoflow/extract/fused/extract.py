@@ -10,7 +10,6 @@ query (the EgoVLPv2 reuse point), a chunk of windows at a time so memory stays b
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from egoflow.checks import Checker, InputFileError, read_json, read_lines
 from egoflow.extract.fused.config import FusedModelError
 
 
@@ -92,25 +92,23 @@ def queries_from_file(path: str | Path) -> dict[str, list[str]] | list[str]:
     """``{video_or_clip_uid: [query, ...]}`` from a JSON mapping or an Ego4D NLQ file (keyed by clip_uid), or one
     list for every video from a ``.txt`` (one query per line)."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"queries file {p} does not exist")
-    if p.suffix.lower() == ".txt":
-        return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e})") from None
+    if p.suffix.lower() == ".txt":  # (missing, non-UTF-8, malformed: one line naming the file, via egoflow.checks)
+        return [ln.strip() for ln in read_lines(p) if ln.strip()]
+    data, ck = read_json(p), Checker(p)
     if isinstance(data, dict) and isinstance(data.get("videos"), list):
         out: dict[str, list[str]] = {}
-        for v in data["videos"]:
-            for c in v.get("clips", []):
-                qs = [q["query"] for a in c.get("annotations", []) for q in a.get("language_queries", [])
-                      if isinstance(q.get("query"), str)]
-                out[c["clip_uid"]] = list(dict.fromkeys(out.get(c["clip_uid"], []) + qs))
+        for vi, v in enumerate(data["videos"]):
+            for ci, c in enumerate(ck.get(v, "clips", f"videos[{vi}]", list, optional=True, default=[])):
+                cw = f"videos[{vi}].clips[{ci}]"
+                uid = ck.get(c, "clip_uid", cw, str)
+                qs = [q["query"] for ai, a in enumerate(ck.get(c, "annotations", cw, list, optional=True, default=[]))
+                      for q in ck.get(a, "language_queries", f"{cw}.annotations[{ai}]", list, optional=True,
+                                      default=[]) if isinstance(q, dict) and isinstance(q.get("query"), str)]
+                out[uid] = list(dict.fromkeys(out.get(uid, []) + qs))
         return out
     if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
         return {k: [str(q) for q in v] for k, v in data.items()}
-    raise ValueError(f"{p}: expected {{uid: [queries]}}, an Ego4D NLQ file or a .txt of queries")
+    raise InputFileError(p, None, "expected {uid: [queries]}, an Ego4D NLQ file or a .txt of queries")
 
 
 def conditioned_set_name(encoder, cfg) -> str:

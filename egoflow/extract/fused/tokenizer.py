@@ -5,14 +5,18 @@ string of the batch (``padding=True, truncation=True`` as EgoVLPv2 calls it), tr
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from egoflow.checks import InputFileError, one_line, read_json, read_text
 from egoflow.extract.fused.config import FusedModelError
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+
+class _TokenizerFileError(InputFileError, FusedModelError):
+    """A tokenizer file that is not valid UTF-8 / JSON (named with its line)."""
 
 
 class RobertaBPE:
@@ -25,14 +29,18 @@ class RobertaBPE:
         if missing:
             raise FusedModelError(f"tokenizer folder {d}: missing {', '.join(missing)} (RoBERTa BPE needs "
                                   "vocab.json and merges.txt, e.g. from the roberta-base repository)")
-        try:
-            vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FusedModelError(f"{d / 'vocab.json'}: not a JSON vocabulary ({e})") from None
+        vocab = read_json(d / "vocab.json", _TokenizerFileError)
+        if not isinstance(vocab, dict) or not all(isinstance(v, int) and 0 <= v < 2 ** 31 for v in vocab.values()):
+            raise FusedModelError(f"{d / 'vocab.json'}: not a vocabulary (expected {{token: id}} with small ids)")
         absent = [s for s in SPECIALS if s not in vocab]
         if absent:
             raise FusedModelError(f"{d / 'vocab.json'}: lacks the RoBERTa special tokens {', '.join(absent)}")
-        self.tok = ByteLevelBPETokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+        read_text(d / "merges.txt", _TokenizerFileError)  # UTF-8, else one line naming it
+        try:
+            self.tok = ByteLevelBPETokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+        except Exception as e:  # noqa: BLE001 - the Rust tokenizers library raises its own exception types
+            raise FusedModelError(f"tokenizer folder {d}: vocab.json/merges.txt not readable as RoBERTa BPE "
+                                  f"({one_line(e)})") from None
         self.tok.post_processor = RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]))
         self.tok.enable_truncation(max_length)
         self.pad_id, self.mask_id = vocab["<pad>"], vocab["<mask>"]
