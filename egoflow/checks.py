@@ -88,30 +88,35 @@ def read_lines(path, error=InputFileError) -> list[str]:
 def read_json(path, error=InputFileError) -> Any:
     """Parse a JSON file; a missing file, a syntax error, a non-UTF-8 byte, a key given twice in one object or
     an integer too long to convert become ``error`` naming the file (and line where the parser knows it)."""
-    text = read_text(path, error)
+    return parse_json(read_text(path, error), path, error)
+
+
+def parse_json(text: str, path, error=InputFileError, member: str | None = None) -> Any:
+    """:func:`read_json` on text already read (e.g. a ``member`` of a zip, named in the error after the file)."""
+    at = f"{member}: " if member else ""
 
     def pairs(items):
         out = dict(items)
         if len(out) != len(items):
             seen = set()
             dup = next(k for k, _ in items if k in seen or seen.add(k))
-            raise error(path, f"key {short(dup)}", "appears twice in one object (JSON would keep only the last)")
+            raise error(path, f"{at}key {short(dup)}", "appears twice in one object (JSON would keep only the last)")
         return out
 
     try:
         return json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as e:
-        raise error(path, f"line {e.lineno} column {e.colno}", f"invalid JSON ({e.msg})") from None
+        raise error(path, f"{at}line {e.lineno} column {e.colno}", f"invalid JSON ({e.msg})") from None
     except InputFileError:  # a key given twice (from the hook): already names the file
         raise
     except ValueError as e:  # Python refuses to convert an integer of more than 4300 digits, naming no file
         huge = re.search(r"\d{4000,}", text)
         if huge is None:
-            raise error(path, None, f"invalid JSON ({e})") from None
+            raise error(path, member, f"invalid JSON ({e})") from None
         line = text[: huge.start()].count("\n") + 1
-        raise error(path, f"line {line}", f"integer of {len(huge.group())} digits (out of range)") from None
+        raise error(path, f"{at}line {line}", f"integer of {len(huge.group())} digits (out of range)") from None
     except RecursionError:
-        raise error(path, None, "JSON nested too deeply") from None
+        raise error(path, member, "JSON nested too deeply") from None
 
 
 def read_csv_rows(path, required: tuple[str, ...], error=InputFileError) -> list[dict[str, str]]:

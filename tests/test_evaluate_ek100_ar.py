@@ -123,13 +123,13 @@ def test_duplicated_key_names_file_and_key(tmp_path):
     body = text[text.index('"P01_01_0"'):text.index(', "P01_01_1"')]
     dup = text.replace('"results": {', '"results": {' + body + ", ", 1)
     (tmp_path / "dup.json").write_text(dup)
-    with pytest.raises(PredictionError, match=r"dup.json: key 'P01_01_0' appears twice in one object"):
+    with pytest.raises(PredictionError, match=r"dup.json: key 'P01_01_0': appears twice in one object"):
         read_submission(tmp_path / "dup.json")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("test.json", dup)
     (tmp_path / "dup.zip").write_bytes(buf.getvalue())
-    with pytest.raises(PredictionError, match=r"dup.zip: test.json: key 'P01_01_0' appears twice"):
+    with pytest.raises(PredictionError, match=r"dup.zip: test.json: key 'P01_01_0': appears twice"):
         get_benchmark("ek100-ar").evaluate(str(gt), str(tmp_path / "dup.zip"))
 
 
@@ -160,7 +160,7 @@ def test_cli_reads_the_official_zip_with_options_and_fails_cleanly(tmp_path, cap
     assert "3 missing predictions (counted as wrong)" in (tmp_path / "r" / "report.md").read_text()
     (tmp_path / "dup.json").write_text('{"results": {"a": 1, "a": 2}}')
     assert main(["ek100-ar", "--pred", str(tmp_path / "dup.json"), "--gt", str(gt), "--out", str(tmp_path / "s")]) == 2
-    assert "dup.json: key 'a' appears twice in one object" in capsys.readouterr().err
+    assert "dup.json: key 'a': appears twice in one object" in capsys.readouterr().err
 
 
 def test_empty_tail_group_is_nan_and_no_unseen_segment_no_numbers():

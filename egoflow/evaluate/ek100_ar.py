@@ -18,8 +18,6 @@ top-1 over segments of unseen participants. A ``ParityWarning`` says when an inp
 """
 from __future__ import annotations
 
-import io
-import json
 import os
 import warnings
 import zipfile
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from egoflow.checks import parse_json, read_json
 from egoflow.datasets.ek100_actions import load_ek100_actions
 from egoflow.datasets.errors import AnnotationError, PredictionError, read_csv_rows
 from egoflow.evaluate.parity import ParityWarning
@@ -43,46 +42,24 @@ class EK100Splits:
     unseen: frozenset | None  # participant ids of EPIC_100_unseen_participant_ids_*.csv; None if not found
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs):
-    seen = {}
-    for k, v in pairs:
-        if k in seen:
-            raise _DuplicateKey(k)
-        seen[k] = v
-    return seen
-
-
 def read_submission(path) -> dict:
     """The JSON of a submission ``.json`` or of the ``.zip`` the official ``create_submission.py`` writes; a key
     that appears twice in one object is an error naming it (plain ``json`` would keep the last value)."""
-    if not os.path.isfile(path):
-        raise PredictionError(path, None, "file not found")
-    name, where = str(path), None
+    if not zipfile.is_zipfile(path):  # also a missing file: read_json names it
+        return read_json(path, PredictionError)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                members = [m for m in z.namelist() if m.endswith(".json")]
-                if len(members) != 1:
-                    raise PredictionError(path, None, f"expected one .json inside the zip, found {members}")
-                where = members[0]
-                text = io.TextIOWrapper(z.open(where), encoding="utf-8").read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as e:
-        raise PredictionError(name, where, f"key {e.args[0]!r} appears twice in one object") from None
-    except json.JSONDecodeError as e:
-        raise PredictionError(name, f"{where + ': ' if where else ''}line {e.lineno} column {e.colno}",
-                              f"invalid JSON ({e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise PredictionError(name, where, f"not UTF-8 text ({e.reason})") from None
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.namelist() if m.endswith(".json")]
+            if len(members) != 1:
+                raise PredictionError(path, None, f"expected one .json inside the zip, found {members}")
+            raw = z.read(members[0])
     except zipfile.BadZipFile as e:
-        raise PredictionError(name, None, f"unreadable zip ({e})") from None
+        raise PredictionError(path, None, f"unreadable zip ({e})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PredictionError(path, members[0], f"not UTF-8 text ({e.reason})") from None
+    return parse_json(text, path, PredictionError, member=members[0])
 
 
 def _ids(path, column: str, cast) -> frozenset:
