@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from egoflow.extract import _decord, _pyav
+from egoflow.extract import _decord, _pyav, sparse
 from egoflow.extract.video_types import (
     EPS,
     Sampler,
@@ -55,6 +55,9 @@ BACKENDS = ("auto", "decord", "pyav")
 # memory stays flat, while decord's peak RSS and CPU per frame grow with video length
 # (benchmarks/decode_throughput.py).
 AUTO_ORDER = ("pyav", "decord")
+# PyAV decoding: "sparse" decodes only the frames the samples depend on (sparse.py; bit-identical to "full",
+# which decodes every frame). decord always decodes its own way.
+DECODES = ("sparse", "full")
 
 
 def output_size(height: int, width: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -73,13 +76,15 @@ def output_size(height: int, width: int, size: int | tuple[int, int] | None) -> 
     return h, w
 
 
-def _check_args(fps, batch_size, backend):
+def _check_args(fps, batch_size, backend, decode="sparse"):
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
 
 
 def probe(path, backend: str = "auto") -> VideoInfo:
@@ -92,20 +97,25 @@ def probe(path, backend: str = "auto") -> VideoInfo:
 
 
 def iter_frames(path, fps: float, size: int | tuple[int, int] | None = None, batch_size: int = 32,
-                backend: str = "auto") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                backend: str = "auto", decode: str = "sparse", notes: list | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Sampled frames in batches: (frames uint8 [n, H, W, 3] RGB, times float64 [n] seconds), n <= batch_size.
 
     size: int = shorter side after an aspect-preserving resize (CLIP's Resize(224)); (H, W) = exact; None =
     native display size. The file is probed now (bad input raises VideoReadError here); decoding is lazy.
+    decode: "sparse" (PyAV decodes only what the samples need; same frames) or "full". notes: when given,
+    gets one line per reason the sparse path decoded a stream fully (for the run summary).
     """
-    _check_args(fps, batch_size, backend)
+    _check_args(fps, batch_size, backend, decode)
     info = probe(path, backend)
     out_hw = output_size(info.height, info.width, size)
-    return _frames(str(path), info, float(fps), out_hw, int(batch_size), backend)
+    return _frames(str(path), info, float(fps), out_hw, int(batch_size), backend, decode, notes)
 
 
-def _frames(path, info, fps, out_hw, batch_size, backend):
-    readers = {"pyav": lambda k: _pyav.read(path, info, fps, out_hw, batch_size, start_k=k),
+def _frames(path, info, fps, out_hw, batch_size, backend, decode="sparse", notes=None):
+    pyav = sparse.read if decode == "sparse" else _pyav.read
+    kw = {"notes": notes} if decode == "sparse" else {}
+    readers = {"pyav": lambda k: pyav(path, info, fps, out_hw, batch_size, start_k=k, **kw),
                "decord": lambda k: _decord.read(path, info, fps, out_hw, batch_size, start_k=k)}
     order = [b for b in AUTO_ORDER if b == "pyav" or _decord.available()] if backend == "auto" else [backend]
     done, first = 0, None  # samples already yielded: the next backend resumes after them (same rule)
@@ -127,7 +137,8 @@ def _frames(path, info, fps, out_hw, batch_size, backend):
 
 
 def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[int, int] | None = None,
-                 batch_size: int = 8, backend: str = "auto") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 batch_size: int = 8, backend: str = "auto", decode: str = "sparse"
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Clip windows: (clips uint8 [n, window, H, W, 3], times float64 [n] = centre of each window).
 
     Window j holds sampled frames [j*stride, j*stride + window). Windows continue until one reaches the last
@@ -138,7 +149,7 @@ def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[i
 
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-    frames = iter_frames(path, fps, size=size, batch_size=max(32, window), backend=backend)
+    frames = iter_frames(path, fps, size=size, batch_size=max(32, window), backend=backend, decode=decode)
 
     def gen():
         packer = WindowPacker(window, stride)
@@ -163,5 +174,5 @@ def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[i
 
 
 # the shared types are re-exported: callers import them from here as before
-__all__ = ["AUTO_ORDER", "BACKENDS", "EPS", "Sampler", "VideoInfo", "VideoReadError", "check_readable",
+__all__ = ["AUTO_ORDER", "BACKENDS", "DECODES", "EPS", "Sampler", "VideoInfo", "VideoReadError", "check_readable",
            "iter_frames", "iter_windows", "num_samples", "output_size", "probe", "sample_times"]
