@@ -26,7 +26,8 @@ X264 = {
 X265 = {
     "hevc-open-gop": {"x265-params": "keyint=15:bframes=3:log-level=error"},  # x265's default: CRA + RASL
     "hevc-closed": {"x265-params": "keyint=15:bframes=3:open-gop=0:log-level=error"},
-    "hevc-temporal-layers": {"x265-params": "keyint=15:bframes=3:b-pyramid=1:temporal-layers=1:log-level=error"},
+    # sub-layers 0-2: TRAIL_N pictures in sub-layer 1 are referenced by sub-layer 2, so they must be decoded
+    "hevc-temporal-layers": {"x265-params": "keyint=15:bframes=3:temporal-layers=3:log-level=error"},
 }
 HAVE_X265 = "libx265" in av.codecs_available
 
@@ -99,9 +100,23 @@ def test_sparse_equals_full(tmp_path, name, vfr):
     assert plan.fed < len(plan.pts)  # at 1.875 fps something is really skipped
 
 
+@pytest.mark.skipif(not HAVE_X265, reason="PyAV's FFmpeg has no libx265 encoder: HEVC sub-layers not covered")
+def test_hevc_sub_layer_non_reference_pictures_below_the_top_layer_are_kept(tmp_path):
+    path = encode(tmp_path / "t.mp4", "libx265", X265["hevc-temporal-layers"])
+    c, s = _pyav.open_video(path)
+    pts, _, kinds, _ = sparse.demux(path, c, s)
+    c.close()
+    top = max(k.tid for k in kinds)
+    low = [k.slnr and k.tid < top for k in kinds]
+    assert top == 2 and any(low)  # the encoder really made them
+    feed = sparse.choose_feed(pts, np.arange(len(pts)) == len(pts) - 1, kinds)  # only the last packet needed
+    last_gop = np.flatnonzero([k.closed or k.cra for k in kinds])[-1]
+    assert all(feed[i] for i in range(last_gop, len(pts) - 1) if low[i])  # needed by the top layer
+
+
 def test_sparse_skips_what_it_should(tmp_path):
     intra = fed(encode(tmp_path / "i.mp4", opts=X264["all-intra"]), 1.875)[0]
-    assert intra.fed == len(intra.samples) + 1  # the samples' frames plus the first frame (time 0), nothing else
+    assert intra.fed == len(intra.samples)  # the samples' frames, nothing else
     ibbp = fed(encode(tmp_path / "b.mp4", opts=X264["ibbp-flat"]), 1.875)[0]
     assert ibbp.fed <= len(ibbp.pts) * 0.6  # 90 frames, 6 samples: the B frames no sample needs and GOP tails
 
@@ -131,7 +146,7 @@ def test_intra_only_codec(tmp_path):
     path = encode(tmp_path / "m.mkv", "mjpeg", fmt="yuvj420p")
     full, sp, notes = both(path, 2.0)
     assert_same(full, sp)
-    assert notes == [] and fed(path, 2.0)[0].fed == 7  # 6 samples + the first frame
+    assert notes == [] and fed(path, 2.0)[0].fed == 6  # 6 samples, nothing else
 
 
 def test_unknown_codec_decodes_fully_and_says_why(tmp_path):

@@ -58,12 +58,13 @@ def make_shards(paths: list, shards: int = 0, shard_hours: float = 0.0, hours: l
     return [b for b in bins if b]
 
 
-def time_decode(path, fps: float, size: int, max_frames: int = 128) -> float:
-    """Wall seconds per *sampled* frame decoding ``path`` at ``fps`` (includes the skipped frames' decode)."""
+def time_decode(path, fps: float, size: int, max_frames: int = 128, decode: str = "sparse") -> float:
+    """Wall seconds per *sampled* frame decoding ``path`` at ``fps`` the way extraction does by default: sparse
+    decoding (only the frames the samples depend on, identical frames); ``decode="full"`` decodes them all."""
     from egoflow.extract.video import iter_frames
 
     n, t0 = 0, time.perf_counter()
-    for frames, _ in iter_frames(path, fps, size=size, batch_size=32):
+    for frames, _ in iter_frames(path, fps, size=size, batch_size=32, decode=decode):
         n += len(frames)
         if n >= max_frames:
             break

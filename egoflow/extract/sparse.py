@@ -16,11 +16,11 @@ the packets to feed the decoder, in decode order:
 
 The second pass feeds those packets (skipped packets are still read from the file, which costs I/O only) and
 converts the needed frames with the full path's `to_rgb`. Pixels and times are therefore bit-identical to a
-full decode. The decoder output is checked against the plan (every fed packet gives its own pts, in order,
-and the first frame is the stream's first); any surprise makes the reader finish with a full decode from the
-samples already given (`SparseMismatch`). Streams the plan cannot judge (other codecs, unreadable NAL units,
-packets without pts, a stream that does not start at a closed random access point) are decoded fully and the
-reason is returned for the run summary.
+full decode. The decoder output is checked against the plan (every fed packet gives its own pts, in order; a
+first frame that is not the first packet is fed to confirm time 0); any surprise makes the reader finish
+with a full decode from the samples already given (`SparseMismatch`). Streams the plan cannot judge (other
+codecs, unreadable NAL units, packets without pts, a stream that does not start at a closed random access
+point) are decoded fully and the reason is returned for the run summary.
 """
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ def make_plan(path, container, stream, fps: float, start_k: int) -> tuple[Plan |
     tb = stream.time_base or fractions.Fraction(1, 90000)
     samples, end = needed_frames(order, tb, fps, start_k)
     needed = np.isin(pts, np.fromiter(samples, np.int64, len(samples)))
-    needed[np.argmin(pts)] = True  # the first frame is time 0: decoding it confirms the decoder starts there
+    if np.argmin(pts) != 0:  # time 0 is not the first packet (an IDR): decode it to confirm the decoder shows it
+        needed[np.argmin(pts)] = True
     feed = choose_feed(pts, needed, kinds)
     return Plan(pts, feed, samples, int(order[0]), int(end), tb), None
 

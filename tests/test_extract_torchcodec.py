@@ -1,0 +1,68 @@
+"""GPU decode backend selection (egoflow.extract._torchcodec): fallback and --strict without a GPU; the GPU path
+itself runs only where CUDA and torchcodec are present (benchmarks/gpu_extract.py measures it there)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from egoflow.cli import main
+from egoflow.datasets.synthetic.videos import make_video
+from egoflow.extract import _torchcodec, video
+from egoflow.extract.video import iter_frames, probe
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("tc") / "v.mp4", [(0, 2, "red kettle")], size=(64, 48)).path
+
+
+def test_resolve_on_a_machine_without_gpu_decoding(monkeypatch):
+    monkeypatch.setattr(_torchcodec, "unavailable", lambda: "no CUDA device")
+    said = []
+    assert _torchcodec.resolve("torchcodec-cuda", warn=said.append) == "pyav"
+    assert said == ["note: --backend torchcodec-cuda unavailable (no CUDA device); decoding on the CPU with PyAV"]
+    with pytest.raises(_torchcodec.GpuDecodeUnavailable, match="no CUDA device.*--strict"):
+        _torchcodec.resolve("torchcodec-cuda", strict=True)
+    assert _torchcodec.resolve("decord", strict=True) == "decord"  # other backends are not touched
+
+
+def test_reasons_name_what_is_missing(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _torchcodec.unavailable() == "no CUDA device"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(__import__("sys").modules, "torchcodec", None)  # import torchcodec -> ImportError
+    monkeypatch.setitem(__import__("sys").modules, "torchcodec.decoders", None)
+    assert "torchcodec is not installed" in _torchcodec.unavailable()
+
+
+@pytest.mark.skipif(_torchcodec.unavailable() is None, reason="GPU decoding works here: fallback not exercised")
+def test_iter_frames_falls_back_to_pyav_once(clip, caplog, monkeypatch):
+    monkeypatch.setattr(video, "_GPU_FALLBACK", [])
+    ref = list(iter_frames(clip, 4.0, size=32, backend="pyav"))
+    with caplog.at_level("WARNING", logger="egoflow.extract.video"):
+        got = list(iter_frames(clip, 4.0, size=32, backend="torchcodec-cuda"))
+        list(iter_frames(clip, 4.0, size=32, backend="torchcodec-cuda"))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(ref, got))
+    assert len(ref) == len(got) and isinstance(got[0][0], np.ndarray)
+    assert sum("unavailable" in r.message for r in caplog.records) == 1  # one line, not one per video
+    assert probe(clip, "torchcodec-cuda").backend == "torchcodec-cuda"
+
+
+@pytest.mark.skipif(_torchcodec.unavailable() is None, reason="GPU decoding works here: --strict does not fail")
+def test_cli_strict_exits_2_and_writes_nothing(clip, tmp_path, capsys):
+    store = tmp_path / "s.zarr"
+    rc = main(["extract", str(clip), "--store", str(store), "--model", "egoflow-tiny-ViT", "--pretrained", "none",
+               "--backend", "torchcodec-cuda", "--strict", "--quiet"])
+    assert rc == 2 and not store.exists()
+    assert "torchcodec-cuda" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(_torchcodec.unavailable() is not None, reason="needs CUDA + torchcodec (not on this machine)")
+def test_gpu_frames_stay_on_the_gpu_and_match_the_cpu_choice(clip):  # pragma: no cover - GPU machines only
+    cpu = list(iter_frames(clip, 4.0, size=32, backend="pyav"))
+    gpu = list(iter_frames(clip, 4.0, size=32, backend="torchcodec-cuda"))
+    assert gpu[0][0].is_cuda and gpu[0][0].dtype == torch.uint8
+    assert np.array_equal(np.concatenate([t for _, t in cpu]), np.concatenate([t for _, t in gpu]))
+    diff = np.abs(np.concatenate([f for f, _ in cpu]).astype(int) - torch.cat([f for f, _ in gpu]).cpu().numpy())
+    assert diff.mean() < 4  # same frames; NVDEC colour conversion and the GPU resize differ a little
