@@ -66,3 +66,18 @@ def test_gpu_frames_stay_on_the_gpu_and_match_the_cpu_choice(clip):  # pragma: n
     assert np.array_equal(np.concatenate([t for _, t in cpu]), np.concatenate([t for _, t in gpu]))
     diff = np.abs(np.concatenate([f for f, _ in cpu]).astype(int) - torch.cat([f for f, _ in gpu]).cpu().numpy())
     assert diff.mean() < 4  # same frames; NVDEC colour conversion and the GPU resize differ a little
+
+
+def test_gpu_benchmark_rows_measure_pyav_and_name_why_gpu_is_not_measured(clip):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_extract.py"
+    spec = importlib.util.spec_from_file_location("gpu_extract", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.backend_rows(str(clip), 4.0, {"model": "egoflow-tiny-ViT", "precision": "fp32", "batch": 4}, "cpu")
+    assert [r["backend"] for r in rows] == ["pyav", "torchcodec-cuda"]
+    assert all(rows[0][k] > 0 for k in ("decode_fps", "encode_fps", "end_to_end_fps"))
+    why = _torchcodec.unavailable()
+    assert rows[1] == {"backend": "torchcodec-cuda", "unavailable": why} if why else rows[1]["decode_fps"] > 0

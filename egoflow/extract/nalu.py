@@ -68,8 +68,9 @@ def length_size(family: str, extradata: bytes | None) -> int | None:
     raise NalError(f"{family} extradata of {len(x)} bytes is too short for its configuration record")
 
 
-def nal_headers(data: bytes, size: int | None, hlen: int) -> list[bytes]:
-    """The first ``hlen`` bytes of every NAL unit in one packet."""
+def nal_headers(data: bytes | memoryview, size: int | None, hlen: int) -> list[bytes]:
+    """The first ``hlen`` bytes of every NAL unit in one packet (a memoryview is read in place: length-prefixed
+    only)."""
     out = []
     if size:
         i, n = 0, len(data)
@@ -80,7 +81,7 @@ def nal_headers(data: bytes, size: int | None, hlen: int) -> list[bytes]:
             i += size
             if ln < hlen or i + ln > n:
                 raise NalError(f"NAL unit of {ln} bytes does not fit the packet")
-            out.append(data[i:i + hlen])
+            out.append(bytes(data[i:i + hlen]))
             i += ln
         return out
     i = data.find(b"\x00\x00\x01")

@@ -78,7 +78,9 @@ def demux(path, container, stream) -> tuple[np.ndarray, np.ndarray, list | None,
             key.append(packet.is_keyframe)
             if family and not reason:
                 try:
-                    kinds.append(nalu.classify(family, bytes(packet), size))
+                    # length-prefixed NAL units are walked in place; start codes need a searchable copy
+                    data = memoryview(packet) if size else bytes(packet)
+                    kinds.append(nalu.classify(family, data, size))
                 except nalu.NalError as e:
                     reason = f"codec {ctx.name}: {e}"
     except (av.error.FFmpegError, ValueError) as e:
