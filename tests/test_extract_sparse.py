@@ -183,3 +183,42 @@ def test_cli_decode_option():
         ap.parse_args(["extract", "v.mp4", "--store", "s", "--decode", "fast"])
     with pytest.raises(ValueError, match="decode must be one of"):
         iter_frames("v.mp4", 1.0, decode="fast")
+
+
+def test_rotated_ntsc_phone_video(tmp_path):
+    from egoflow.datasets.synthetic.videos import make_video
+
+    v = make_video(tmp_path / "r.mp4", [(0, 3, "red kettle")], fps=fractions.Fraction(30000, 1001), size=(48, 64),
+                   gop_s=0.5, rotation=90)
+    full, sp, notes = both(v.path, 1.875, size=32)
+    assert_same(full, sp)
+    assert notes == [] and full[0].shape[1:] == (42, 32, 3)  # portrait after the display rotation
+
+
+def test_cli_decode_full_is_refused_where_it_would_not_reach_the_workers(tmp_path, capsys):
+    from egoflow.cli import main
+
+    rc = main(["extract", str(tmp_path / "v.mp4"), "--store", str(tmp_path / "s.zarr"), "--decode", "full",
+               "--prefect", "--model", "egoflow-tiny-ViT"])
+    assert rc == 2 and "--decode full applies to local extraction" in capsys.readouterr().err
+
+
+def test_extraction_stores_the_same_features_either_way_and_notes_full_decodes(tmp_path):
+    from egoflow.extract.clip import create_encoder
+    from egoflow.extract.pipeline import ExtractConfig, extract
+    from egoflow.features_store import FeatureStore
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    encode(vids / "b.mp4", opts=X264["ibbp-pyramid"])
+    encode(vids / "m.mp4", "mpeg4", {"bf": "2", "g": "15"})
+    enc = create_encoder("egoflow-tiny-ViT", "none", precision="fp32", device="cpu")
+    out = {}
+    for decode in ("sparse", "full"):
+        url = str(tmp_path / f"{decode}.zarr")
+        summary, name = extract([str(vids)], url, enc, ExtractConfig(fps=3.0, decode=decode), progress=False)
+        out[decode] = (summary, [FeatureStore(url).read_video(name, uid) for uid in ("b", "m")])
+    for s, f in zip(out["sparse"][1], out["full"][1]):
+        assert np.array_equal(s.feats, f.feats) and np.array_equal(s.times, f.times)
+    assert "decoded fully, not sparse: 1 video(s) (codec mpeg4" in out["sparse"][0].line()
+    assert "decoded fully" not in out["full"][0].line()  # nothing asked for sparse there

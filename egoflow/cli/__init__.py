@@ -50,6 +50,8 @@ def cmd_extract(a) -> int:
     from egoflow.extract.pipeline import ExtractConfig, extract
 
     a.backend = resolve_backend(a.backend, a.strict, warn=lambda m: print(m, file=sys.stderr))
+    if a.decode != "sparse" and (a.submit or a.prefect):
+        raise ValueError("--decode full applies to local extraction; --prefect/--submit decode sparse (same frames)")
     cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force,
                         decode=a.decode)
     if a.submit:

@@ -22,12 +22,14 @@ decode and then raises at the point of failure, so a caller that writes a store 
 iterator is exhausted never marks a partial video complete.
 
 Backends: "pyav" decodes in one pass with FFmpeg threading and converts to RGB (resized) only the frames it
-keeps; its memory is one batch of frames, whatever the video length. "decord" takes exact pts from a PyAV
-demux pass (no decoding; decord's own timestamps are float32), then decodes batches of the kept indices in
-order (never all indices at once: that holds every frame in memory). "auto" tries the backends in
-AUTO_ORDER; when one cannot decode the file the next resumes after the frames already yielded - sampling
-is deterministic, so nothing is duplicated or lost. Opening is always checked by PyAV first (cheap, and
-decord can crash on garbage).
+keeps; its memory is one batch of frames, whatever the video length. With decode="sparse" (the default) it
+decodes only the frames the samples depend on (sparse.py), with bit-identical frames and times.
+"torchcodec-cuda" decodes with NVDEC and yields CUDA tensors (_torchcodec.py; PyAV when unavailable).
+"decord" takes exact pts from a PyAV demux pass (no decoding; decord's own timestamps are float32), then
+decodes batches of the kept indices in order (never all indices at once: that holds every frame in memory).
+"auto" tries the backends in AUTO_ORDER; when one cannot decode the file the next resumes after the frames
+already yielded - sampling is deterministic, so nothing is duplicated or lost. Opening is always checked by
+PyAV first (cheap, and decord can crash on garbage).
 """
 from __future__ import annotations
 
