@@ -14,7 +14,9 @@ from egoflow.extract.video import iter_frames, probe
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("tc") / "v.mp4", [(0, 2, "red kettle")], size=(64, 48)).path
+    # rotated: on a GPU machine the test below also checks that torchcodec's frames get the display rotation once
+    return make_video(tmp_path_factory.mktemp("tc") / "v.mp4", [(0, 2, "red kettle")], size=(48, 64),
+                      rotation=90).path
 
 
 def test_resolve_on_a_machine_without_gpu_decoding(monkeypatch):
@@ -81,3 +83,45 @@ def test_gpu_benchmark_rows_measure_pyav_and_name_why_gpu_is_not_measured(clip):
     assert all(rows[0][k] > 0 for k in ("decode_fps", "encode_fps", "end_to_end_fps"))
     why = _torchcodec.unavailable()
     assert rows[1] == {"backend": "torchcodec-cuda", "unavailable": why} if why else rows[1]["decode_fps"] > 0
+
+
+class _FakeDecoder:
+    """torchcodec.decoders.VideoDecoder's interface over PyAV (CPU): exercises the GPU reader's frame choice,
+    batching and geometry without a GPU. Frames are indexed in presentation order, as torchcodec does."""
+
+    def __init__(self, path, device="cuda", seek_mode="exact"):
+        import av
+
+        with av.open(str(path)) as c:
+            frames = sorted(c.decode(c.streams.video[0]), key=lambda f: f.pts)
+            self.frames = torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                                       for f in frames])
+        self.metadata = type("M", (), {"num_frames": len(self.frames)})()
+        self.device = device
+
+    def get_frames_at(self, indices):
+        return type("B", (), {"data": self.frames[indices]})()
+
+
+def test_gpu_reader_takes_the_cpu_readers_frames(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from egoflow.datasets.synthetic.videos import make_video
+
+    v = make_video(tmp_path / "r.mp4", [(0, 2, "red kettle"), (2, 4, "blue mug")], size=(48, 64), gop_s=0.5,
+                   rotation=90, vfr=True)
+    fake = types.ModuleType("torchcodec.decoders")
+    fake.VideoDecoder = _FakeDecoder
+    monkeypatch.setitem(sys.modules, "torchcodec", types.ModuleType("torchcodec"))
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", fake)
+    info = probe(v.path)
+    got = list(_torchcodec.read(v.path, info, 5.0, (64, 48), batch_size=4, device="cpu"))
+    ref = list(iter_frames(v.path, 5.0, size=None, batch_size=4, backend="pyav"))
+    assert [len(b[0]) for b in got] == [len(b[0]) for b in ref]
+    for (gf, gt), (rf, rt) in zip(got, ref):
+        assert isinstance(gf, torch.Tensor) and gf.dtype == torch.uint8 and gf.shape[1:] == (64, 48, 3)
+        assert np.array_equal(gt, rt)  # same frames chosen, same times
+        assert np.array_equal(gf.numpy(), rf)  # native size: no resize, the same RGB conversion, rotation applied
+    small = torch.cat([b[0] for b in _torchcodec.read(v.path, info, 5.0, (32, 24), 4, device="cpu")])
+    assert small.shape[1:] == (32, 24, 3)  # resized on the device, after the rotation
