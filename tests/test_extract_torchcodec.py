@@ -96,7 +96,7 @@ class _FakeDecoder:
             frames = sorted(c.decode(c.streams.video[0]), key=lambda f: f.pts)
             self.frames = torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)
                                        for f in frames])
-        self.metadata = type("M", (), {"num_frames": len(self.frames)})()
+        self.metadata = type("M", (), {"num_frames": len(self.frames)})()  # no .rotation: the reader rotates
         self.device = device
 
     def get_frames_at(self, indices):
@@ -125,3 +125,13 @@ def test_gpu_reader_takes_the_cpu_readers_frames(tmp_path, monkeypatch):
         assert np.array_equal(gf.numpy(), rf)  # native size: no resize, the same RGB conversion, rotation applied
     small = torch.cat([b[0] for b in _torchcodec.read(v.path, info, 5.0, (32, 24), 4, device="cpu")])
     assert small.shape[1:] == (32, 24, 3)  # resized on the device, after the rotation
+
+    class Rotating(_FakeDecoder):  # torchcodec >= 0.8: frames come rotated, metadata.rotation says so
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.frames = torch.rot90(self.frames, k=-1, dims=(2, 3))
+            self.metadata.rotation = -90.0
+
+    fake.VideoDecoder = Rotating
+    again = list(_torchcodec.read(v.path, info, 5.0, (64, 48), batch_size=4, device="cpu"))
+    assert all(np.array_equal(a[0].numpy(), b[0]) for a, b in zip(again, ref))  # rotated once, not twice

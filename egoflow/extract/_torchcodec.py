@@ -81,11 +81,13 @@ def read(path, info: VideoInfo, fps: float, out_hw, batch_size: int, start_k: in
     if dec.metadata.num_frames != len(pts):
         raise VideoReadError(path, "decode", f"torchcodec indexes {dec.metadata.num_frames} frames but the file "
                              f"has {len(pts)} packets")
+    # torchcodec >= 0.8 applies the display matrix itself (and says so with metadata.rotation); older ones do not
+    rotation = 0 if getattr(dec.metadata, "rotation", None) is not None else info.rotation
     for s in range(0, len(idx), batch_size):
         uniq, inverse = np.unique(idx[s:s + batch_size], return_inverse=True)
         try:
             data = dec.get_frames_at(indices=uniq.tolist()).data  # uint8 [n, 3, h, w] on the GPU
         except Exception as e:  # noqa: BLE001
             raise VideoReadError(path, "decode", f"torchcodec failed near {times[s]:.2f}s: {e}") from e
-        frames = _resize(data, out_hw, info.rotation)
+        frames = _resize(data, out_hw, rotation)
         yield frames[inverse.tolist()], times[s:s + batch_size].copy()
