@@ -121,9 +121,10 @@ def choose_feed(pts: np.ndarray, needed: np.ndarray, kinds: list | None) -> np.n
             last_irap = i
         elif k.rasl:
             owner[i] = last_irap
+    led = set(owner[needed & (owner >= 0)].tolist())  # CRAs with a needed RASL picture
     for i, k in enumerate(kinds):
         if k.cra and i > 0:
-            start[i] = not needed[(owner == i)].any()  # open GOP: a start only if its RASL are not needed
+            start[i] = i not in led  # open GOP: a start only if none of its RASL pictures is needed
     start[0] = True
     feed = np.zeros(n, bool)
     bounds = np.append(np.flatnonzero(start), n)
