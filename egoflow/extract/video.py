@@ -175,6 +175,8 @@ def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[i
         packer = WindowPacker(window, stride)
         clips, times = [], []
         for batch, btimes in frames:
+            if not isinstance(batch, np.ndarray):  # torchcodec-cuda: windows are stacked on the host
+                batch = batch.cpu().numpy()
             for clip, t in packer.push(batch, btimes):
                 clips.append(clip)
                 times.append(t)
