@@ -8,6 +8,11 @@
 Weights are random (throughput does not depend on them). Decoding is timed on a generated 640x480 h264 video
 (~1.6 Mbit/s, decodes like real 480p) at the target fps in one process; run it with ``--video`` on a real
 file of your dataset for your own figure. decoders/GPU = ceil(encode frames/s / decode frames/s per core).
+
+Decode backends (last table): for each of ``pyav`` (CPU, sparse decoding) and ``torchcodec-cuda`` (NVDEC,
+frames stay on the GPU into the encoder) decode-only, encode-only (frames already where that backend leaves
+them) and end-to-end (decode -> encode, no store) sampled frames/s with the first model at its best batch. A
+backend this machine cannot run is listed with the reason (torchcodec-cuda without CUDA/torchcodec/FFmpeg).
 """
 from __future__ import annotations
 
@@ -72,8 +77,15 @@ def main(argv: list[str] | None = None) -> dict:
                     torch.cuda.empty_cache()
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() and "cuda" in str(a.device) + "auto" else \
         "cpu"
+    backends = []
+    if best:
+        row = next(iter(best.values()))[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            video = a.video or make_video_for(Path(tmp) / "bench.mp4", 0.5 if not a.quick else 0.1)
+            backends = backend_rows(video, a.fps, row, a.device)
     out = {"measured_on": name, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "fps": a.fps, "video": a.video or
-           "generated 640x480 h264", "decode_s_per_frame": {str(k): v for k, v in dec.items()}, "rows": rows}
+           "generated 640x480 h264", "decode_s_per_frame": {str(k): v for k, v in dec.items()}, "rows": rows,
+           "backends": backends}
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
     if a.profiles_dir:
@@ -83,6 +95,59 @@ def main(argv: list[str] | None = None) -> dict:
                     "decode_s_per_frame": d, "decode_measured_on": "cpu, 1 process (gpu_extract.py)",
                     "encode_s_per_frame": s, "encode_measured_on": f"{row['device']} ({name})"}
             Path(a.profiles_dir, f"{model}.json").write_text(json.dumps(prof, indent=1))
+    return out
+
+
+def make_video_for(path: Path, minutes: float) -> str:
+    from egoflow.datasets.synthetic.videos import make_benchmark_video
+
+    make_benchmark_video(path, minutes=minutes)
+    return str(path)
+
+
+def backend_rows(video: str, fps: float, row: dict, device: str) -> list[dict]:
+    """Decode, encode and end-to-end sampled frames/s per decode backend (see the module doc)."""
+    import torch
+
+    from egoflow.extract import _torchcodec
+    from egoflow.extract.clip import create_encoder
+    from egoflow.extract.video import iter_frames
+
+    enc = create_encoder(row["model"], "none", row["precision"], device, row["batch"])
+
+    def sync():
+        if enc.device.type == "cuda":
+            torch.cuda.synchronize(enc.device)
+
+    def run(backend, encode):
+        n, t0 = 0, time.perf_counter()
+        for frames, _ in iter_frames(video, fps, size=enc.image_size, batch_size=row["batch"], backend=backend):
+            n += len(frames)
+            if encode:
+                enc.encode_frames(frames)
+        sync()
+        return n / (time.perf_counter() - t0)
+
+    out = []
+    for backend in ("pyav", _torchcodec.NAME):
+        why = _torchcodec.unavailable() if backend == _torchcodec.NAME else None
+        if why:
+            out.append({"backend": backend, "unavailable": why})
+            print(f"{backend:16s}: not measured ({why})")
+            continue
+        batch = next(iter_frames(video, fps, size=enc.image_size, batch_size=row["batch"], backend=backend))[0]
+        enc.encode_frames(batch)  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(3):
+            enc.encode_frames(batch)
+        sync()
+        r = {"backend": backend, "decode_fps": run(backend, False), "encode_fps": 3 * len(batch) /
+             (time.perf_counter() - t0), "end_to_end_fps": run(backend, True)}
+        out.append(r)
+        print(f"{backend:16s}: decode {r['decode_fps']:8.1f} | encode {r['encode_fps']:8.1f} | end to end "
+              f"{r['end_to_end_fps']:8.1f} sampled frames/s ({row['model']}, {row['precision']}, batch "
+              f"{row['batch']}, {enc.device})")
     return out
 
 

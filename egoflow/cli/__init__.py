@@ -49,9 +49,14 @@ def _open_remote(a) -> None:
 
 
 def cmd_extract(a) -> int:
+    from egoflow.extract._torchcodec import resolve as resolve_backend
     from egoflow.extract.pipeline import ExtractConfig, extract
 
-    cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
+    a.backend = resolve_backend(a.backend, a.strict, warn=lambda m: print(m, file=sys.stderr))
+    if a.decode != "sparse" and (a.submit or a.prefect):
+        raise ValueError("--decode full applies to local extraction; --prefect/--submit decode sparse (same frames)")
+    cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force,
+                        decode=a.decode)
     if a.submit:
         if a.encoder != "clip" or a.queries:
             raise ValueError("--submit (sharded extraction on a work pool) runs frozen-CLIP frame features; run "
@@ -130,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
     p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
     p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
-    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec-cuda"],
+                   help="video reader; torchcodec-cuda decodes on the GPU (NVDEC), else falls back to pyav")
+    p.add_argument("--strict", action="store_true", help="--backend torchcodec-cuda: exit 2 instead of falling "
+                   "back to the CPU when the GPU decoder is unavailable")
+    p.add_argument("--decode", default="sparse", choices=["sparse", "full"],
+                   help="PyAV: decode only the frames the samples depend on (same frames, faster) or every frame")
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
     p.add_argument("--strict", action="store_true", help="--queries: refuse (exit 2) instead of warn when the "

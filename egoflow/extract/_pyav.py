@@ -75,6 +75,7 @@ def _rotation(frame) -> int:
 
 def probe(path) -> VideoInfo:
     container, stream = open_video(path)
+    stream.thread_type = "SLICE"  # frame threads would decode a frame per thread before giving the first one
     try:
         try:
             frame = next(container.decode(stream), None)

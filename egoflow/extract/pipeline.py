@@ -37,6 +37,7 @@ class ExtractConfig:
     window: int = 0  # frames per clip window; 0 = frame-level features
     stride: int = 0  # sampled frames between window starts (default: window)
     backend: str = "auto"  # video reader: auto (decord, PyAV fallback) | decord | pyav
+    decode: str = "sparse"  # PyAV: sparse (only the frames samples depend on; identical frames) | full
     decode_batch: int = 64  # frames decoded per batch (memory stays constant in video length)
     dtype: str = "float16"  # stored feature dtype
     force: bool = False  # recompute complete videos too
@@ -126,7 +127,7 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
 def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progress, res, t0) -> VideoResult:
     from egoflow.extract.video import VideoReadError, iter_frames
 
-    feats, times = [], []
+    feats, times, notes = [], [], []
     stage = "decode"
     try:
         if getattr(encoder, "clip_level", False):  # fused backbone: whole windows through the model
@@ -136,13 +137,14 @@ def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progre
         else:
             bar = tqdm(desc=uid[:24], unit="fr", disable=not progress, leave=False)
             for frames, ts in iter_frames(path, cfg.fps, size=encoder.image_size, batch_size=cfg.decode_batch,
-                                          backend=cfg.backend):
+                                          backend=cfg.backend, decode=cfg.decode, notes=notes):
                 stage = "encode"
                 feats.append(encoder.encode_frames(frames))
                 stage = "decode"
                 times.append(ts)
                 bar.update(len(frames))
             bar.close()
+            res.note = "; ".join(dict.fromkeys(notes))
             if not feats:
                 raise VideoReadError(path, "decode", _why_no_samples(path, cfg.fps))
             F, T = np.concatenate(feats), np.concatenate(times)

@@ -73,13 +73,14 @@ def video_group(path) -> str:
         return f"{cc.width}x{cc.height} {cc.name}"
 
 
-def probe_decode_cost(path, fps: float, size: int = 224, max_frames: int = 128) -> float:
-    """Wall milliseconds per *sampled* frame decoding ``path`` at ``fps`` (the skipped frames' decode included),
+def probe_decode_cost(path, fps: float, size: int = 224, max_frames: int = 128, decode: str = "sparse") -> float:
+    """Wall milliseconds per *sampled* frame decoding ``path`` at ``fps`` as extraction does by default (sparse:
+    only the frames the samples depend on, the frames identical; ``decode="full"`` decodes every frame),
     resized to ``size``, in this process: the one decode probe of ``egoflow plan`` and the GPU check script."""
     from egoflow.extract.video import iter_frames
 
     n, t0 = 0, time.perf_counter()
-    for frames, _ in iter_frames(path, fps, size=size, batch_size=32):
+    for frames, _ in iter_frames(path, fps, size=size, batch_size=32, decode=decode):
         n += len(frames)
         if n >= max_frames:
             break

@@ -16,6 +16,7 @@ class VideoResult:
     seconds: float = 0.0
     stage: str = ""
     reason: str = ""
+    note: str = ""  # why a sparse decode ran fully (a codec sparse decoding cannot judge), else ""
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Summary:
         hours = sum(r.duration_s for r in self.results if r.status == "done") / 3600
         rate = frames / self.seconds if self.seconds else 0.0
         rt = hours * 3600 / self.seconds if self.seconds else 0.0
-        return (f"done {self.count('done')}, skipped {self.count('skipped')}, failed {self.count('failed')} | "
+        line = (f"done {self.count('done')}, skipped {self.count('skipped')}, failed {self.count('failed')} | "
                 f"{hours:.3f} h of video extracted | {frames} frames at {rate:.1f} sampled frames/s "
                 f"({rt:.1f}x real time) in {self.seconds:.1f} s")
+        notes = [r.note for r in self.results if r.note]
+        if notes:  # once per run, each reason once
+            line += f" | decoded fully, not sparse: {len(notes)} video(s) ({'; '.join(dict.fromkeys(notes))})"
+        return line

@@ -22,12 +22,14 @@ decode and then raises at the point of failure, so a caller that writes a store 
 iterator is exhausted never marks a partial video complete.
 
 Backends: "pyav" decodes in one pass with FFmpeg threading and converts to RGB (resized) only the frames it
-keeps; its memory is one batch of frames, whatever the video length. "decord" takes exact pts from a PyAV
-demux pass (no decoding; decord's own timestamps are float32), then decodes batches of the kept indices in
-order (never all indices at once: that holds every frame in memory). "auto" tries the backends in
-AUTO_ORDER; when one cannot decode the file the next resumes after the frames already yielded - sampling
-is deterministic, so nothing is duplicated or lost. Opening is always checked by PyAV first (cheap, and
-decord can crash on garbage).
+keeps; its memory is one batch of frames, whatever the video length. With decode="sparse" (the default) it
+decodes only the frames the samples depend on (sparse.py), with bit-identical frames and times.
+"torchcodec-cuda" decodes with NVDEC and yields CUDA tensors (_torchcodec.py; PyAV when unavailable).
+"decord" takes exact pts from a PyAV demux pass (no decoding; decord's own timestamps are float32), then
+decodes batches of the kept indices in order (never all indices at once: that holds every frame in memory).
+"auto" tries the backends in AUTO_ORDER; when one cannot decode the file the next resumes after the frames
+already yielded - sampling is deterministic, so nothing is duplicated or lost. Opening is always checked by
+PyAV first (cheap, and decord can crash on garbage).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from egoflow.extract import _decord, _pyav
+from egoflow.extract import _decord, _pyav, _torchcodec, sparse
 from egoflow.extract.video_types import (
     EPS,
     Sampler,
@@ -49,12 +51,15 @@ from egoflow.extract.video_types import (
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = ("auto", "decord", "pyav", _torchcodec.NAME)  # torchcodec-cuda: NVDEC, frames stay on the GPU
 # "auto" tries these in order, the next one resuming where the last stopped. PyAV first: on the 10-minute
 # 640x480 benchmark it decodes 1.5x faster than decord (one pass, threads, RGB only for kept frames) and its
 # memory stays flat, while decord's peak RSS and CPU per frame grow with video length
 # (benchmarks/decode_throughput.py).
 AUTO_ORDER = ("pyav", "decord")
+# PyAV decoding: "sparse" decodes only the frames the samples depend on (sparse.py; bit-identical to "full",
+# which decodes every frame). decord always decodes its own way.
+DECODES = ("sparse", "full")
 
 
 def output_size(height: int, width: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -73,13 +78,15 @@ def output_size(height: int, width: int, size: int | tuple[int, int] | None) -> 
     return h, w
 
 
-def _check_args(fps, batch_size, backend):
+def _check_args(fps, batch_size, backend, decode="sparse"):
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
 
 
 def probe(path, backend: str = "auto") -> VideoInfo:
@@ -88,24 +95,36 @@ def probe(path, backend: str = "auto") -> VideoInfo:
     info = _pyav.probe(path)
     if backend == "decord" or (backend == "auto" and AUTO_ORDER[0] == "decord" and _decord.available()):
         info.backend = "decord"
+    elif backend == _torchcodec.NAME:
+        info.backend = backend
     return info
 
 
 def iter_frames(path, fps: float, size: int | tuple[int, int] | None = None, batch_size: int = 32,
-                backend: str = "auto") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                backend: str = "auto", decode: str = "sparse", notes: list | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Sampled frames in batches: (frames uint8 [n, H, W, 3] RGB, times float64 [n] seconds), n <= batch_size.
 
     size: int = shorter side after an aspect-preserving resize (CLIP's Resize(224)); (H, W) = exact; None =
     native display size. The file is probed now (bad input raises VideoReadError here); decoding is lazy.
+    decode: "sparse" (PyAV decodes only what the samples need; same frames) or "full". notes: when given,
+    gets one line per reason the sparse path decoded a stream fully (for the run summary).
     """
-    _check_args(fps, batch_size, backend)
+    _check_args(fps, batch_size, backend, decode)
     info = probe(path, backend)
     out_hw = output_size(info.height, info.width, size)
-    return _frames(str(path), info, float(fps), out_hw, int(batch_size), backend)
+    return _frames(str(path), info, float(fps), out_hw, int(batch_size), backend, decode, notes)
 
 
-def _frames(path, info, fps, out_hw, batch_size, backend):
-    readers = {"pyav": lambda k: _pyav.read(path, info, fps, out_hw, batch_size, start_k=k),
+def _frames(path, info, fps, out_hw, batch_size, backend, decode="sparse", notes=None):
+    if backend == _torchcodec.NAME:
+        backend = _gpu_or_pyav()
+        if backend == _torchcodec.NAME:
+            yield from _torchcodec.read(path, info, fps, out_hw, batch_size)
+            return
+    pyav = sparse.read if decode == "sparse" else _pyav.read
+    kw = {"notes": notes} if decode == "sparse" else {}
+    readers = {"pyav": lambda k: pyav(path, info, fps, out_hw, batch_size, start_k=k, **kw),
                "decord": lambda k: _decord.read(path, info, fps, out_hw, batch_size, start_k=k)}
     order = [b for b in AUTO_ORDER if b == "pyav" or _decord.available()] if backend == "auto" else [backend]
     done, first = 0, None  # samples already yielded: the next backend resumes after them (same rule)
@@ -126,8 +145,20 @@ def _frames(path, info, fps, out_hw, batch_size, backend):
     raise first
 
 
+_GPU_FALLBACK: list = []  # the notice is given once per process
+
+
+def _gpu_or_pyav() -> str:
+    """torchcodec-cuda when usable, else pyav with a one-line notice (once)."""
+    warned = bool(_GPU_FALLBACK)
+    backend = _torchcodec.resolve(_torchcodec.NAME, warn=lambda m: None if warned else log.warning(m))
+    _GPU_FALLBACK.append(backend)
+    return backend
+
+
 def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[int, int] | None = None,
-                 batch_size: int = 8, backend: str = "auto") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 batch_size: int = 8, backend: str = "auto", decode: str = "sparse"
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Clip windows: (clips uint8 [n, window, H, W, 3], times float64 [n] = centre of each window).
 
     Window j holds sampled frames [j*stride, j*stride + window). Windows continue until one reaches the last
@@ -138,12 +169,14 @@ def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[i
 
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-    frames = iter_frames(path, fps, size=size, batch_size=max(32, window), backend=backend)
+    frames = iter_frames(path, fps, size=size, batch_size=max(32, window), backend=backend, decode=decode)
 
     def gen():
         packer = WindowPacker(window, stride)
         clips, times = [], []
         for batch, btimes in frames:
+            if not isinstance(batch, np.ndarray):  # torchcodec-cuda: windows are stacked on the host
+                batch = batch.cpu().numpy()
             for clip, t in packer.push(batch, btimes):
                 clips.append(clip)
                 times.append(t)
@@ -163,5 +196,5 @@ def iter_windows(path, fps: float, window: int, stride: int, size: int | tuple[i
 
 
 # the shared types are re-exported: callers import them from here as before
-__all__ = ["AUTO_ORDER", "BACKENDS", "EPS", "Sampler", "VideoInfo", "VideoReadError", "check_readable",
+__all__ = ["AUTO_ORDER", "BACKENDS", "DECODES", "EPS", "Sampler", "VideoInfo", "VideoReadError", "check_readable",
            "iter_frames", "iter_windows", "num_samples", "output_size", "probe", "sample_times"]

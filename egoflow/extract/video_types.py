@@ -30,7 +30,7 @@ class VideoReadError(Exception):
 @dataclass
 class VideoInfo:
     path: str  # file as given
-    backend: str  # backend that iter_frames(backend=...) would try first: "decord" or "pyav"
+    backend: str  # backend that iter_frames(backend=...) would try first: "decord", "pyav" or "torchcodec-cuda"
     duration_s: float  # container/stream duration in seconds (metadata; sampling uses decoded pts)
     avg_fps: float  # average frame rate from the container
     num_frames: int  # frame count from the container (estimated from duration when missing)

@@ -35,7 +35,9 @@ def iter_windows(path, encoder, cfg, chunk: int = 32, counter: dict | None = Non
     pending: list = []
     frames = 0
     for batch, ts in iter_frames(path, cfg.fps, size=encoder.image_size, batch_size=cfg.decode_batch,
-                                 backend=cfg.backend):
+                                 backend=cfg.backend, decode=cfg.decode):
+        if not isinstance(batch, np.ndarray):  # torchcodec-cuda frames: the window packer stacks host arrays
+            batch = batch.cpu().numpy()
         frames += len(batch)
         pending += packer.push(batch, ts)
         while len(pending) >= chunk:
