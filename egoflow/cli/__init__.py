@@ -137,14 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec-cuda"],
                    help="video reader; torchcodec-cuda decodes on the GPU (NVDEC), else falls back to pyav")
-    p.add_argument("--strict", action="store_true", help="--backend torchcodec-cuda: exit 2 instead of falling "
-                   "back to the CPU when the GPU decoder is unavailable")
+    p.add_argument("--strict", action="store_true", help="exit 2 instead of warning and carrying on: "
+                   "--backend torchcodec-cuda without a usable GPU decoder (else CPU fallback), --queries with a "
+                   "fusion whose gates are all 0 (the features would ignore the query)")
     p.add_argument("--decode", default="sparse", choices=["sparse", "full"],
                    help="PyAV: decode only the frames the samples depend on (same frames, faster) or every frame")
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
-    p.add_argument("--strict", action="store_true", help="--queries: refuse (exit 2) instead of warn when the "
-                   "fusion gates are all 0 (the features would ignore the query)")
     p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")
