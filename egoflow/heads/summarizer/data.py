@@ -41,16 +41,16 @@ class Sample:
 
 
 def _video_data(uid: str, v: QFVSVideo, vf, shot_seconds: float, lmax: int, max_change_points: int,
-                vmax: float) -> VideoData:
+                vmax: float, kernel: str) -> VideoData:
     shots = shot_features(vf.feats, vf.times, v.num_shots, shot_seconds, uid)
-    b = kts_segments(shots, lmax, max_change_points, vmax)
+    b = kts_segments(shots, lmax, max_change_points, vmax, kernel)
     concepts = v.concepts or sorted(set().union(*v.shot_concepts))
     return VideoData(uid, torch.from_numpy(shots), torch.from_numpy(kts.segment_ids(b)), b, v.tag_matrix(concepts),
                      concepts)
 
 
 def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seconds: float, lmax: int,
-                max_change_points: int, vmax: float, conditioned: bool = False) -> dict:
+                max_change_points: int, vmax: float, conditioned: bool = False, kernel: str = "cosine") -> dict:
     """``{uid: VideoData}``; with a query-conditioned set (fused extractor) ``{(uid, query name): VideoData}``:
     each query reads the video conditioned on its query prompt, and KTS segments those shots."""
     from egoflow.features_store.conditioned import read_conditioned
@@ -60,11 +60,11 @@ def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seco
         try:
             if not conditioned:
                 out[uid] = _video_data(uid, v, store.read_video(feature_set, uid), shot_seconds, lmax,
-                                       max_change_points, vmax)
+                                       max_change_points, vmax, kernel)
                 continue
             for q in v.queries:
                 vf = read_conditioned(store, feature_set, uid, query_prompt(*q.concepts))
-                out[uid, q.name] = _video_data(uid, v, vf, shot_seconds, lmax, max_change_points, vmax)
+                out[uid, q.name] = _video_data(uid, v, vf, shot_seconds, lmax, max_change_points, vmax, kernel)
         except VideoMissing as e:
             raise SummarizerDataError(f"QFVS video {uid!r} has no complete features in {feature_set!r}: {e}") from None
     return out
@@ -154,5 +154,5 @@ def load_split(store, feature_set: str, text_set: str, root, videos, cfg) -> tup
         raise SummarizerDataError(f"feature set {feature_set!r} is {'' if is_cond else 'not '}query-conditioned: "
                                   f"set conditioned={str(is_cond).lower()} (--set conditioned={str(is_cond).lower()})")
     data = load_videos(store, feature_set, vids, cfg.shot_seconds, cfg.kts_lmax, cfg.kts_max_change_points,
-                       cfg.kts_vmax, cfg.conditioned)
+                       cfg.kts_vmax, cfg.conditioned, cfg.kts_kernel)
     return vids, QFVSDataset(make_samples(store, text_set, vids, data))

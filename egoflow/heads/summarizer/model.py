@@ -37,11 +37,13 @@ class Config:
     max_per_segment: int = 3  # at most this many summary shots from one KTS segment (0 = plain top-k)
     decode_conditions: str = "all"  # summary score: "query" condition only, or mean of query + both concepts
     concept_weight: float = 1.0  # weight of the two per-concept BCE terms against the oracle term
+    loss_reduction: str = "mean"  # over a batch's samples: "mean" | "sum" (the EgoVLPv2 runner adds them up)
     prior: float = 0.05  # initial sigmoid score (bias init), summaries are rare
     shot_seconds: float = 5.0  # QFVS shot length; store steps are averaged per shot
     kts_lmax: int = 200  # longest KTS segment in shots (also bounds KTS memory/time)
     kts_max_change_points: int = 40  # most KTS change points per video (raised if lmax needs more)
     kts_vmax: float = 1.0  # KTS penalty weight
+    kts_kernel: str = "cosine"  # KTS kernel on the shot features: "cosine" | "linear" (EgoVLPv2: X X^T) | "rbf"
     conditioned: bool = False  # query-conditioned feature set (fused extractor): shots per (video, query prompt)
     train_videos: tuple = ("P01", "P02", "P03")  # QFVS videos to train on
     test_video: str = "P04"  # held-out video (leave-one-out protocol)
@@ -111,18 +113,24 @@ class Summarizer(nn.Module):
 
 
 class Criterion(nn.Module):
-    """BCE over the real shots: oracle summary (query condition) + concept_weight x the two concept conditions."""
+    """BCE over the real shots: oracle summary (query condition) + concept_weight x the two concept conditions,
+    each the mean over a video's shots, then the mean (or sum) over the batch's samples.
+
+    outputs "logits" [B, 3, N]; batch "labels" [B, 3, N], "mask" [B, N] (real shots)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        self.w = cfg.concept_weight
+        if cfg.loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {cfg.loss_reduction!r}")
+        self.w, self.reduce = cfg.concept_weight, cfg.loss_reduction
 
     def forward(self, outputs: dict, batch: dict) -> dict:
         logits, labels, mask = outputs["logits"], batch["labels"], batch["mask"]
         m = mask.unsqueeze(1).float()
         bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * m
         per = bce.sum(-1) / m.sum(-1).clamp(min=1)  # [B, T]
-        oracle, concepts = per[:, 0].mean(), per[:, 1:].sum(1).mean()
+        red = torch.sum if self.reduce == "sum" else torch.mean
+        oracle, concepts = red(per[:, 0]), red(per[:, 1:].sum(1))
         return {"loss": oracle + self.w * concepts, "oracle_bce": oracle.detach(), "concept_bce": concepts.detach()}
 
 
