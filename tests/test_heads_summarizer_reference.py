@@ -8,6 +8,7 @@ parameters after two and three AdamW steps (the first step has lr 0). Nothing he
 """
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,6 +22,7 @@ from egoflow.heads.summarizer.egovlpv2 import (
 )
 from egoflow.heads.summarizer.head import PAPER_TRAIN
 from egoflow.heads.summarizer.model import Config, Criterion, Decode
+from egoflow.heads.summarizer.model import build as build_head
 from egoflow.heads.train import TrainConfig, _lr_lambda, fit
 
 FIXTURE = Path(__file__).parent / "fixtures" / "qfvs_tiny_reference.pt"
@@ -173,3 +175,53 @@ def test_position_table_and_bad_checkpoints_are_named(ref):
         load_reference_state_dict(wrong, ref["state_dict"])
     with pytest.raises(ValueError, match="even width"):
         reference_sinusoid(4, 7)
+
+
+def test_egovlpv2_arch_trains_from_a_conditioned_store(tmp_path):
+    """arch=egovlpv2 reads each query's shots under its query and both concept prompts, lays them out per KTS
+    segment (kts_lmax + 1 slots a row) and trains through the runner; a plain set or a missing prompt is named."""
+    from egoflow.datasets.qfvs import concept_prompt, load_qfvs, query_prompt
+    from egoflow.datasets.synthetic.qfvs import make_qfvs
+    from egoflow.features_store import FeatureStore
+    from egoflow.features_store.conditioned import write_conditioned
+    from egoflow.heads import runner
+    from egoflow.heads.registry import head_config
+    from egoflow.heads.summarizer.data import SummarizerDataError, collate_qfvs, load_split
+
+    syn = make_qfvs(tmp_path / "data", str(tmp_path / "s.zarr"), num_shots=(60, 70, 50, 60), queries_per_video=4,
+                    summary_fraction=0.05, dim=16, seed=0)
+    store = FeatureStore(syn.store)
+    videos = load_qfvs(syn.root)
+    g = np.random.default_rng(0)
+    for name, with_concepts in (("cond", True), ("cond-query-only", False)):
+        store.create_feature_set(name, {"encoder": "fused", "conditioned": "query"}, dim=16, dtype="float32")
+        for uid, v in videos.items():
+            vf = store.read_video(syn.feature_set, uid)
+            prompts = sorted({query_prompt(*q.concepts) for q in v.queries}
+                             | ({concept_prompt(c) for q in v.queries for c in q.concepts} if with_concepts else set()))
+            fused = np.stack([vf.feats + g.normal(size=16).astype(np.float32) for _ in prompts])  # one shift a prompt
+            write_conditioned(store, name, uid, prompts, fused, vf.times)
+    head = dict(arch="egovlpv2", conditioned=True, kts_lmax=15, top_percent=0.05, num_heads=2, ffn_dim=32)
+    cfg = head_config("summarizer", video_dim=16, text_dim=16, **head)
+    _, data = load_split(store, "cond", syn.text_set, syn.root, ["P01"], cfg)
+    b = collate_qfvs([data[0], data[1]])
+    assert b["seg_feats"].shape[:2] == (2, 3) and b["seg_feats"].shape[3] == 16  # kts_lmax + 1 slots
+    assert torch.equal(b["seg_len"].sum(1), b["num_shots"])
+    s0 = data[0]
+    bnd = s0.video.boundaries
+    seg = 1 if len(bnd) > 2 else 0
+    a, c = int(bnd[seg]), int(bnd[seg + 1])
+    torch.testing.assert_close(b["seg_feats"][0, :, seg, :c - a], s0.video.cond[:, a:c])
+    assert not torch.equal(s0.video.cond[0], s0.video.cond[1])  # the concept prompt's shots are its own
+    model, crit, _ = build_head(cfg)
+    out = model(b)
+    assert out["logits"].shape == b["labels"].shape and torch.isfinite(crit(out, b)["loss"])
+    with pytest.raises(SummarizerDataError, match="arch egovlpv2 reads query-fused shots"):
+        load_split(store, syn.feature_set, syn.text_set, syn.root, ["P01"], head_config(
+            "summarizer", video_dim=16, text_dim=16, **{**head, "conditioned": False}))
+    with pytest.raises(SummarizerDataError, match="was not extracted"):
+        load_split(store, "cond-query-only", syn.text_set, syn.root, ["P01"], cfg)
+    m = runner.train("summarizer", store, "cond", syn.root, tmp_path / "run", text_set=syn.text_set,
+                     head_overrides={**head, "train_videos": ("P01", "P02"), "test_video": "P03"},
+                     train_overrides=dict(epochs=1, batch_size=4, progress=False))
+    assert 0.0 <= m["F1"] <= 1.0

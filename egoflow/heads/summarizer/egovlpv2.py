@@ -65,6 +65,8 @@ class ReferenceSummarizer(nn.Module):
         super().__init__()
         if cfg.padding not in ("add-one", "exclude"):
             raise ValueError(f"padding must be 'add-one' or 'exclude', got {cfg.padding!r}")
+        if cfg.dim % 2:
+            raise ValueError(f"the reference position table needs an even feature width, got {cfg.dim}")
         self.cfg = cfg
         layer = nn.TransformerEncoderLayer(cfg.dim, cfg.num_heads, cfg.ffn_dim, cfg.dropout)
         self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)

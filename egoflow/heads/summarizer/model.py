@@ -23,9 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.summarizer.egovlpv2 import ReferenceConfig, ReferenceSummarizer
+
 
 @dataclass
 class Config:
+    arch: str = "egoflow"  # "egoflow" (this module) | "egovlpv2" (EgoVLPv2's own model, egovlpv2.py: needs a
+    #   conditioned set with every query and concept prompt; its width is video_dim, text and dim unused)
+    padding: str = "add-one"  # egovlpv2 arch: padded slots get +1 on their attention logits, as the reference
+    #   computes | "exclude" (masked out)
+    ffn_dim: int = 0  # egovlpv2 arch: feed-forward width (0 = 2048, torch's default the reference keeps)
     video_dim: int = 512  # Dv of the store features (the runner fills it from the feature set)
     text_dim: int = 512  # Dt of the text embeddings (filled from the text set)
     dim: int = 256  # model width
@@ -171,8 +178,16 @@ class Decode:
         return out
 
 
-def build(cfg: Config | None = None) -> tuple[Summarizer, Criterion, Decode]:
-    """``(model, criterion, decode)`` for ``cfg``."""
+def build(cfg: Config | None = None) -> tuple[nn.Module, Criterion, Decode]:
+    """``(model, criterion, decode)`` for ``cfg``; ``arch`` picks the model, the loss and decode are shared."""
     cfg = cfg or Config()
-    return Summarizer(cfg), Criterion(cfg), Decode(cfg.top_percent, cfg.shot_seconds, cfg.max_per_segment,
-                                                   cfg.decode_conditions)
+    if cfg.arch not in ("egoflow", "egovlpv2"):
+        raise ValueError(f"arch must be 'egoflow' or 'egovlpv2', got {cfg.arch!r}")
+    if cfg.arch == "egovlpv2":
+        model = ReferenceSummarizer(ReferenceConfig(
+            dim=cfg.video_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers, ffn_dim=cfg.ffn_dim or 2048,
+            dropout=cfg.dropout, last_bias=math.log(cfg.prior / (1 - cfg.prior)), padding=cfg.padding))
+    else:
+        model = Summarizer(cfg)
+    return model, Criterion(cfg), Decode(cfg.top_percent, cfg.shot_seconds, cfg.max_per_segment,
+                                         cfg.decode_conditions)
