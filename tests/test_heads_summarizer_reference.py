@@ -225,3 +225,17 @@ def test_egovlpv2_arch_trains_from_a_conditioned_store(tmp_path):
                      head_overrides={**head, "train_videos": ("P01", "P02"), "test_video": "P03"},
                      train_overrides=dict(epochs=1, batch_size=4, progress=False))
     assert 0.0 <= m["F1"] <= 1.0
+
+
+def test_paper_head_builds_the_reference_model():
+    from egoflow.heads.registry import head_config
+    from egoflow.heads.summarizer.head import PAPER_HEAD
+
+    cfg = head_config("summarizer", video_dim=768, text_dim=768, **PAPER_HEAD)
+    model, crit, decode = build_head(cfg)
+    assert isinstance(model, ReferenceSummarizer) and len(model.encoder.layers) == 2
+    assert model.encoder.layers[0].linear1.out_features == 2048 and model.encoder.layers[0].self_attn.num_heads == 2
+    assert float(model.score.bias) == pytest.approx(-1.91, abs=1e-4)
+    assert (decode.cap, decode.cond, crit.reduce) == (0, "query", "sum")
+    with pytest.raises(ValueError, match="even feature width"):
+        build_head(head_config("summarizer", video_dim=15, text_dim=8, **PAPER_HEAD))
