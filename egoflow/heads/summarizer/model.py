@@ -1,12 +1,12 @@
 """Query-focused video summarizer (QFVS): shot features + query text -> per-shot scores -> top 2% shots.
 
-Pipeline (egoflow's model, ``arch="egoflow"``; EgoVLPv2's own is ``egovlpv2.py``): 5-second shot features [N,
-Dv] and the token embeddings of a text condition [L, Dt] -> cross-attention from every shot to the text tokens,
+Pipeline (egoflow's model, ``arch="egoflow"``; EgoVLPv2's own is ``egovlpv2.py``): 5-second shot features
+[N, Dv] and the token embeddings of a text condition [L, Dt] -> cross-attention from every shot to the text tokens,
 fused with the shot (``[x, a, x * a]``) -> a transformer encoder (``num_layers``, 1 by default) across the shots
 *within each KTS segment* -> a linear score per shot. Each query is run under three text conditions: the query
 prompt ("There is a A and a B") scored against the oracle summary, and each concept prompt ("There is a A")
-against the shots tagged with that concept (BCE on all three). The summary is the top ``top_percent`` shots of
-the query condition.
+against the shots tagged with that concept (BCE on all three). The summary is the top ``top_percent`` shots
+(``Decode``).
 
     model, criterion, decode = build(Config(video_dim=512, text_dim=512))
     out = model(batch); loss = criterion(out, batch)["loss"]; summaries = decode(out, batch)
