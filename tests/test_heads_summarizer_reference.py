@@ -235,7 +235,7 @@ def test_paper_head_builds_the_reference_model():
     model, crit, decode = build_head(cfg)
     assert isinstance(model, ReferenceSummarizer) and len(model.encoder.layers) == 2
     assert model.encoder.layers[0].linear1.out_features == 2048 and model.encoder.layers[0].self_attn.num_heads == 2
-    assert float(model.score.bias) == pytest.approx(-1.91, abs=1e-4)
+    assert float(model.score.bias.detach()) == pytest.approx(-1.91, abs=1e-4)
     assert (decode.cap, decode.cond, crit.reduce) == (0, "query", "sum")
     with pytest.raises(ValueError, match="even feature width"):
         build_head(head_config("summarizer", video_dim=15, text_dim=8, **PAPER_HEAD))
