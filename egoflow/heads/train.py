@@ -33,7 +33,10 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw" | "adam" | "adamw-hf" (transformers' legacy AdamW, eps 1e-6: baselines)
     no_decay_norm_bias: bool = False  # no weight decay on biases and LayerNorm weights (BERT/VSLNet baseline rule)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
+    warmup_epochs: int = 0  # more warm-up, in epochs (steps_per_epoch x this is added to warmup_steps)
     schedule: str = "constant"  # after warm-up: "constant" | "cosine" | "linear" (both to 0 at the end) | "step"
+    #   | "cosine-floor" (EgoVLPv2 QFVS / Barlow Twins: warm-up lr * step / W from 0 at step 0, cosine to lr / 1000)
+    bias_lr_scale: float = 1.0  # != 1: 1-D parameters (biases, norm weights) in their own group at lr x this
     step_milestones: tuple = ()  # epochs at which "step" multiplies the lr by step_gamma
     step_gamma: float = 0.1  # factor of the "step" schedule
     grad_clip: float = 1.0  # max global grad norm; <= 0 disables clipping
@@ -76,23 +79,43 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     total = max(1, cfg.epochs * steps_per_epoch)
+    warm = cfg.warmup_steps + cfg.warmup_epochs * steps_per_epoch
 
     def f(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine-floor":  # the reference's own rule: its first step has lr 0
+            if step < warm:
+                return step / warm
+            q = 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+            return q + 1e-3 * (1.0 - q)
+        if warm and step < warm:
+            return (step + 1) / warm
         if cfg.schedule == "cosine":
-            t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+            t = (step - warm) / max(1, total - warm)
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
         if cfg.schedule == "linear":  # transformers' get_linear_schedule_with_warmup after the warm-up
-            return max(0.0, (total - step) / max(1, total - cfg.warmup_steps))
+            return max(0.0, (total - step) / max(1, total - warm))
         if cfg.schedule == "step":
             epoch = step // max(1, steps_per_epoch)
             return cfg.step_gamma ** sum(epoch >= m for m in cfg.step_milestones)
         return 1.0
 
-    if cfg.schedule not in ("constant", "cosine", "linear", "step"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine, linear or step")
+    if cfg.schedule not in ("constant", "cosine", "linear", "step", "cosine-floor"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine, linear, step or cosine-floor")
     return f
+
+
+def _split_1d(groups: list[dict], cfg: TrainConfig) -> list[dict]:
+    """With ``bias_lr_scale != 1`` each group's 1-D parameters go to a group of their own at lr x scale (the
+    EgoVLPv2 QFVS runner's weights / biases groups, both with the same weight decay)."""
+    if cfg.bias_lr_scale == 1.0:
+        return groups
+    out = []
+    for g in groups:
+        out.append({**g, "params": [p for p in g["params"] if p.ndim > 1]})
+        vec = [p for p in g["params"] if p.ndim <= 1]
+        if vec:
+            out.append({**g, "params": vec, "lr": cfg.lr * cfg.bias_lr_scale})
+    return out
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -154,7 +177,7 @@ def fit(model: torch.nn.Module, criterion: Callable, train_set: Dataset, collate
     if opt_cls is None:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use {', '.join(OPTIMIZERS)}")
     modules = [m for m in (model, criterion) if isinstance(m, torch.nn.Module)]
-    opt = opt_cls(param_groups(modules, cfg.weight_decay, cfg.no_decay_norm_bias), lr=cfg.lr)
+    opt = opt_cls(_split_1d(param_groups(modules, cfg.weight_decay, cfg.no_decay_norm_bias), cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, len(loader)))
 
     out = Path(out_dir) if out_dir is not None else None

@@ -37,9 +37,10 @@ def shot_features(feats: np.ndarray, times: np.ndarray, num_shots: int, shot_sec
     return out.astype(np.float32)
 
 
-def kts_segments(shots: np.ndarray, lmax: int, max_change_points: int, vmax: float) -> np.ndarray:
+def kts_segments(shots: np.ndarray, lmax: int, max_change_points: int, vmax: float,
+                 kernel: str = "cosine") -> np.ndarray:
     """KTS boundaries [m + 2] of one video's shots; enough change points to respect ``lmax``."""
     n = shots.shape[0]
     lmax = min(lmax, n)
     m_max = min(n - 1, max(max_change_points, math.ceil(n / lmax) - 1))
-    return kts.segment(shots, max_change_points=m_max, lmax=lmax, vmax=vmax, kernel="cosine")
+    return kts.segment(shots, max_change_points=m_max, lmax=lmax, vmax=vmax, kernel=kernel)

@@ -29,6 +29,8 @@ class VideoData:
     boundaries: np.ndarray  # [S + 1]
     tags: np.ndarray  # [N, C] bool over the video's concept list
     concepts: list[str]  # columns of tags
+    cond: torch.Tensor | None = None  # [3, N, Dv] shots fused with the query / concept-1 / concept-2 prompt
+    slots: int = 0  # with cond: shot slots of a KTS segment row in the egovlpv2 layout (kts_lmax + 1)
 
 
 @dataclass
@@ -41,18 +43,20 @@ class Sample:
 
 
 def _video_data(uid: str, v: QFVSVideo, vf, shot_seconds: float, lmax: int, max_change_points: int,
-                vmax: float) -> VideoData:
+                vmax: float, kernel: str) -> VideoData:
     shots = shot_features(vf.feats, vf.times, v.num_shots, shot_seconds, uid)
-    b = kts_segments(shots, lmax, max_change_points, vmax)
+    b = kts_segments(shots, lmax, max_change_points, vmax, kernel)
     concepts = v.concepts or sorted(set().union(*v.shot_concepts))
     return VideoData(uid, torch.from_numpy(shots), torch.from_numpy(kts.segment_ids(b)), b, v.tag_matrix(concepts),
                      concepts)
 
 
 def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seconds: float, lmax: int,
-                max_change_points: int, vmax: float, conditioned: bool = False) -> dict:
+                max_change_points: int, vmax: float, conditioned: bool = False, kernel: str = "cosine",
+                all_prompts: bool = False) -> dict:
     """``{uid: VideoData}``; with a query-conditioned set (fused extractor) ``{(uid, query name): VideoData}``:
-    each query reads the video conditioned on its query prompt, and KTS segments those shots."""
+    each query reads the video conditioned on its query prompt, and KTS segments those shots. ``all_prompts``
+    (the egovlpv2 arch) also reads it under both concept prompts, into ``cond``."""
     from egoflow.features_store.conditioned import read_conditioned
     from egoflow.features_store.errors import VideoMissing
     out = {}
@@ -60,11 +64,16 @@ def load_videos(store, feature_set: str, videos: dict[str, QFVSVideo], shot_seco
         try:
             if not conditioned:
                 out[uid] = _video_data(uid, v, store.read_video(feature_set, uid), shot_seconds, lmax,
-                                       max_change_points, vmax)
+                                       max_change_points, vmax, kernel)
                 continue
             for q in v.queries:
                 vf = read_conditioned(store, feature_set, uid, query_prompt(*q.concepts))
-                out[uid, q.name] = _video_data(uid, v, vf, shot_seconds, lmax, max_change_points, vmax)
+                d = out[uid, q.name] = _video_data(uid, v, vf, shot_seconds, lmax, max_change_points, vmax, kernel)
+                if all_prompts:
+                    more = [read_conditioned(store, feature_set, uid, concept_prompt(c)) for c in q.concepts]
+                    d.cond = torch.stack([d.shots] + [torch.from_numpy(shot_features(
+                        f.feats, f.times, v.num_shots, shot_seconds, uid)) for f in more])
+                    d.slots = lmax + 1
         except VideoMissing as e:
             raise SummarizerDataError(f"QFVS video {uid!r} has no complete features in {feature_set!r}: {e}") from None
     return out
@@ -139,10 +148,29 @@ def collate_qfvs(samples: list[Sample]) -> dict:
     seg_index = torch.full((len(segs), lseg), -1, dtype=torch.long)
     for r, x in enumerate(segs):
         seg_index[r, :len(x)] = x
-    return {"feats": shots, "mask": mask, "text": text, "text_mask": tmask, "labels": labels,
-            "seg_index": seg_index, "segments": seg_ids,
+    out = {"feats": shots, "mask": mask, "text": text, "text_mask": tmask, "labels": labels,
+           "seg_index": seg_index, "segments": seg_ids,
             "num_shots": torch.tensor([s.video.shots.shape[0] for s in samples]),
-            "video": [s.video.uid for s in samples], "query": [s.name for s in samples]}
+           "video": [s.video.uid for s in samples], "query": [s.name for s in samples]}
+    if samples[0].video.cond is not None:
+        out.update(_segment_layout(samples))
+    return out
+
+
+def _segment_layout(samples: list[Sample]) -> dict:
+    """EgoVLPv2's layout: "seg_feats" [B, 3, S, slots, Dv] (each KTS segment's shots in a row of ``slots``,
+    zeros after them), "seg_len" [B, S] (0 for the rows a video with fewer segments does not use)."""
+    slots = samples[0].video.slots
+    s_max = max(len(s.video.boundaries) - 1 for s in samples)
+    dv = samples[0].video.cond.shape[-1]
+    feats = torch.zeros(len(samples), 3, s_max, slots, dv)
+    seg_len = torch.zeros(len(samples), s_max, dtype=torch.long)
+    for i, s in enumerate(samples):
+        bnd = s.video.boundaries
+        for j, (a, c) in enumerate(zip(bnd[:-1], bnd[1:])):
+            feats[i, :, j, :c - a] = s.video.cond[:, a:c]
+            seg_len[i, j] = c - a
+    return {"seg_feats": feats, "seg_len": seg_len}
 
 
 def load_split(store, feature_set: str, text_set: str, root, videos, cfg) -> tuple[dict[str, QFVSVideo], QFVSDataset]:
@@ -150,9 +178,13 @@ def load_split(store, feature_set: str, text_set: str, root, videos, cfg) -> tup
     of ``feature_set``, KTS segments and prompt embeddings of ``text_set`` as ``cfg`` (a summarizer Config) says."""
     vids = load_qfvs(root, videos=tuple(videos))
     is_cond = (store.feature_set_info(feature_set).get("extractor") or {}).get("conditioned") == "query"
+    if cfg.arch == "egovlpv2" and not is_cond:
+        raise SummarizerDataError(f"arch egovlpv2 reads query-fused shots: feature set {feature_set!r} is not "
+                                  "query-conditioned (extract it with the fused extractor, fusion on, for every query "
+                                  "and concept prompt)")
     if is_cond != cfg.conditioned:
         raise SummarizerDataError(f"feature set {feature_set!r} is {'' if is_cond else 'not '}query-conditioned: "
                                   f"set conditioned={str(is_cond).lower()} (--set conditioned={str(is_cond).lower()})")
     data = load_videos(store, feature_set, vids, cfg.shot_seconds, cfg.kts_lmax, cfg.kts_max_change_points,
-                       cfg.kts_vmax, cfg.conditioned)
+                       cfg.kts_vmax, cfg.conditioned, cfg.kts_kernel, cfg.arch == "egovlpv2")
     return vids, QFVSDataset(make_samples(store, text_set, vids, data))

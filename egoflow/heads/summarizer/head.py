@@ -7,6 +7,8 @@ held-out video) is ``protocol.py``.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -17,6 +19,20 @@ from egoflow.heads.train import move_to
 
 TRAIN_DEFAULTS = dict(epochs=20, batch_size=4, lr=5e-4, weight_decay=0.01, optimizer="adamw", grad_clip=1.0,
                       schedule="cosine", warmup_steps=10)
+# EgoVLPv2's QFVS recipe (QFVS/QFVS.yml, main.py, runner_train.py, extract_features.py) in this head's terms:
+# its own model (arch egovlpv2: 2 layers, 2 heads, feed-forward 2048, padded slots +1) on shots fused with each
+# prompt (a conditioned set), 5 s shots; KTS with a linear kernel (X X^T), <= 19 change points, <= 199 shots a
+# segment (rows of 200 slots), vmax 1; BCE on the query + both concept conditions, summed over a batch's videos;
+# score bias -1.91; decode the query condition only, plain top 2 %.
+PAPER_HEAD = dict(arch="egovlpv2", conditioned=True, padding="add-one", ffn_dim=2048, num_layers=2, num_heads=2,
+                  dropout=0.1, top_percent=0.02, max_per_segment=0, decode_conditions="query", concept_weight=1.0,
+                  loss_reduction="sum", prior=round(1.0 / (1.0 + math.exp(1.91)), 6), shot_seconds=5.0,
+                  kts_lmax=199, kts_max_change_points=19, kts_vmax=1.0, kts_kernel="linear")
+# AdamW, decay 0.1 on weights and biases alike; base lr 1e-5 x learning_rate_weights 0.2, biases x 0.0048; lr 0
+# at step 0, linear warm-up over 2 epochs, cosine to 1/1000; no clipping; 20 epochs of batch 4. (The reference
+# trains under CUDA AMP; fit() trains in float32.)
+PAPER_TRAIN = dict(epochs=20, batch_size=4, optimizer="adamw", lr=1e-5 * 0.2, bias_lr_scale=0.0048 / 0.2,
+                   weight_decay=0.1, schedule="cosine-floor", warmup_epochs=2, warmup_steps=0, grad_clip=0.0)
 METRIC = "F1"
 PREDICT_BATCH = 4  # queries per forward pass of `egoflow predict` (training predicts at its batch size)
 

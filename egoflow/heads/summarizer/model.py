@@ -1,12 +1,12 @@
 """Query-focused video summarizer (QFVS): shot features + query text -> per-shot scores -> top 2% shots.
 
-Pipeline (EgoVLPv2's QFVS head on frozen features): 5-second shot features [N, Dv] and the token embeddings of
-a text condition [L, Dt] -> cross-attention from every shot to the text tokens, fused with the shot
-(``[x, a, x * a]``) -> a transformer encoder (``num_layers``, 1 by default) across the shots *within each KTS
-segment* -> a linear score per shot. Each query is run under three text conditions: the query prompt
-("There is a A and a B") scored against the oracle summary, and each concept prompt ("There is a A") against
-the shots tagged with that concept (BCE on all three). The summary is the top ``top_percent`` shots of the
-query condition.
+Pipeline (egoflow's model, ``arch="egoflow"``; EgoVLPv2's own is ``egovlpv2.py``): 5-second shot features
+[N, Dv] and the token embeddings of a text condition [L, Dt] -> cross-attention from every shot to the text tokens,
+fused with the shot (``[x, a, x * a]``) -> a transformer encoder (``num_layers``, 1 by default) across the shots
+*within each KTS segment* -> a linear score per shot. Each query is run under three text conditions: the query
+prompt ("There is a A and a B") scored against the oracle summary, and each concept prompt ("There is a A")
+against the shots tagged with that concept (BCE on all three). The summary is the top ``top_percent`` shots
+(``Decode``).
 
     model, criterion, decode = build(Config(video_dim=512, text_dim=512))
     out = model(batch); loss = criterion(out, batch)["loss"]; summaries = decode(out, batch)
@@ -23,9 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.heads.summarizer.egovlpv2 import ReferenceConfig, ReferenceSummarizer
+
 
 @dataclass
 class Config:
+    arch: str = "egoflow"  # "egoflow" (this module) | "egovlpv2" (EgoVLPv2's own model, egovlpv2.py: needs a
+    #   conditioned set with every query and concept prompt; its width is video_dim, text and dim unused)
+    padding: str = "add-one"  # egovlpv2 arch: padded slots get +1 on their attention logits, as the reference
+    #   computes | "exclude" (masked out)
+    ffn_dim: int = 0  # egovlpv2 arch: feed-forward width (0 = 2048, torch's default the reference keeps)
     video_dim: int = 512  # Dv of the store features (the runner fills it from the feature set)
     text_dim: int = 512  # Dt of the text embeddings (filled from the text set)
     dim: int = 256  # model width
@@ -37,11 +44,13 @@ class Config:
     max_per_segment: int = 3  # at most this many summary shots from one KTS segment (0 = plain top-k)
     decode_conditions: str = "all"  # summary score: "query" condition only, or mean of query + both concepts
     concept_weight: float = 1.0  # weight of the two per-concept BCE terms against the oracle term
+    loss_reduction: str = "mean"  # over a batch's samples: "mean" | "sum" (the EgoVLPv2 runner adds them up)
     prior: float = 0.05  # initial sigmoid score (bias init), summaries are rare
     shot_seconds: float = 5.0  # QFVS shot length; store steps are averaged per shot
     kts_lmax: int = 200  # longest KTS segment in shots (also bounds KTS memory/time)
     kts_max_change_points: int = 40  # most KTS change points per video (raised if lmax needs more)
     kts_vmax: float = 1.0  # KTS penalty weight
+    kts_kernel: str = "cosine"  # KTS kernel on the shot features: "cosine" | "linear" (EgoVLPv2: X X^T) | "rbf"
     conditioned: bool = False  # query-conditioned feature set (fused extractor): shots per (video, query prompt)
     train_videos: tuple = ("P01", "P02", "P03")  # QFVS videos to train on
     test_video: str = "P04"  # held-out video (leave-one-out protocol)
@@ -111,18 +120,24 @@ class Summarizer(nn.Module):
 
 
 class Criterion(nn.Module):
-    """BCE over the real shots: oracle summary (query condition) + concept_weight x the two concept conditions."""
+    """BCE over the real shots: oracle summary (query condition) + concept_weight x the two concept conditions,
+    each the mean over a video's shots, then the mean (or sum) over the batch's samples.
+
+    outputs "logits" [B, 3, N]; batch "labels" [B, 3, N], "mask" [B, N] (real shots)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
-        self.w = cfg.concept_weight
+        if cfg.loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {cfg.loss_reduction!r}")
+        self.w, self.reduce = cfg.concept_weight, cfg.loss_reduction
 
     def forward(self, outputs: dict, batch: dict) -> dict:
         logits, labels, mask = outputs["logits"], batch["labels"], batch["mask"]
         m = mask.unsqueeze(1).float()
         bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * m
         per = bce.sum(-1) / m.sum(-1).clamp(min=1)  # [B, T]
-        oracle, concepts = per[:, 0].mean(), per[:, 1:].sum(1).mean()
+        red = torch.sum if self.reduce == "sum" else torch.mean
+        oracle, concepts = red(per[:, 0]), red(per[:, 1:].sum(1))
         return {"loss": oracle + self.w * concepts, "oracle_bce": oracle.detach(), "concept_bce": concepts.detach()}
 
 
@@ -163,8 +178,16 @@ class Decode:
         return out
 
 
-def build(cfg: Config | None = None) -> tuple[Summarizer, Criterion, Decode]:
-    """``(model, criterion, decode)`` for ``cfg``."""
+def build(cfg: Config | None = None) -> tuple[nn.Module, Criterion, Decode]:
+    """``(model, criterion, decode)`` for ``cfg``; ``arch`` picks the model, the loss and decode are shared."""
     cfg = cfg or Config()
-    return Summarizer(cfg), Criterion(cfg), Decode(cfg.top_percent, cfg.shot_seconds, cfg.max_per_segment,
-                                                   cfg.decode_conditions)
+    if cfg.arch not in ("egoflow", "egovlpv2"):
+        raise ValueError(f"arch must be 'egoflow' or 'egovlpv2', got {cfg.arch!r}")
+    if cfg.arch == "egovlpv2":
+        model = ReferenceSummarizer(ReferenceConfig(
+            dim=cfg.video_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers, ffn_dim=cfg.ffn_dim or 2048,
+            dropout=cfg.dropout, last_bias=math.log(cfg.prior / (1 - cfg.prior)), padding=cfg.padding))
+    else:
+        model = Summarizer(cfg)
+    return model, Criterion(cfg), Decode(cfg.top_percent, cfg.shot_seconds, cfg.max_per_segment,
+                                         cfg.decode_conditions)
