@@ -48,8 +48,10 @@ def test_iou_match_giou_hand_worked():
 
 
 def test_auxiliary_targets_and_balanced_bce():
-    act, st, en = auxiliary_targets(torch.tensor([[2.0, 5.0]]), 8)
+    act, st, en = auxiliary_targets(torch.tensor([[2.0, 5.0]]), 8, action="centre")
     assert act.tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
+    # the baseline's rule: frames round(2.4)=2 .. round(5.5)=6 (round half to even), inclusive
+    assert auxiliary_targets(torch.tensor([[2.4, 5.5]]), 8)[0].tolist() == [0, 0, 1, 1, 1, 1, 1, 0]
     np.testing.assert_allclose(st, [0.5, 1, 1, 0.5, 0, 0, 0, 0])
     np.testing.assert_allclose(en, [0, 0, 0, 0.5, 1, 1, 0.5, 0])
     valid = torch.ones(1, 8, dtype=torch.bool)
