@@ -32,7 +32,7 @@ def encode_segments(gt: torch.Tensor, anchors: torch.Tensor, offset: float = 0.0
 
 
 def decode_segments(reg: torch.Tensor, anchors: torch.Tensor, offset: float = 0.0) -> torch.Tensor:
-    """Inverse of ``encode_segments``: ``reg [..., N, 2]``, ``anchors [N, 2]`` (or ``[..., N, 2]``) -> ``[..., N, 2]``."""
+    """Inverse of ``encode_segments``: ``reg [..., N, 2]``, ``anchors [N, 2]`` or ``[..., N, 2]`` -> ``[..., N, 2]``."""
     aw = anchors[..., 1] - anchors[..., 0] + offset
     ac = (anchors[..., 0] + anchors[..., 1]) / 2
     dx = reg[..., 0] / BOX_WEIGHTS[0]

@@ -85,7 +85,8 @@ def reference_bce(prob: torch.Tensor, target: torch.Tensor, valid: torch.Tensor)
     return -torch.mean(c1 * t * torch.log(p + 1e-5) + c0 * (1.0 - t) * torch.log(1.0 - p + 1e-5))
 
 
-def auxiliary_targets(gt: torch.Tensor, T: int, edge: float = 3.0, action: str = "reference") -> tuple[torch.Tensor, ...]:
+def auxiliary_targets(gt: torch.Tensor, T: int, edge: float = 3.0,
+                      action: str = "reference") -> tuple[torch.Tensor, ...]:
     """Actionness/start/end targets ``[T]`` from segments ``gt [G, 2]`` (positions).
 
     Action ("reference", the Ego4D baseline's loader): steps ``round(start) .. round(end)`` (ends clipped to the
