@@ -12,6 +12,7 @@ from egoflow.datasets.mq_data import MQDataError
 from egoflow.datasets.records import MQClip, MQInstance
 from egoflow.datasets.synthetic.mq import make_synthetic_mq, write_mq_json
 from egoflow.evaluate.mq import evaluate_mq, evaluate_mq_files
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner, vsgn
 from egoflow.heads.vsgn import VSGNInputError
@@ -43,6 +44,12 @@ def test_iou_match_giou_hand_worked():
     m = match(torch.tensor([[0.6, 0.1], [0.2, 0.3], [0.1, 0.05]]), 0.5)
     assert m.tolist() == [0, 1, -1]  # row 1 is below 0.5 but is gt 1's best candidate
     assert match(torch.zeros(3, 0), 0.5).tolist() == [-1, -1, -1]
+    # gt 1 overlaps no candidate: the baseline's rule matches every candidate (ties at 0); "skip" adds none
+    unreached = torch.tensor([[0.6, 0.0], [0.2, 0.0], [0.0, 0.0]])
+    with pytest.warns(ParityWarning, match="match_unreached='reference'"):
+        assert match(unreached, 0.5).tolist() == [0, 0, 0]
+    with pytest.warns(ParityWarning, match="match_unreached='skip'"):
+        assert match(unreached, 0.5, "skip").tolist() == [0, -1, -1]
     loss = giou_loss(torch.tensor([[0.0, 2.0], [0.0, 1.0]]), torch.tensor([[1.0, 3.0], [2.0, 3.0]]))
     np.testing.assert_allclose(loss, [2 / 3, 4 / 3], atol=1e-6)
 

@@ -5,10 +5,13 @@ Ground truth comes in the batch as ``gt_segments [B, G, 2]`` (positions on the r
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.heads.vsgn.layers import decode_segments, encode_segments
 
 
@@ -26,19 +29,27 @@ def segment_iou(a: torch.Tensor, b: torch.Tensor, offset: float = 0.0) -> torch.
     return inter / union.clamp(min=1e-6)
 
 
-def match(iou: torch.Tensor, thr: float) -> torch.Tensor:
+def match(iou: torch.Tensor, thr: float, unreached: str = "reference") -> torch.Tensor:
     """Index of the ground truth matched to each of N candidates (``iou [N, G]``), -1 when none.
 
     A candidate matches its best ground truth when IoU >= ``thr``; besides, every ground truth keeps the
-    candidates that overlap it most (ties included), so that no instance goes without a positive even when
-    no anchor reaches the threshold (very short or very long instances).
+    candidates that overlap it most (ties included) and matches them to *their* best ground truth, so that no
+    instance goes without a positive (the baseline's low-quality matches). A ground truth that no candidate
+    overlaps ties at IoU 0 with every candidate: "reference" keeps the baseline's literal rule (then every
+    candidate is matched), "skip" gives that instance no extra positives; both warn (ParityWarning) when it happens.
     """
     if iou.shape[1] == 0:
         return torch.full((iou.shape[0],), -1, dtype=torch.long, device=iou.device)
     best, idx = iou.max(dim=1)
     matched = torch.where(best >= thr, idx, torch.full_like(idx, -1))
     top = iou.max(dim=0).values  # [G]
-    low = (iou == top[None]) & (top[None] > 0)
+    low = iou == top[None]
+    if not (top > 0).all():
+        warnings.warn(f"VSGN matching: {int((top <= 0).sum())} ground-truth instance(s) overlap no candidate; "
+                      f"match_unreached={unreached!r} ('reference': every candidate becomes a positive, as in the "
+                      "Ego4D baseline; 'skip': none)", ParityWarning, stacklevel=2)
+        if unreached == "skip":
+            low &= top[None] > 0
     cand = low.any(dim=1)
     matched[cand] = idx[cand]
     return matched
@@ -131,17 +142,17 @@ class VSGNCriterion(nn.Module):
             gts, lab = batch["gt_segments"][b][keep], batch["gt_labels"][b][keep]
             # stage 1 regression: anchors that overlap an instance regress onto it. The target goes through the
             # box coder and back, as in the baseline (its width clamp then also bounds the target)
-            m = match(segment_iou(anchors, gts, o), cfg.iou_thr_anchor)
+            m = match(segment_iou(anchors, gts, o), cfg.iou_thr_anchor, cfg.match_unreached)
             pos = m >= 0
             reg_pred.append(seg[b][pos])
             reg_gt.append(decode_segments(encode_segments(gts[m[pos]], anchors[pos], o), anchors[pos], o))
             # classification: labels by the overlap of the *predicted* coarse segments (as in the baseline)
             iou_p = segment_iou(seg[b].detach(), gts, o)
-            m1 = match(iou_p, cfg.iou_thr_stage1)
+            m1 = match(iou_p, cfg.iou_thr_stage1, cfg.match_unreached)
             if len(lab):
                 labels[b] = torch.where(m1 >= 0, lab[m1.clamp(min=0)], 0)
             # stage 2: coarse segments that already fit well are refined towards their instance
-            m2 = match(iou_p, cfg.iou_thr_stage2)
+            m2 = match(iou_p, cfg.iou_thr_stage2, cfg.match_unreached)
             p2 = m2 >= 0
             adj_pred.append(ref[b][p2])
             a2 = seg[b][p2].detach() if cfg.bd_detach else seg[b][p2]

@@ -56,6 +56,8 @@ class Config:
     iou_thr_anchor: float = 0.5  # anchor-vs-instance IoU making an anchor a regression positive
     iou_thr_stage1: float = 0.5  # coarse-segment IoU making an anchor a classification positive
     iou_thr_stage2: float = 0.7  # coarse-segment IoU making it a positive of the boundary adjustment
+    match_unreached: str = "reference"  # an instance no candidate overlaps: "reference" (the baseline's low-quality
+    #                                     rule: every candidate ties at IoU 0 and is matched) | "skip" (no positives)
     cls_loss: str = "balanced"  # "balanced" softmax CE (mean over pos + mean over neg) | "focal" (sigmoid)
     focal_alpha: float = 0.25  # focal loss: weight of positives
     focal_gamma: float = 2.0  # focal loss: focusing exponent
@@ -83,6 +85,8 @@ class Config:
                                   f"2^(num_levels-1)={pyr} so that every pyramid level has whole steps")
         if self.cls_loss not in ("balanced", "focal"):
             raise VSGNConfigError(f"cls_loss must be 'balanced' or 'focal', not {self.cls_loss!r}")
+        if self.match_unreached not in ("reference", "skip"):
+            raise VSGNConfigError(f"match_unreached must be 'reference' or 'skip', not {self.match_unreached!r}")
         if self.bd_mode not in ("reference", "interp") or self.aux_loss not in ("reference", "logits"):
             raise VSGNConfigError(f"bd_mode must be 'reference' or 'interp' (got {self.bd_mode!r}) and aux_loss "
                                   f"'reference' or 'logits' (got {self.aux_loss!r})")
