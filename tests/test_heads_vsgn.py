@@ -18,7 +18,7 @@ from egoflow.heads import runner, vsgn
 from egoflow.heads.vsgn import VSGNInputError
 from egoflow.heads.vsgn.layers import GraphConv, decode_segments, encode_segments, knn_indices, make_anchors
 from egoflow.heads.vsgn.loss import auxiliary_targets, balanced_bce, giou_loss, match, segment_iou
-from egoflow.heads.vsgn.post import positions_to_seconds, soft_nms
+from egoflow.heads.vsgn.post import class_scores, positions_to_seconds, soft_nms
 
 TINY = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layers=1, num_neighbours=4)
 
@@ -52,6 +52,17 @@ def test_iou_match_giou_hand_worked():
         assert match(unreached, 0.5, "skip").tolist() == [0, -1, -1]
     loss = giou_loss(torch.tensor([[0.0, 2.0], [0.0, 1.0]]), torch.tensor([[1.0, 3.0], [2.0, 3.0]]))
     np.testing.assert_allclose(loss, [2 / 3, 4 / 3], atol=1e-6)
+
+
+def test_boundary_scores_hand_worked():
+    logit = lambda p: torch.log(torch.tensor(p) / (1 - torch.tensor(p)))  # noqa: E731
+    out = {"cls_logits": torch.zeros(1, 2, 2), "refined": torch.tensor([[[1.5, 3.0], [0.0, 10.0]]]),
+           "startness": logit([[0.1, 0.2, 0.3, 0.4]]), "endness": logit([[0.5, 0.6, 0.7, 0.8]])}
+    cfg = SimpleNamespace(cls_loss="balanced", use_boundary_scores=True, boundary_score="reference")
+    # MQ/Infer.py: mean of steps floor/ceil (1.5 -> (0.2 + 0.3) / 2; 3 -> 0.8; 10 clipped to step 3), x softmax 0.5
+    np.testing.assert_allclose(class_scores(out, 0, cfg)[:, 0], [0.5 * 0.25 * 0.8, 0.5 * 0.1 * 0.8], rtol=1e-5)
+    cfg.boundary_score = "interp"  # between step centres: 1.5 -> step 1 exactly; 3.0 -> halfway steps 2 and 3
+    np.testing.assert_allclose(class_scores(out, 0, cfg)[0, 0], 0.5 * 0.2 * 0.75, rtol=1e-5)
 
 
 def test_auxiliary_targets_and_balanced_bce():

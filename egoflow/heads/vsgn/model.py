@@ -69,6 +69,8 @@ class Config:
     stitch_gap: int = 30  # zero steps between the original and the magnified copy
     short_ratio: float = 0.4  # clips with at most short_ratio * temporal_scale stored steps get stitched
     use_boundary_scores: bool = True  # multiply class scores by start/end confidence at the refined boundaries
+    boundary_score: str = "reference"  # that confidence: "reference" mean of steps floor(x), ceil(x) (MQ/Infer.py) |
+    #                                    "interp" linear interpolation between step centres
     nms_sigma: float = 0.46  # Gaussian Soft-NMS: score *= exp(-IoU^2 / sigma) (Ego4D baseline's alpha)
     pre_nms_topk: int = 2000  # (anchor, class) candidates kept per clip before Soft-NMS
     max_per_clip: int = 200  # predictions per clip after Soft-NMS (top-N)
@@ -85,6 +87,8 @@ class Config:
                                   f"2^(num_levels-1)={pyr} so that every pyramid level has whole steps")
         if self.cls_loss not in ("balanced", "focal"):
             raise VSGNConfigError(f"cls_loss must be 'balanced' or 'focal', not {self.cls_loss!r}")
+        if self.boundary_score not in ("reference", "interp"):
+            raise VSGNConfigError(f"boundary_score must be 'reference' or 'interp', not {self.boundary_score!r}")
         if self.match_unreached not in ("reference", "skip"):
             raise VSGNConfigError(f"match_unreached must be 'reference' or 'skip', not {self.match_unreached!r}")
         if self.bd_mode not in ("reference", "interp") or self.aux_loss not in ("reference", "logits"):
