@@ -1,4 +1,4 @@
-"""VSGN losses: balanced (or focal) classification, GIoU regression of both stages, balanced BCE auxiliaries.
+"""VSGN losses as the Ego4D MQ baseline computes them: balanced CE (or focal), GIoU of both stages, balanced aux.
 
 Ground truth comes in the batch as ``gt_segments [B, G, 2]`` (positions on the resampled axis) and
 ``gt_labels [B, G]`` (1..C; 0 pads). A clip without instances contributes only negatives.
