@@ -11,13 +11,14 @@ import torch
 from egoflow.datasets.records import MQClip, MQInstance
 from egoflow.datasets.synthetic.mq import make_synthetic_mq, write_mq_json
 from egoflow.evaluate.mq import evaluate_mq, evaluate_mq_files
+from egoflow.evaluate.parity import ParityWarning
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner, vsgn
 from egoflow.heads.vsgn import VSGNInputError
 from egoflow.heads.vsgn.data import MQDataError
 from egoflow.heads.vsgn.layers import GraphConv, decode_segments, encode_segments, knn_indices, make_anchors
 from egoflow.heads.vsgn.loss import auxiliary_targets, balanced_bce, giou_loss, match, segment_iou
-from egoflow.heads.vsgn.post import positions_to_seconds, soft_nms
+from egoflow.heads.vsgn.post import class_scores, positions_to_seconds, soft_nms
 
 TINY = dict(temporal_scale=64, hidden_dim=32, num_levels=3, num_head_layers=1, num_neighbours=4)
 
@@ -43,13 +44,32 @@ def test_iou_match_giou_hand_worked():
     m = match(torch.tensor([[0.6, 0.1], [0.2, 0.3], [0.1, 0.05]]), 0.5)
     assert m.tolist() == [0, 1, -1]  # row 1 is below 0.5 but is gt 1's best candidate
     assert match(torch.zeros(3, 0), 0.5).tolist() == [-1, -1, -1]
+    # gt 1 overlaps no candidate: the baseline's rule matches every candidate (ties at 0); "skip" adds none
+    unreached = torch.tensor([[0.6, 0.0], [0.2, 0.0], [0.0, 0.0]])
+    with pytest.warns(ParityWarning, match="match_unreached='reference'"):
+        assert match(unreached, 0.5).tolist() == [0, 0, 0]
+    with pytest.warns(ParityWarning, match="match_unreached='skip'"):
+        assert match(unreached, 0.5, "skip").tolist() == [0, -1, -1]
     loss = giou_loss(torch.tensor([[0.0, 2.0], [0.0, 1.0]]), torch.tensor([[1.0, 3.0], [2.0, 3.0]]))
     np.testing.assert_allclose(loss, [2 / 3, 4 / 3], atol=1e-6)
 
 
+def test_boundary_scores_hand_worked():
+    logit = lambda p: torch.log(torch.tensor(p) / (1 - torch.tensor(p)))  # noqa: E731
+    out = {"cls_logits": torch.zeros(1, 2, 2), "refined": torch.tensor([[[1.5, 3.0], [0.0, 10.0]]]),
+           "startness": logit([[0.1, 0.2, 0.3, 0.4]]), "endness": logit([[0.5, 0.6, 0.7, 0.8]])}
+    cfg = SimpleNamespace(cls_loss="balanced", use_boundary_scores=True, boundary_score="reference")
+    # MQ/Infer.py: mean of steps floor/ceil (1.5 -> (0.2 + 0.3) / 2; 3 -> 0.8; 10 clipped to step 3), x softmax 0.5
+    np.testing.assert_allclose(class_scores(out, 0, cfg)[:, 0], [0.5 * 0.25 * 0.8, 0.5 * 0.1 * 0.8], rtol=1e-5)
+    cfg.boundary_score = "interp"  # between step centres: 1.5 -> step 1 exactly; 3.0 -> halfway steps 2 and 3
+    np.testing.assert_allclose(class_scores(out, 0, cfg)[0, 0], 0.5 * 0.2 * 0.75, rtol=1e-5)
+
+
 def test_auxiliary_targets_and_balanced_bce():
-    act, st, en = auxiliary_targets(torch.tensor([[2.0, 5.0]]), 8)
+    act, st, en = auxiliary_targets(torch.tensor([[2.0, 5.0]]), 8, action="centre")
     assert act.tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
+    # the baseline's rule: frames round(2.4)=2 .. round(5.5)=6 (round half to even), inclusive
+    assert auxiliary_targets(torch.tensor([[2.4, 5.5]]), 8)[0].tolist() == [0, 0, 1, 1, 1, 1, 1, 0]
     np.testing.assert_allclose(st, [0.5, 1, 1, 0.5, 0, 0, 0, 0])
     np.testing.assert_allclose(en, [0, 0, 0, 0.5, 1, 1, 0.5, 0])
     valid = torch.ones(1, 8, dtype=torch.bool)

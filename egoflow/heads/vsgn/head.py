@@ -24,9 +24,10 @@ from egoflow.heads.vsgn.model import Config
 
 log = logging.getLogger(__name__)
 
-# Ego4D MQ baseline recipe: Adam, lr 5e-5, L2 1e-4, batch 32, 30 epochs, lr x0.1 after epoch 15
+# Ego4D MQ baseline recipe: Adam, lr 5e-5, L2 1e-4, batch 32, 30 epochs, lr x0.1 after epoch 15, no gradient
+# clipping (MQ/Train.py)
 TRAIN_DEFAULTS = dict(epochs=30, batch_size=32, lr=5e-5, weight_decay=1e-4, optimizer="adam", schedule="step",
-                      step_milestones=(15,), step_gamma=0.1)
+                      step_milestones=(15,), step_gamma=0.1, grad_clip=0.0)
 METRIC = "mAP"
 # EgoVLPv2's MQ head-tuning grid (facebookresearch/EgoVLPv2@550c059 EgoMQ/scripts/train_infer_eval_ego_nce.sh:
 # 50 epochs, --use_xGPN, input 4096; the best of the 144 runs by Average-mAP, find_best_parameters.py). The

@@ -18,39 +18,44 @@ BOX_WEIGHTS = (10.0, 5.0)
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
-def encode_segments(gt: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Regression targets of segments ``gt [N, 2]`` w.r.t. ``anchors [N, 2]`` -> ``[N, 2]`` (dx, dw)."""
-    aw = (anchors[:, 1] - anchors[:, 0]).clamp(min=1e-6)
+def encode_segments(gt: torch.Tensor, anchors: torch.Tensor, offset: float = 0.0) -> torch.Tensor:
+    """Regression targets of segments ``gt [N, 2]`` w.r.t. ``anchors [N, 2]`` -> ``[N, 2]`` (dx, dw).
+
+    ``offset`` is added to every length: 0 for continuous segments, 1 for the Ego4D baseline's inclusive
+    "pixel" boxes (its ``TO_REMOVE = 1``: a box ``[a, b]`` is ``b - a + 1`` long).
+    """
+    aw = (anchors[:, 1] - anchors[:, 0] + offset).clamp(min=1e-6)
     ac = (anchors[:, 0] + anchors[:, 1]) / 2
-    gw = (gt[:, 1] - gt[:, 0]).clamp(min=1e-6)
+    gw = (gt[:, 1] - gt[:, 0] + offset).clamp(min=1e-6)
     gc = (gt[:, 0] + gt[:, 1]) / 2
     return torch.stack((BOX_WEIGHTS[0] * (gc - ac) / aw, BOX_WEIGHTS[1] * torch.log(gw / aw)), dim=-1)
 
 
-def decode_segments(reg: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``encode_segments``: ``reg [..., N, 2]``, ``anchors [N, 2]`` -> segments ``[..., N, 2]``."""
-    aw = anchors[:, 1] - anchors[:, 0]
-    ac = (anchors[:, 0] + anchors[:, 1]) / 2
+def decode_segments(reg: torch.Tensor, anchors: torch.Tensor, offset: float = 0.0) -> torch.Tensor:
+    """Inverse of ``encode_segments``: ``reg [..., N, 2]``, ``anchors [N, 2]`` or ``[..., N, 2]`` -> ``[..., N, 2]``."""
+    aw = anchors[..., 1] - anchors[..., 0] + offset
+    ac = (anchors[..., 0] + anchors[..., 1]) / 2
     dx = reg[..., 0] / BOX_WEIGHTS[0]
     dw = (reg[..., 1] / BOX_WEIGHTS[1]).clamp(max=MAX_LOG_SCALE)  # exp() of a huge width would overflow
-    c = ac + dx * aw
+    c = dx * aw + ac
     w = torch.exp(dw) * aw
-    return torch.stack((c - w / 2, c + w / 2), dim=-1)
+    return torch.stack((c - 0.5 * (w - offset), c + 0.5 * (w - offset)), dim=-1)
 
 
-def make_anchors(temporal_scale: int, num_levels: int, scales: tuple[float, ...]) -> torch.Tensor:
+def make_anchors(temporal_scale: int, num_levels: int, scales: tuple[float, ...], offset: float = 0.0) -> torch.Tensor:
     """Anchors of every level, finest first: ``[N, 2]`` positions, N = sum_l (T / 2^l) * len(scales).
 
     Level ``l`` has stride ``s = 2^l``; its ``j``-th step is centred at ``(j + 0.5) s`` and carries one anchor
-    of width ``scale * s`` per scale, ordered [position, scale] to match the towers' output layout.
+    of width ``scale * s`` per scale (``scale * s - offset`` end minus start, see ``encode_segments``),
+    ordered [position, scale] to match the towers' output layout.
     """
     out = []
     for lvl in range(num_levels):
         s = 2 ** lvl
         n = temporal_scale // s
         ctr = (torch.arange(n, dtype=torch.float32) + 0.5) * s
-        w = torch.tensor(scales, dtype=torch.float32) * s
-        out.append(torch.stack((ctr[:, None] - w / 2, ctr[:, None] + w / 2), dim=-1).reshape(-1, 2))
+        w = torch.tensor(scales, dtype=torch.float32) * s - offset
+        out.append(torch.stack((ctr[:, None] - 0.5 * w, ctr[:, None] + 0.5 * w), dim=-1).reshape(-1, 2))
     return torch.cat(out)
 
 
@@ -108,11 +113,14 @@ class GraphConv(nn.Module):
 
 
 class XGN(nn.Module):
-    """One xGPN encoder level: temporal conv in parallel with the graph conv, summed, then pooled by ``stride``."""
+    """One xGPN encoder level: temporal conv in parallel with the graph conv, summed, ReLU, max-pooled by ``stride``.
+
+    Without the graph (the baseline's ``use_xGPN`` off) a level is one strided conv + ReLU, as in the baseline.
+    """
 
     def __init__(self, dim: int, k: int, stride: int, use_graph: bool, mode: str, agg: str):
         super().__init__()
-        self.tconv = nn.Conv1d(dim, dim, 3, padding=1)
+        self.tconv = nn.Conv1d(dim, dim, 3, stride=1 if use_graph else stride, padding=1)
         self.graph = GraphConv(dim, k, mode, agg) if use_graph else None
         self.stride = stride
 
@@ -123,7 +131,8 @@ class XGN(nn.Module):
             out = out + self.graph(x, mask, part)
         out = F.relu(out)
         if self.stride == 2:
-            out = F.max_pool1d(out.transpose(1, 2), 2).transpose(1, 2)
+            if self.graph is not None:
+                out = F.max_pool1d(out.transpose(1, 2), 2).transpose(1, 2)
             mask = mask.view(mask.shape[0], -1, 2).any(-1)
             part = None if part is None else part.view(part.shape[0], -1, 2).amax(-1)
         return out, mask, part
@@ -147,6 +156,15 @@ class Tower(nn.Module):
 
     def forward(self, x):  # [B, C, T] -> [B, out, T]
         return self.out(self.body(x))
+
+
+def take_at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Features of ``x [B, T, H]`` at the steps ``trunc(pos)`` (clamped to the clip), ``pos [B, M]`` -> ``[B, M, H]``.
+
+    The Ego4D baseline's boundary-adjustment lookup (``long()`` truncation, no interpolation).
+    """
+    i = pos.long().clamp(0, x.shape[1] - 1)
+    return torch.gather(x, 1, i[..., None].expand(-1, -1, x.shape[-1]))
 
 
 def sample_at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

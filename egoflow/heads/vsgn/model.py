@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from egoflow.heads.vsgn.layers import XGN, Tower, conv_relu, decode_segments, make_anchors, sample_at
+from egoflow.heads.vsgn.layers import XGN, Tower, conv_relu, decode_segments, make_anchors, sample_at, take_at
 from egoflow.heads.vsgn.loss import VSGNCriterion
 from egoflow.heads.vsgn.post import make_decode
 
@@ -46,20 +46,31 @@ class Config:
     graph_agg: str = "max"  # aggregation over neighbours: "max" | "mean"
     anchor_scales: tuple = (1.0, 10.0)  # anchor widths per level, in units of the level's stride
     boundary_beta: float = 8.0  # boundary adjustment samples at +-width/beta around each boundary
+    box_offset: float = 1.0  # added to every segment length (anchors, box coding, IoU): 1 = the baseline's inclusive
+    #                          boxes (TO_REMOVE = 1); 0 = continuous segments (egoflow before the parity work)
+    bd_mode: str = "reference"  # boundary adjustment: "reference" features at trunc(position), raw offsets |
+    #                             "interp" linear interpolation and offsets in units of width/beta
+    bd_detach: bool = False  # stop the stage-2 loss gradient into the coarse segments (the baseline lets it flow)
+    aux_loss: str = "reference"  # actionness/start/end: "reference" baseline targets (round() frame span) and its
+    #                              balanced log(sigmoid + 1e-5) loss | "logits" centre-rule targets, BCE on logits
     iou_thr_anchor: float = 0.5  # anchor-vs-instance IoU making an anchor a regression positive
     iou_thr_stage1: float = 0.5  # coarse-segment IoU making an anchor a classification positive
     iou_thr_stage2: float = 0.7  # coarse-segment IoU making it a positive of the boundary adjustment
+    match_unreached: str = "reference"  # an instance no candidate overlaps: "reference" (the baseline's low-quality
+    #                                     rule: every candidate ties at IoU 0 and is matched) | "skip" (no positives)
     cls_loss: str = "balanced"  # "balanced" softmax CE (mean over pos + mean over neg) | "focal" (sigmoid)
     focal_alpha: float = 0.25  # focal loss: weight of positives
     focal_gamma: float = 2.0  # focal loss: focusing exponent
     w_cls: float = 1.0  # loss weight: classification
     w_reg: float = 1.0  # loss weight: stage-1 GIoU regression
     w_adjust: float = 1.0  # loss weight: stage-2 (boundary adjustment) GIoU regression
-    w_aux: float = 1.0  # loss weight: each of the actionness/start/end BCE terms
+    w_aux: float = 0.2  # loss weight: each of the actionness/start/end terms (MQ/Train.py: 0.2)
     stitching: bool = False  # video self-stitching of short clips (off, as in the Ego4D baseline)
     stitch_gap: int = 30  # zero steps between the original and the magnified copy
     short_ratio: float = 0.4  # clips with at most short_ratio * temporal_scale stored steps get stitched
     use_boundary_scores: bool = True  # multiply class scores by start/end confidence at the refined boundaries
+    boundary_score: str = "reference"  # that confidence: "reference" mean of steps floor(x), ceil(x) (MQ/Infer.py) |
+    #                                    "interp" linear interpolation between step centres
     nms_sigma: float = 0.46  # Gaussian Soft-NMS: score *= exp(-IoU^2 / sigma) (Ego4D baseline's alpha)
     pre_nms_topk: int = 2000  # (anchor, class) candidates kept per clip before Soft-NMS
     max_per_clip: int = 200  # predictions per clip after Soft-NMS (top-N)
@@ -76,6 +87,13 @@ class Config:
                                   f"2^(num_levels-1)={pyr} so that every pyramid level has whole steps")
         if self.cls_loss not in ("balanced", "focal"):
             raise VSGNConfigError(f"cls_loss must be 'balanced' or 'focal', not {self.cls_loss!r}")
+        if self.boundary_score not in ("reference", "interp"):
+            raise VSGNConfigError(f"boundary_score must be 'reference' or 'interp', not {self.boundary_score!r}")
+        if self.match_unreached not in ("reference", "skip"):
+            raise VSGNConfigError(f"match_unreached must be 'reference' or 'skip', not {self.match_unreached!r}")
+        if self.bd_mode not in ("reference", "interp") or self.aux_loss not in ("reference", "logits"):
+            raise VSGNConfigError(f"bd_mode must be 'reference' or 'interp' (got {self.bd_mode!r}) and aux_loss "
+                                  f"'reference' or 'logits' (got {self.aux_loss!r})")
         if not self.anchor_scales or min(self.anchor_scales) <= 0:
             raise VSGNConfigError(f"anchor_scales must be positive, got {self.anchor_scales}")
 
@@ -103,7 +121,8 @@ class VSGNModel(nn.Module):
         # boundary adjustment: features at (b - w/beta, b, b + w/beta) of each coarse boundary -> an offset
         self.bd_start = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
         self.bd_end = nn.Sequential(nn.Linear(3 * H, H), nn.ReLU(), nn.Linear(H, 1))
-        self.register_buffer("anchors", make_anchors(cfg.temporal_scale, L, tuple(cfg.anchor_scales)), False)
+        self.register_buffer("anchors", make_anchors(cfg.temporal_scale, L, tuple(cfg.anchor_scales),
+                                                        cfg.box_offset), False)
         # background prior: most anchors are negatives, so start the classifier there (stable early training)
         nn.init.constant_(self.cls_tower.out.bias, 0.0)
 
@@ -139,32 +158,35 @@ class VSGNModel(nn.Module):
             y = self.fuse[i + 1](self.lateral[i](enc[lvl].transpose(1, 2)) + self.up[i](y))
             dec.append(y)
         dec = dec[::-1]  # finest first, like the anchors; each [B, H, T_l]
-        B = feats.shape[0]
+        B, cfg = feats.shape[0], self.cfg
         cls = torch.cat([self.cls_tower(d).transpose(1, 2).reshape(B, -1, self.num_classes + 1) for d in dec], 1)
         reg = torch.cat([self.reg_tower(d).transpose(1, 2).reshape(B, -1, 2) for d in dec], 1)
-        segments = decode_segments(reg, self.anchors)
+        segments = decode_segments(reg, self.anchors, cfg.box_offset)
         fine = dec[0]  # [B, H, T], stride 1
         out = {"cls_logits": cls, "reg": reg, "segments": segments, "anchors": self.anchors}
         for name, head in self.aux.items():
             out[name] = head(fine).squeeze(1)
-        out["refined"] = self.adjust(segments.detach(), fine.transpose(1, 2))
+        out["refined"] = self.adjust(segments.detach() if cfg.bd_detach else segments, fine.transpose(1, 2))
         return out
 
     def adjust(self, seg: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         """Boundary adjustment: ``seg [B, N, 2]`` coarse segments, ``fine [B, T, H]`` -> refined ``[B, N, 2]``.
 
-        Features are re-sampled (linear interpolation) at each boundary and at +-width/beta around it; the
-        predicted offset is in units of width/beta so that long and short segments are refined alike.
+        Features at each boundary and at +-length/beta around it go through a small MLP (the baseline's
+        kernel-3 conv over those three points) to an offset added to the boundary. "reference": the features
+        of the steps ``trunc(position)``, raw offsets; "interp": linear interpolation, offsets in width/beta.
         """
-        T = fine.shape[1]
-        seg = seg.clamp(0, T)
-        w = (seg[..., 1] - seg[..., 0]).clamp(min=1.0) / self.cfg.boundary_beta  # [B, N]
+        T, beta, o = fine.shape[1], self.cfg.boundary_beta, self.cfg.box_offset
+        ref = self.cfg.bd_mode == "reference"
+        loc = seg.clamp(0, T - 1) if ref else seg.clamp(0, T)
+        w = (loc[..., 1] - loc[..., 0] + o) / beta if ref else (loc[..., 1] - loc[..., 0]).clamp(min=1.0) / beta
         out = []
-        for b, head in ((seg[..., 0], self.bd_start), (seg[..., 1], self.bd_end)):
-            pts = torch.stack((b - w, b, b + w), dim=-1)  # [B, N, 3] positions
-            f = sample_at(fine, pts.flatten(1))  # [B, N*3, H]
-            f = f.view(seg.shape[0], seg.shape[1], -1)  # [B, N, 3H]
-            out.append(b + head(f).squeeze(-1) * w)
+        for i, head in ((0, self.bd_start), (1, self.bd_end)):
+            b = loc[..., i]
+            pts = torch.stack((b - w, b, b + w), dim=-1).flatten(1)  # [B, N*3] positions
+            f = (take_at(fine, pts) if ref else sample_at(fine, pts)).view(seg.shape[0], seg.shape[1], -1)
+            off = head(f).squeeze(-1)  # [B, N]
+            out.append(seg[..., i] + off if ref else b + off * w)
         return torch.stack(out, dim=-1)
 
 

@@ -41,9 +41,15 @@ def class_scores(out: dict, b: int, cfg) -> torch.Tensor:
     if cfg.use_boundary_scores:
         # VSGN's stage-2 score: how start-like and end-like the refined boundaries are
         ref = out["refined"][b].float()
-        st = sample_at(torch.sigmoid(out["startness"][b].float())[None, :, None], ref[None, :, 0])[0, :, 0]
-        en = sample_at(torch.sigmoid(out["endness"][b].float())[None, :, None], ref[None, :, 1])[0, :, 0]
-        prob = prob * (st * en)[:, None]
+        st, en = torch.sigmoid(out["startness"][b].float()), torch.sigmoid(out["endness"][b].float())
+        if cfg.boundary_score == "reference":  # MQ/Infer.py: mean of the steps floor(x) and ceil(x), x in [0, T-1]
+            x = ref.clamp(0, st.shape[0] - 1)
+            lo, hi = x.floor().long(), x.ceil().long()
+            prob = prob * (((st[lo[:, 0]] + st[hi[:, 0]]) / 2) * ((en[lo[:, 1]] + en[hi[:, 1]]) / 2))[:, None]
+        else:  # linear interpolation between step centres (i + 0.5)
+            s_at = sample_at(st[None, :, None], ref[None, :, 0])[0, :, 0]
+            e_at = sample_at(en[None, :, None], ref[None, :, 1])[0, :, 0]
+            prob = prob * (s_at * e_at)[:, None]
     return prob
 
 
