@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from egoflow.heads.train import TrainConfig, fit
-from egoflow.heads.vsgn.head import TRAIN_DEFAULTS
+from egoflow.heads.vsgn.head import REFERENCE_HEAD, REFERENCE_TRAIN, TRAIN_DEFAULTS
 from egoflow.heads.vsgn.loss import auxiliary_targets, balanced_bce, reference_bce
 from egoflow.heads.vsgn.model import Config, build
 from egoflow.heads.vsgn.reference import (
@@ -37,7 +37,7 @@ def _config(ref, **over):
                  num_head_layers=c["num_head_layers"], num_neighbours=c["num_neigh"],
                  anchor_scales=tuple(c["anchor_scale"]), graph_mode=c["nfeat_mode"], graph_agg=c["agg_type"],
                  iou_thr_anchor=c["iou_thr"][1], iou_thr_stage1=c["iou_thr"][1], iou_thr_stage2=c["iou_thr"][2])
-    return Config(**{**sizes, **over})
+    return Config(**{**REFERENCE_HEAD, **sizes, **over})
 
 
 def _model(ref, **over):
@@ -139,12 +139,12 @@ def test_one_adam_step_equals_the_baseline(ref):
     worst = {}
     for clip in (0.0, 1.0):
         model, criterion = _model(ref)
-        cfg = TrainConfig(**{**TRAIN_DEFAULTS, "epochs": 1, "batch_size": 1, "lr": c["train_lr"],
+        cfg = TrainConfig(**{**TRAIN_DEFAULTS, **REFERENCE_TRAIN, "epochs": 1, "batch_size": 1, "lr": c["train_lr"],
                              "weight_decay": c["weight_decay"], "progress": False, "grad_clip": clip})
         fit(model, criterion, _OneBatch(_batch(ref)), lambda items: items[0], cfg)
         got = model.state_dict()
         worst[clip] = max((got[k] - v).abs().max().item() for k, v in after.items() if k not in cancelled)
-    assert TRAIN_DEFAULTS["grad_clip"] == 0.0 and worst[0.0] <= 1e-5, worst
+    assert REFERENCE_TRAIN["grad_clip"] == 0.0 and worst[0.0] <= 1e-5, worst
     assert worst[1.0] > 1e-4  # clipping (fit's generic default) is not the baseline's loop
     model, criterion = _model(ref)
     batch = _batch(ref)

@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 # Ego4D MQ baseline recipe: Adam, lr 5e-5, L2 1e-4, batch 32, 30 epochs, lr x0.1 after epoch 15, no gradient
 # clipping (MQ/Train.py)
 TRAIN_DEFAULTS = dict(epochs=30, batch_size=32, lr=5e-5, weight_decay=1e-4, optimizer="adam", schedule="step",
-                      step_milestones=(15,), step_gamma=0.1, grad_clip=0.0)
+                      step_milestones=(15,), step_gamma=0.1, grad_clip=1.0)
+# The Ego4D MQ baseline as its code runs it (EGO4D/episodic-memory MQ/Models, MQ/Train.py, MQ/Infer.py): the
+# head options where egoflow's defaults differ, and its training (no gradient clipping). Its weights load with
+# egoflow.heads.vsgn.reference.load_reference_state_dict; tests/test_heads_vsgn_reference.py runs with these.
+REFERENCE_HEAD = dict(box_offset=1.0, bd_mode="reference", bd_detach=False, aux_loss="reference",
+                      match_unreached="reference", w_aux=0.2, boundary_score="reference")
+REFERENCE_TRAIN = dict(grad_clip=0.0)
 METRIC = "mAP"
 # EgoVLPv2's MQ head-tuning grid (facebookresearch/EgoVLPv2@550c059 EgoMQ/scripts/train_infer_eval_ego_nce.sh:
 # 50 epochs, --use_xGPN, input 4096; the best of the 144 runs by Average-mAP, find_best_parameters.py). The

@@ -46,31 +46,31 @@ class Config:
     graph_agg: str = "max"  # aggregation over neighbours: "max" | "mean"
     anchor_scales: tuple = (1.0, 10.0)  # anchor widths per level, in units of the level's stride
     boundary_beta: float = 8.0  # boundary adjustment samples at +-width/beta around each boundary
-    box_offset: float = 1.0  # added to every segment length (anchors, box coding, IoU): 1 = the baseline's inclusive
-    #                          boxes (TO_REMOVE = 1); 0 = continuous segments (egoflow before the parity work)
-    bd_mode: str = "reference"  # boundary adjustment: "reference" features at trunc(position), raw offsets |
-    #                             "interp" linear interpolation and offsets in units of width/beta
-    bd_detach: bool = False  # stop the stage-2 loss gradient into the coarse segments (the baseline lets it flow)
-    aux_loss: str = "reference"  # actionness/start/end: "reference" baseline targets (round() frame span) and its
-    #                              balanced log(sigmoid + 1e-5) loss | "logits" centre-rule targets, BCE on logits
+    box_offset: float = 0.0  # added to every segment length (anchors, box coding, IoU): 0 = continuous segments
+    #                          (egoflow); 1 = the baseline's inclusive boxes (TO_REMOVE = 1)
+    bd_mode: str = "interp"  # boundary adjustment: "interp" linear interpolation, offsets in units of width/beta |
+    #                          "reference" the baseline's features at trunc(position), raw offsets
+    bd_detach: bool = True  # stop the stage-2 loss gradient into the coarse segments (the baseline: False)
+    aux_loss: str = "logits"  # actionness/start/end: "logits" centre-rule targets, BCE on logits | "reference" the
+    #                           baseline's targets (round() frame span) and balanced log(sigmoid + 1e-5) loss
     iou_thr_anchor: float = 0.5  # anchor-vs-instance IoU making an anchor a regression positive
     iou_thr_stage1: float = 0.5  # coarse-segment IoU making an anchor a classification positive
     iou_thr_stage2: float = 0.7  # coarse-segment IoU making it a positive of the boundary adjustment
-    match_unreached: str = "reference"  # an instance no candidate overlaps: "reference" (the baseline's low-quality
-    #                                     rule: every candidate ties at IoU 0 and is matched) | "skip" (no positives)
+    match_unreached: str = "skip"  # an instance no candidate overlaps: "skip" (no positives) | "reference" (the
+    #                                baseline's low-quality rule: every candidate ties at IoU 0 and is matched)
     cls_loss: str = "balanced"  # "balanced" softmax CE (mean over pos + mean over neg) | "focal" (sigmoid)
     focal_alpha: float = 0.25  # focal loss: weight of positives
     focal_gamma: float = 2.0  # focal loss: focusing exponent
     w_cls: float = 1.0  # loss weight: classification
     w_reg: float = 1.0  # loss weight: stage-1 GIoU regression
     w_adjust: float = 1.0  # loss weight: stage-2 (boundary adjustment) GIoU regression
-    w_aux: float = 0.2  # loss weight: each of the actionness/start/end terms (MQ/Train.py: 0.2)
+    w_aux: float = 1.0  # loss weight: each of the actionness/start/end terms (MQ/Train.py: 0.2)
     stitching: bool = False  # video self-stitching of short clips (off, as in the Ego4D baseline)
     stitch_gap: int = 30  # zero steps between the original and the magnified copy
     short_ratio: float = 0.4  # clips with at most short_ratio * temporal_scale stored steps get stitched
     use_boundary_scores: bool = True  # multiply class scores by start/end confidence at the refined boundaries
-    boundary_score: str = "reference"  # that confidence: "reference" mean of steps floor(x), ceil(x) (MQ/Infer.py) |
-    #                                    "interp" linear interpolation between step centres
+    boundary_score: str = "interp"  # that confidence: "interp" linear interpolation between step centres |
+    #                                 "reference" mean of steps floor(x), ceil(x) (MQ/Infer.py)
     nms_sigma: float = 0.46  # Gaussian Soft-NMS: score *= exp(-IoU^2 / sigma) (Ego4D baseline's alpha)
     pre_nms_topk: int = 2000  # (anchor, class) candidates kept per clip before Soft-NMS
     max_per_clip: int = 200  # predictions per clip after Soft-NMS (top-N)
