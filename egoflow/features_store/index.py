@@ -203,6 +203,7 @@ class FeatureIndex:
             np.save(path / "vectors.npy", np.asarray(self._vectors16, np.float16))
             faiss.write_index(self._index, str(path / "ivfpq.faiss"))
         else:
+            (path / "ivfpq.faiss").unlink(missing_ok=True)
             np.save(path / "vectors.npy", self._vectors if self.backend == "numpy" else self._faiss_vectors())
         np.savez(path / "rows.npz", labels=self.labels.astype(str), times=self.times)
         meta = {"dim": self.dim, "normalize": self.normalize, "rows": len(self), **self.info,
