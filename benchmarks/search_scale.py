@@ -107,8 +107,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--data", default="/tmp/egoflow_search_bench", help="folder for the float16 memmap and the"
                     " cached ground truth (10 M steps: 10 GB)")
-    ap.add_argument("--nprobes", default="8,16,32,64,128", help="grid of lists scanned")
-    ap.add_argument("--reranks", default="50,100,200,400", help="grid of candidates re-scored exactly")
+    ap.add_argument("--nprobes", default="8,16,32,64", help="grid of lists scanned")
+    ap.add_argument("--reranks", default="200,400,800", help="grid of candidates re-scored exactly")
     ap.add_argument("--nlist", type=int, default=0, help="override choose_params' lists")
     ap.add_argument("--pq-m", type=int, default=0, help="override choose_params' PQ sub-quantizers")
     ap.add_argument("--crossover", default="", help="comma-separated sizes: approximate vs flat at each (chosen"
