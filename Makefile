@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/heads_train.py
 	$(BIN)/python benchmarks/fused_query_reuse.py
 	$(BIN)/python benchmarks/fused_throughput.py --frames 4
+	$(BIN)/python benchmarks/search_scale.py
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

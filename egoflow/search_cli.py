@@ -3,7 +3,8 @@ moment search over a whole store.
 
 The query goes through the text tower of the open_clip model that made the feature set (its extractor config,
 or ``--model/--pretrained``); the feature set's steps are searched with the faiss index of
-``features_store/index.py`` (built once and saved beside a local store, on the GPU when faiss has one); hits of a
+``features_store/index.py`` (built once and saved beside a local store, on the GPU when faiss has one; an
+approximate IVF-PQ index with exact re-ranking above ``approx_min_rows`` steps, ``--exact`` keeps it flat); hits of a
 video closer than ``--merge-gap`` seconds are merged into moments; ``--out`` also writes ``search.json`` and a
 contact sheet ``search.png`` of the moments (thumbnails decoded from the source videos the store recorded).
 """
@@ -68,10 +69,15 @@ def text_encoder(info: dict, model: str | None, pretrained: str | None, device: 
     return create_encoder(model or ext["model"], pretrained or ext.get("pretrained", "none"), precision, device)
 
 
-def open_index(store, feature_set: str, index_path=None, rebuild: bool = False, device: str = "auto"):
+def open_index(store, feature_set: str, index_path=None, rebuild: bool = False, device: str = "auto",
+               exact: bool = False, approx_min_rows: int | None = None):
     """The feature set's index: a given ``index_path`` must match the set (stale -> error naming it); the default
-    one beside a local store is rebuilt when stale; a remote store's is built in memory."""
+    one beside a local store is rebuilt when stale; a remote store's is built in memory. ``exact``: flat index
+    (an approximate one saved there is rebuilt flat); ``approx_min_rows``: steps from which it is approximate."""
+    from egoflow.features_store.ann import APPROX_MIN_ROWS
     from egoflow.features_store.index import FeatureIndex, SearchIndexError
+
+    kw = {"device": device, "exact": exact, "approx_min_rows": approx_min_rows or APPROX_MIN_ROWS}
 
     if not store.videos(feature_set):
         raise SearchError(f"feature set {feature_set!r} of {store.url} has no complete video: nothing to search")
@@ -80,24 +86,27 @@ def open_index(store, feature_set: str, index_path=None, rebuild: bool = False, 
         if ix.info.get("feature_set") != feature_set:
             raise SearchIndexError(f"index at {index_path} was built from feature set {ix.info.get('feature_set')!r},"
                                    f" not {feature_set!r} (index.json: feature_set)")
-        return ix
+        if not (exact and ix.kind != "flat"):
+            return ix
+        rebuild = True  # --exact over a saved approximate index: rebuild it flat
     try:
-        return FeatureIndex.for_feature_set(store, feature_set, path=index_path, rebuild=rebuild, device=device)
+        return FeatureIndex.for_feature_set(store, feature_set, path=index_path, rebuild=rebuild, **kw)
     except SearchIndexError as e:
         if "not local" not in str(e):
             raise
-        return FeatureIndex.from_feature_set(store, feature_set, device=device)
+        return FeatureIndex.from_feature_set(store, feature_set, **kw)
 
 
 def search(store, feature_set: str, query: str, k: int = 10, *, encoder=None, model=None, pretrained=None,
-           merge_gap: float | None = None, index_path=None, rebuild: bool = False, device: str = "auto") -> dict:
+           merge_gap: float | None = None, index_path=None, rebuild: bool = False, device: str = "auto",
+           exact: bool = False, approx_min_rows: int | None = None) -> dict:
     """``{"query", "hits": [{video_uid, time, score}], "moments": [Moment as dict]}`` of ``query``."""
     from egoflow.features_store import FeatureStore
 
     store = store if hasattr(store, "videos") else FeatureStore(str(store), mode="r")
     if not query.strip():
         raise SearchError("empty query")
-    ix = open_index(store, feature_set, index_path, rebuild, device)
+    ix = open_index(store, feature_set, index_path, rebuild, device, exact, approx_min_rows)
     info = store.feature_set_info(feature_set)
     enc = encoder or text_encoder(info, model, pretrained, device)
     q = enc.encode_text([query], tokens=False)[0]
@@ -110,6 +119,7 @@ def search(store, feature_set: str, query: str, k: int = 10, *, encoder=None, mo
         merge_gap = 2.0 / fps if fps else 2.0
     moments = merge_moments(hits, merge_gap)
     return {"query": query, "feature_set": feature_set, "store": store.url, "merge_gap_s": merge_gap,
+            "index": {"type": ix.kind, "rows": len(ix), "params": ix.params.as_dict() if ix.params else {}},
             "hits": [{"video_uid": v, "time": t, "score": s} for v, t, s in hits],
             "moments": [asdict(m) for m in moments]}
 
@@ -167,7 +177,7 @@ def cmd_search(a) -> int:
 
     store = FeatureStore(a.store, mode="r")
     res = search(store, a.feature_set, a.query, a.k, model=a.model, pretrained=a.pretrained, merge_gap=a.merge_gap,
-                 index_path=a.index, rebuild=a.rebuild_index, device=a.device)
+                 index_path=a.index, rebuild=a.rebuild_index, device=a.device, exact=a.exact)
     print(f"{'rank':>4}  {'video':24s}  {'time':>10}  score")
     for i, h in enumerate(res["hits"], 1):
         print(f"{i:4d}  {h['video_uid']:24s}  {_hms(h['time']):>10}  {h['score']:.4f}")

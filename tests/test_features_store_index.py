@@ -112,3 +112,70 @@ def test_errors(store):
         FeatureIndex.default_path(FeatureStore("memory://idx"), "f")
     with pytest.raises(SearchIndexError, match="no index"):
         FeatureIndex.load("/nonexistent/index")
+
+
+# ---------------------------------------------------------------- approximate index (IVF-PQ + exact re-ranking)
+def clustered_store(path, videos=30, steps=120, dim=32, seed=0):
+    """Video-like steps: each video a few scenes around its own direction, consecutive steps correlated."""
+    rng = np.random.default_rng(seed)
+    s = FeatureStore(str(path))
+    s.create_feature_set("c", {"encoder": "test"}, dim=dim, dtype="float32")
+    for v in range(videos):
+        base = rng.standard_normal(dim)
+        scenes = base + 0.6 * rng.standard_normal((4, dim))
+        walk = np.cumsum(0.15 * rng.standard_normal((steps, dim)), axis=0)
+        feats = scenes[np.arange(steps) * 4 // steps] + walk + 0.3 * rng.standard_normal((steps, dim))
+        s.write_video("c", f"v{v:02d}", feats, np.arange(steps) * 0.5, {"fps": 2.0})
+    return s
+
+
+@pytest.mark.skipif(index_mod.faiss is None, reason="the approximate index is faiss's")
+def test_approximate_above_threshold_with_recall(tmp_path):
+    store = clustered_store(tmp_path / "s.zarr")
+    n = 30 * 120
+    flat = FeatureIndex.from_feature_set(store, "c", approx_min_rows=n + 1)  # one row short of the threshold
+    approx = FeatureIndex.from_feature_set(store, "c", approx_min_rows=n)
+    forced = FeatureIndex.from_feature_set(store, "c", approx_min_rows=n, exact=True)
+    assert (flat.kind, approx.kind, forced.kind) == ("flat", "ivfpq", "flat")
+    assert approx.params.nlist >= 16 and approx.build["type"] == "ivfpq" and approx.build["rows"] == n
+    rng = np.random.default_rng(5)
+    rows = np.concatenate([store.read_video("c", u).feats for u in store.videos("c")])
+    q = rows[rng.choice(n, 40, replace=False)] + 1.0 * rng.standard_normal((40, rows.shape[1]))  # noisy queries
+    exact, got = flat.search(q, 10), approx.search(q, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(got.rows.tolist(), exact.rows.tolist())])
+    assert recall >= 0.95
+    same = got.rows == exact.rows  # rows found by both: same (video, time) and the exact score (re-ranked)
+    np.testing.assert_allclose(got.scores[same], exact.scores[same], atol=2e-3)  # float16 rows
+    assert [lab for lab, m in zip(got.labels[0], same[0]) if m] == [lab for lab, m in zip(exact.labels[0], same[0])
+                                                                     if m]
+    with pytest.raises(SearchIndexError, match="add\\(\\) needs a flat one"):
+        approx.add(rows[:1], ["x"])
+
+
+@pytest.mark.skipif(index_mod.faiss is None, reason="the approximate index is faiss's")
+def test_build_recorded_stale_rebuilt_and_exact_forces_flat(tmp_path):
+    import json
+
+    store = clustered_store(tmp_path / "s.zarr", videos=12, steps=100)
+    path = FeatureIndex.default_path(store, "c")
+    ix = FeatureIndex.for_feature_set(store, "c", approx_min_rows=1000)
+    meta = json.loads((path / "index.json").read_text())
+    b = meta["build"]
+    assert b["type"] == "ivfpq" and b["rows"] == 1200 and b["dim"] == 32 and b["build_s"] > 0
+    assert b["params"]["nlist"] == ix.params.nlist and b["config_hash"] == store.feature_set_info("c")["config_hash"]
+    assert (path / "ivfpq.faiss").exists() and np.load(path / "vectors.npy", mmap_mode="r").dtype == np.float16
+    q = np.random.default_rng(6).standard_normal((3, 32))
+    back = FeatureIndex.load(path, store)
+    assert back.kind == "ivfpq" and isinstance(back._vectors16, np.memmap)  # rows stay on disk
+    np.testing.assert_array_equal(back.search(q, 5).rows, ix.search(q, 5).rows)
+    same = FeatureIndex.for_feature_set(store, "c", approx_min_rows=1000)  # fresh: loaded, not rebuilt
+    assert same.build["build_s"] == b["build_s"]
+    store.write_video("c", "v99", np.ones((7, 32)), np.arange(7.0))  # the set changed: stale -> rebuilt
+    with pytest.raises(SearchIndexError, match="stale"):
+        FeatureIndex.load(path, store)
+    new = FeatureIndex.for_feature_set(store, "c", approx_min_rows=1000)
+    assert new.kind == "ivfpq" and len(new) == 1207
+    assert json.loads((path / "index.json").read_text())["build"]["rows"] == 1207
+    flat = FeatureIndex.for_feature_set(store, "c", approx_min_rows=1000, exact=True)  # --exact: rebuilt flat
+    assert flat.kind == "flat" and json.loads((path / "index.json").read_text())["build"]["type"] == "flat"
+    assert not (path / "ivfpq.faiss").exists() and FeatureIndex.load(path, store).kind == "flat"

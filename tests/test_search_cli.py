@@ -57,6 +57,25 @@ def test_finds_planted_moment_cli(tmp_path, enc, capsys):
     assert (tmp_path.parent / f"{tmp_path.name}.index" / fs / "index.json").exists()  # saved beside the store
 
 
+def test_approximate_index_and_exact_flag(tmp_path, enc, capsys):
+    store, fs = planted_store(tmp_path, enc)  # 180 steps: approximate from 100 on
+    approx = search(store, fs, QUERY, 4, encoder=enc, approx_min_rows=100)
+    assert approx["index"]["type"] == "ivfpq" and approx["index"]["rows"] == 180
+    assert all(h["video_uid"] == "kitchen" and 10 <= h["time"] <= 12 for h in approx["hits"])  # still found
+    saved = tmp_path.parent / f"{tmp_path.name}.index" / fs / "index.json"
+    assert json.loads(saved.read_text())["build"]["type"] == "ivfpq"
+    exact = search(store, fs, QUERY, 4, encoder=enc, approx_min_rows=100, exact=True)
+    assert exact["index"]["type"] == "flat" and json.loads(saved.read_text())["build"]["type"] == "flat"
+    assert [h["time"] for h in exact["hits"]] == [h["time"] for h in approx["hits"]]
+    ix = tmp_path / "myindex"  # an explicit --index that is approximate: --exact rebuilds it flat there
+    search(store, fs, QUERY, 3, encoder=enc, index_path=ix, approx_min_rows=100)
+    assert json.loads((ix / "index.json").read_text())["build"]["type"] == "ivfpq"
+    assert main(["search", QUERY, "--store", str(tmp_path), "--feature-set", fs, "-k", "3", "--index", str(ix),
+                 "--exact", "--model", TINY, "--pretrained", "none"]) == 0
+    assert "kitchen" in capsys.readouterr().out
+    assert json.loads((ix / "index.json").read_text())["build"]["type"] == "flat"
+
+
 def test_contact_sheet_decodes_source_video(tmp_path, enc):
     from PIL import Image
 

@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--pretrained", default=None, help="its weights (default: the feature set's extractor)")
     p.add_argument("--index", default=None, help="saved index folder (default: <store>.index/<feature set>)")
     p.add_argument("--rebuild-index", action="store_true", help="rebuild the index even if a fresh one exists")
+    p.add_argument("--exact", action="store_true", help="exact (flat) index even for a large set (default: "
+                   "approximate IVF-PQ with exact re-ranking from 50 k steps, docs/search.md)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (text tower and faiss)")
     add_storage_args(p)
     p.set_defaults(func=cmd_search)
