@@ -21,10 +21,11 @@ import argparse
 import os
 import sys
 
-from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder, resolve_encoder_defaults
+from egoflow.cli.args import add_encoder_args, add_storage_args, options_from_args, spec_from_args
 from egoflow.cli.heads import register as register_heads
 from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.extract.encoders import create
 from egoflow.flows.cli import register as register_flow_verbs
 from egoflow.fused_cli import register as register_fused
 from egoflow.search_cli import register as register_search
@@ -46,40 +47,43 @@ def _open_remote(a) -> None:
 
 
 def cmd_extract(a) -> int:
-    from egoflow.extract.pipeline import ExtractConfig, extract
+    from egoflow.extract.pipeline import extract
 
-    cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force)
-    if a.submit:
-        if a.encoder != "clip" or a.queries:
-            raise ValueError("--submit (sharded extraction on a work pool) runs frozen-CLIP frame features; run "
-                             "--encoder fused extraction with --prefect or per --shard")
-        from egoflow.features_store.remote import parse_storage_options
-        from egoflow.flows.parent import extract_parent_flow
-
-        res = extract_parent_flow(a.inputs, a.store, a.submit, a.shards, a.shard_hours, a.model, a.pretrained,
-                                  a.precision, a.device, a.batch_size, a.fps, a.window, a.stride, a.backend,
-                                  a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
-                                  a.stall_s, pack=not a.no_pack)
-        return 0 if res["ok"] else 1
+    spec = spec_from_args(a)  # the encoder, once: every path below carries this spec
+    cfg = options_from_args(a, spec)
+    queries = None
     if a.queries:
-        if a.encoder != "fused":
-            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
-        from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
+        from egoflow.extract.fused.extract import queries_from_file
 
-        summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
-                                            a.feature_set, progress=not a.quiet)
-        print(f"query-conditioned feature set {name}: {summary.line()}")
-        return 0 if summary.ok else 1
+        if not spec.fused:
+            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        queries = queries_from_file(a.queries)
+    if a.submit:
+        from egoflow.features_store.remote import parse_storage_options
+        from egoflow.flows.parent import Sharding, extract_parent_flow
+
+        sharding = Sharding(a.submit, a.shards, a.shard_hours, a.stall_s)
+        state = extract_parent_flow(a.inputs, a.store, spec, cfg, sharding, a.feature_set, queries, a.in_flight,
+                                    parse_storage_options(a.storage_options) or None, pack=not a.no_pack,
+                                    return_state=True)
+        if not state.is_completed():
+            print(f"extract --submit: {state.name}: {state.message}", file=sys.stderr)
+        return 0 if state.is_completed() else 1
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
-        res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
-                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
-                           in_flight=a.in_flight, pack=not a.no_pack, encoder=a.encoder, tokenizer=a.tokenizer,
-                           num_frames=a.num_frames, fusion_checkpoint=a.fusion_checkpoint)
+        res = extract_flow(a.inputs, a.store, spec, cfg, a.feature_set, queries, a.shard, a.in_flight,
+                           pack=not a.no_pack)
         return 0 if res["ok"] else 1
-    summary, name = extract(a.inputs, a.store, make_encoder(a), cfg, a.feature_set, progress=not a.quiet,
-                            shard_spec=a.shard, pack=not a.no_pack)
+    if queries is not None:
+        from egoflow.extract.query import extract_conditioned
+
+        summary, name = extract_conditioned(a.inputs, a.store, spec, queries, cfg, a.feature_set,
+                                            progress=not a.quiet)
+        print(f"query-conditioned feature set {name}: {summary.line()}")
+        return 0 if summary.ok else 1
+    summary, name = extract(a.inputs, a.store, spec, cfg, a.feature_set, progress=not a.quiet, shard_spec=a.shard,
+                            pack=not a.no_pack)
     print(f"feature set {name}: {summary.line()}")
     for r in summary.results:
         if r.status == "failed":
@@ -90,7 +94,7 @@ def cmd_extract(a) -> int:
 def cmd_encode_text(a) -> int:
     from egoflow.encode_text import encode_files
 
-    name, counts = encode_files(a.store, a.annotations, make_encoder(a), a.text_set, a.prompt)
+    name, counts = encode_files(a.store, a.annotations, create(spec_from_args(a)), a.text_set, a.prompt)
     for f, n in counts.items():
         print(f"{f}: {n} strings")
     print(f"text set {name} in {a.store}")
@@ -119,11 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
     p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
-                   "1.875 x stride, i.e. Ego4D's 1.875 features/s)")
+                   "1.875 x stride (or x --frames), i.e. Ego4D's 1.875 features/s)")
     p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
                    "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
-    p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
-    p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
+    p.add_argument("--stride", type=int, default=0, help="frames between window starts (default: --frames)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
@@ -140,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-hours", type=float, default=0.0,
                    help="--submit: shards of about this many hours of video (probed durations)")
     p.add_argument("--stall-s", type=float, default=600.0,
-                   help="--submit: re-run a shard whose run made no progress for this long (lost worker)")
+                   help="--submit: re-run a shard whose run stopped heart-beating and finished no video for this "
+                        "long (a lost worker; docs/scale-out.md)")
     add_encoder_args(p)
     add_storage_args(p)
     p.set_defaults(func=cmd_extract)
@@ -180,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     from egoflow.errors import EXIT_ENVIRONMENT, describe, is_environment_error, user_errors
 
     args = build_parser().parse_args(argv)
-    resolve_encoder_defaults(args)
     try:
         _open_remote(args)
         return int(args.func(args) or 0)

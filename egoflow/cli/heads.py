@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder
+from egoflow.cli.args import add_encoder_args, add_storage_args, spec_from_args
+from egoflow.extract.encoders import create
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -38,7 +39,8 @@ def cmd_predict(a) -> int:
     if a.head in ("egomcq", "ek100-mir") and a.encoder == "fused":  # the fused backbone scores video-text pairs
         from egoflow.fused_cli import cmd_predict_egomcq, cmd_predict_ek100_mir
 
-        return (cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir)(a, make_encoder)
+        cmd = cmd_predict_egomcq if a.head == "egomcq" else cmd_predict_ek100_mir
+        return cmd(a, lambda a: create(spec_from_args(a)))
     if not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
 
