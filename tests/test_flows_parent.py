@@ -197,13 +197,71 @@ def test_served_deployment_names_never_collide_with_the_pool_ones():
     assert names == [f"serve-{n}" for n in ENTRYPOINTS] and not set(names) & set(ENTRYPOINTS)
 
 
+class _Runs:
+    """A fake Prefect client for the parent's stall check: run states, heartbeat events, forced states."""
+
+    def __init__(self, runs: dict):
+        self.runs, self.polls, self.forced = runs, 0, []
+
+    def read_flow_run(self, rid):
+        from types import SimpleNamespace
+
+        kind, entered, done_after = self.runs[rid]["state"], self.runs[rid]["entered"], self.runs[rid].get("done")
+        if done_after is not None and self.polls >= done_after:
+            kind = "COMPLETED"
+        return SimpleNamespace(state=SimpleNamespace(type=SimpleNamespace(value=kind), name=kind.title(), message="",
+                                                     timestamp=entered))
+
+    def read_events(self, filter, limit):
+        from datetime import datetime, timezone
+        from types import SimpleNamespace
+
+        self.polls += 1 / len(self.runs)
+        rid = filter.resource.id[0].rsplit(".", 1)[1]
+        beats = self.runs[rid].get("beats")
+        return SimpleNamespace(events=[SimpleNamespace(occurred=datetime.now(timezone.utc))] if beats else [])
+
+    def set_flow_run_state(self, rid, state, force):
+        self.forced.append(rid)
+
+
+def test_a_shard_is_stalled_only_when_silent_and_without_progress(monkeypatch):
+    """Stalled = no heartbeat AND no finished video for stall_s, counted from the run's start: a run that keeps
+    beating (slow start-up, a long video) or keeps finishing videos is never cancelled, whatever its age."""
+    import logging
+    from datetime import datetime, timedelta, timezone
+
+    from egoflow.flows import parent
+
+    now = datetime.now(timezone.utc)
+    old = now - timedelta(seconds=30)
+    client = _Runs({"beating": {"state": "RUNNING", "entered": old, "beats": True, "done": 6},
+                    "silent": {"state": "RUNNING", "entered": old},
+                    "new": {"state": "RUNNING", "entered": now},
+                    "pending": {"state": "PENDING", "entered": now},
+                    "busy": {"state": "RUNNING", "entered": old, "done": 6},
+                    "queued": {"state": "SCHEDULED", "entered": old, "done": 6}})
+    ticks = iter(range(1, 10**6))  # one more finished video at every look
+    monkeypatch.setattr(parent, "_finished", lambda st, name, shard, since: set(shard[:next(ticks)])
+                        if shard == ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] else set())
+    runs = {rid: (rid, ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] if rid == "busy" else ["x"])
+            for rid in client.runs}
+    t0 = time.time()
+    states = parent._wait(client, runs, None, "F", parent.Sharding(stall_s=0.5, poll_s=0.1), 0.0,
+                          logging.getLogger("t"))
+    assert states == {"beating": "Completed", "busy": "Completed", "queued": "Completed", "silent": "Stalled",
+                      "new": "Stalled", "pending": "Stalled"}
+    assert client.forced[0] == "silent" and set(client.forced) == {"silent", "new", "pending"}
+    assert time.time() - t0 >= 0.5  # "new" and "pending" had their own stall_s (Pending: 2 x) from their start
+
+
 def test_parent_refuses_another_config_before_any_shard(tmp_path, prefect_harness):
     from egoflow.features_store import FeatureSetMismatch
-    from egoflow.flows.parent import extract_parent_flow
+    from egoflow.flows.parent import Sharding, extract_parent_flow
 
     store = FeatureStore(str(tmp_path / "s.zarr"))
     store.create_feature_set("clip-ViT-B-32-none-1.875fps", {"model": "ViT-B-32", "pretrained": "none", "fps": 2.0,
                                                              "window": 0, "stride": 0}, dim=4)
     with pytest.raises(FeatureSetMismatch, match="fps: 2.0 vs 1.875"):
         extract_parent_flow([str(tmp_path / "a.mp4")], str(tmp_path / "s.zarr"),
-                            feature_set="clip-ViT-B-32-none-1.875fps", deployment="nowhere/none")
+                            feature_set="clip-ViT-B-32-none-1.875fps", sharding=Sharding("nowhere/none"))

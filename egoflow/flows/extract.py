@@ -141,7 +141,7 @@ def extract_flow(inputs: list[str], store: str, encoder: EncoderSpec = FROZEN_CL
         order = {str(p): i for i, p in enumerate(paths)}  # report in input order, not completion order
         results.sort(key=lambda r: order.get(r["path"], len(order)))
         summary = Summary(list(problems) + [VideoResult(**r) for r in results], time.perf_counter() - t0)
-        if pack and summary.count("done"):
+        if pack and queries is None and summary.count("done"):  # (conditioned sets are read per (clip, query))
             st.pack(name)  # one contiguous copy so heads load the set fast (a cache; per-video groups stay the truth)
         print(f"{summary.line()} | {limit} videos in flight")
     return {"feature_set": name, "line": summary.line(), "ok": summary.ok,

@@ -202,8 +202,8 @@ def extract_parent_flow(inputs: list[str], store: str, encoder: EncoderSpec = FR
     failed = [f["video_uid"] for f in (st.failures(name) if name in st.feature_sets() else [])
               if f["video_uid"] in uids]
     left = [video_uid(p) for p in paths if video_uid(p) not in set(complete) | set(failed)]
-    if pack and complete:
-        st.pack(name)  # once, here: children run with pack=False
+    if pack and complete and queries is None:
+        st.pack(name)  # once, here: children run with pack=False (conditioned sets are read per (clip, query))
     line = (f"{name}: {len(complete)} complete, {len(failed)} failed, {len(left)} not done after {len(history)} "
             f"round(s)")
     print(line)
