@@ -15,9 +15,10 @@ A child run that crashed or failed is re-run. One still "Running" is *stalled* o
 stopped (it beats every ``stall_s / 6`` s, :mod:`egoflow.flows.heartbeat`) and (b) no video of its shard
 finished, each for ``stall_s`` seconds counted from the run's start, not from its submission: a slow start or a
 long video keeps beating, a ``kill -9``'d worker (whose run stays "Running" forever) does not. A stalled run is
-set to Cancelling (a live worker then kills it) and its videos go to the next round; a run a worker took but
-never started ("Pending") is given ``2 x stall_s``. The parent ends Failed, naming the videos that are not
-done (or failed), when any are left.
+set to Cancelling (a live worker then kills it) and its videos go to the next round. A run a worker took but
+whose process has not started the flow yet ("Pending": Python, Prefect and egoflow still importing, which takes
+tens of seconds on a busy node) cannot beat: it is given ``max(stall_s, PENDING_S)``. The parent ends Failed,
+naming the videos that are not done (or failed), when any are left.
 
 Children never pack (``pack=False``); the parent packs once at the end.
 """
@@ -47,7 +48,8 @@ from egoflow.features_store.remote import open_store
 from egoflow.flows.heartbeat import beat_interval, last_beats
 
 FINAL_OK = "COMPLETED"
-MIN_STALL_S = 10.0  # a heartbeat takes up to ~5 s (the server's event flush) plus its interval to be seen
+MIN_STALL_S = 20.0  # a heartbeat takes its interval plus the server's event flush (5 s) to be seen: margin for load
+PENDING_S = 120.0  # a Pending run's process is still starting (imports): no heartbeat possible before this
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,14 @@ def _check_same_config(store: FeatureStore, name: str, want: dict) -> None:
                                  "use another --feature-set")
 
 
-def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log) -> dict[str, str]:
-    """Poll the child runs until each is final or stalled (module doc); return {run id: final state name}."""
+def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log) -> tuple[dict[str, str], set]:
+    """Poll the child runs until each is final or stalled (module doc); return ({run id: final state name},
+    the runs whose heartbeats were seen)."""
     from prefect.states import Cancelling
 
     stall_s, poll_s = sharding.stall_s, sharding.poll_s or min(5.0, sharding.stall_s / 10)
     state: dict[str, str] = {}
+    seen: set[str] = set()
     progress: dict[str, tuple[float, int]] = {}  # run id -> (last progress time, finished count)
     while len(state) < len(runs):
         live = {}
@@ -119,13 +123,14 @@ def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log
             elif kind in ("PENDING", "RUNNING", "CANCELLING"):  # a worker has it (SCHEDULED: waiting for one)
                 live[rid] = (fr_name, shard, kind, st.timestamp.timestamp())
         beats = last_beats(client, list(live), since) if live else {}
+        seen |= set(beats)
         now = time.time()
         for rid, (fr_name, shard, kind, entered) in live.items():
             n = len(_finished(store, name, shard, since))
             t, have = progress.get(rid, (entered, 0))  # the clock starts when the run starts, not at submission
             if n != have:
                 progress[rid] = t, have = now, n
-            limit = 2 * stall_s if kind == "PENDING" else stall_s  # Pending: its process is still starting
+            limit = max(stall_s, PENDING_S) if kind == "PENDING" else stall_s  # Pending: its process is starting
             silent = now - max(entered, beats.get(rid, 0.0))
             if silent > limit and now - t > limit:
                 msg = (f"stalled: no heartbeat for {silent:.0f} s and no video of its shard finished for "
@@ -135,7 +140,7 @@ def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log
                 state[rid] = "Stalled"
         if len(state) < len(runs):
             time.sleep(poll_s)
-    return state
+    return state, seen
 
 
 @flow(name="egoflow-extract-parent", log_prints=True)
@@ -193,7 +198,8 @@ def extract_parent_flow(inputs: list[str], store: str, encoder: EncoderSpec = FR
                                     parameters={**params, "inputs": [str(p) for p in part], "queries": qs},
                                     job_variables=sharding.job_variables)
                 runs[str(fr.id)] = (fr.name, part)
-            states = _wait(client, runs, st, name, sharding, since, log)
+            states, beating = _wait(client, runs, st, name, sharding, since, log)
+            print(f"round {rnd}: heartbeats seen from {len(beating)} of {len(runs)} shard run(s)")
             history.append({"round": rnd, "shards": len(split), "videos": len(todo),
                             "states": sorted(states.values())})
     done = _finished(st, name, paths, since)
