@@ -124,6 +124,17 @@ def test_flow_extracts_with_the_fused_encoder_dual_and_query_conditioned(tmp_pat
     assert c.feats.shape[0] == vf.feats.shape[0] and np.abs(c.feats).max() > 0
 
 
+def test_laptop_command_runs_the_flow(tmp_path, prefect_harness):
+    """docs/scale-out.md step 0: one command, the tiny model, as a Prefect flow."""
+    from egoflow.cli import main
+
+    make_video(tmp_path / "v" / "a.mp4", [(0, 2, "red kettle")], fps=30, size=(96, 72))
+    url = str(tmp_path / "feats.zarr")
+    assert main(["extract", str(tmp_path / "v"), "--store", url, "--model", "egoflow-tiny-ViT", "--device", "cpu",
+                 "--prefect"]) == 0
+    assert FeatureStore(url).videos("clip-egoflow-tiny-ViT-none-1.875fps") == ["a"]
+
+
 def test_flow_parameters_survive_a_json_round_trip():
     """A deployment run stores its parameters as JSON: the spec and options come back as the same dataclasses."""
     from prefect.utilities.callables import parameters_to_args_kwargs  # noqa: F401 - Prefect 3 API present

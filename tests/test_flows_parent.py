@@ -313,7 +313,8 @@ def test_a_shard_is_stalled_only_when_silent_and_without_progress(monkeypatch):
                                    logging.getLogger("t"))
     assert states == {"beating": "Completed", "busy": "Completed", "queued": "Completed", "silent": "Stalled",
                       "new": "Stalled", "pending": "Stalled"}
-    assert client.forced[0] == "silent" and set(client.forced) == {"silent", "new", "pending"} and beating == {"beating"}
+    assert client.forced[0] == "silent" and set(client.forced) == {"silent", "new", "pending"}
+    assert beating == {"beating"}
     assert time.time() - t0 >= 1.0  # "new" had its stall_s from its start; "pending" max(stall_s, PENDING_S)
 
 
@@ -327,3 +328,17 @@ def test_parent_refuses_another_config_before_any_shard(tmp_path, prefect_harnes
     with pytest.raises(FeatureSetMismatch, match="fps: 2.0 vs 1.875"):
         extract_parent_flow([str(tmp_path / "a.mp4")], str(tmp_path / "s.zarr"),
                             feature_set="clip-ViT-B-32-none-1.875fps", sharding=Sharding("nowhere/none"))
+
+
+def test_a_stalled_shard_s_claims_are_released_for_the_next_round(tmp_path):
+    """A claim of another host is only taken over after hours: the parent releases the claims a stalled run
+    left on its shard's unfinished videos, so the next round's run extracts them instead of skipping them."""
+    from egoflow.flows.parent import _free_claims
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    store.create_feature_set("F", {"model": "m"}, dim=4)
+    assert store.claim("F", "v1") and store.claim("F", "other")
+    assert _free_claims(store, "F", [Path("/d/v1.mp4"), Path("/d/v2.mp4")]) == ["v1"]
+    assert store.claim("F", "v1") is not None  # free again
+    assert store.claim("F", "other") is None  # not this shard's: left alone
+    assert _free_claims(None, "F", []) == [] and _free_claims(store, "nope", []) == []

@@ -22,7 +22,6 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 
 from egoflow.extract.encoders import FROZEN_CLIP, EncoderSpec, create
-from egoflow.extract.query import extract_conditioned_one, prepare_conditioned, queries_for
 from egoflow.extract.pipeline import (
     TRANSIENT,
     ExtractConfig,
@@ -35,6 +34,7 @@ from egoflow.extract.pipeline import (
     video_uid,
     with_frames,
 )
+from egoflow.extract.query import extract_conditioned_one, prepare_conditioned, queries_for
 from egoflow.features_store.remote import open_store
 from egoflow.flows.heartbeat import beating
 from egoflow.flows.placement import videos_in_flight, worker_device

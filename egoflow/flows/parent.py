@@ -100,6 +100,24 @@ def _check_same_config(store: FeatureStore, name: str, want: dict) -> None:
                                  "use another --feature-set")
 
 
+def _free_claims(store: FeatureStore, name: str, shard: list) -> list[str]:
+    """Release the claims a stalled run left on its shard's unfinished videos. On another host a claim is only
+    taken over after hours (its process cannot be checked from here), so a re-run would skip those videos; a
+    run that neither beats nor progresses for stall_s is not writing them."""
+    from egoflow.features_store import claims
+
+    if store is None or name not in store.feature_sets():
+        return []
+    fs = store.feature_set_group(name).group
+    mine = {video_uid(p) for p in shard}
+    freed = []
+    for c in claims.holders(fs):
+        if c["name"] in mine and not store.is_complete(name, c["name"]):
+            claims.release(fs, c["name"], c.get("token"))
+            freed.append(c["name"])
+    return freed
+
+
 def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log) -> tuple[dict[str, str], set]:
     """Poll the child runs until each is final or stalled (module doc); return ({run id: final state name},
     the runs whose heartbeats were seen)."""
@@ -136,7 +154,9 @@ def _wait(client, runs: dict, store, name, sharding: Sharding, since: float, log
                 msg = (f"stalled: no heartbeat for {silent:.0f} s and no video of its shard finished for "
                        f"{now - t:.0f} s (worker lost?)")
                 client.set_flow_run_state(rid, Cancelling(message=msg), force=True)
-                log.warning(f"shard {fr_name}: {msg}; its unfinished videos go to the next round")
+                freed = _free_claims(store, name, shard)
+                log.warning(f"shard {fr_name}: {msg}; its unfinished videos go to the next round"
+                            + (f" (claims of {', '.join(freed)} released)" if freed else ""))
                 state[rid] = "Stalled"
         if len(state) < len(runs):
             time.sleep(poll_s)
