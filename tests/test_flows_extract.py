@@ -152,3 +152,21 @@ def test_flow_parameters_survive_a_json_round_trip():
     back = extract_parent_flow.validate_parameters(wire)
     assert back["sharding"] == Sharding("x/y", shards=4, stall_s=30) and back["encoder"] == spec
     assert len(extract_flow.parameters.properties) <= 12 and len(extract_parent_flow.parameters.properties) <= 10
+
+
+def test_query_conditioned_extraction_on_a_dask_runner(tmp_path, prefect_harness):
+    """The spec and the queries travel to Dask worker processes (pickled) and the fused encoder is rebuilt there,
+    on the device that worker picks."""
+    from egoflow.extract.fused.tokenizer import write_tiny_vocab
+    from egoflow.features_store.conditioned import conditioned_queries
+    from egoflow.flows.deploy import with_task_runner
+
+    make_video(tmp_path / "v1.mp4", [(0, 2, "red kettle")], fps=10, size=(48, 40))
+    tok = str(write_tiny_vocab(tmp_path / "tok", ["red", "kettle"]))
+    spec = EncoderSpec("fused", "egovlpv2-tiny", precision="fp32", device="auto", frames=4, tokenizer=tok)
+    url = str(tmp_path / "d.zarr")
+    run = with_task_runner(extract_flow, "dask", n_workers=1, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    res = run([str(tmp_path / "v1.mp4")], url, spec, ExtractConfig(fps=4.0), queries=["red kettle"])
+    assert res["ok"] and [r["status"] for r in res["results"]] == ["done"]
+    assert conditioned_queries(FeatureStore(url), res["feature_set"], "v1") == ["red kettle"]
