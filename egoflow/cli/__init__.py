@@ -66,6 +66,8 @@ def cmd_extract(a) -> int:
         state = extract_parent_flow(a.inputs, a.store, spec, cfg, sharding, a.feature_set, queries, a.in_flight,
                                     parse_storage_options(a.storage_options) or None, pack=not a.no_pack,
                                     return_state=True)
+        if isinstance(err := state.result(raise_on_failure=False), BaseException):
+            raise err  # refused before any shard (bad --stall-s, another set's settings): a one-line error, exit 2
         if not state.is_completed():
             print(f"extract --submit: {state.name}: {state.message}", file=sys.stderr)
         return 0 if state.is_completed() else 1

@@ -219,7 +219,8 @@ def extract_parent_flow(inputs: list[str], store: str, encoder: EncoderSpec = FR
                                     job_variables=sharding.job_variables)
                 runs[str(fr.id)] = (fr.name, part)
             states, beating = _wait(client, runs, st, name, sharding, since, log)
-            print(f"round {rnd}: heartbeats seen from {len(beating)} of {len(runs)} shard run(s)")
+            print(f"round {rnd}: heartbeats from {_beat_count(client, runs, since, beating)} of {len(runs)} "
+                  "shard run(s)")
             history.append({"round": rnd, "shards": len(split), "videos": len(todo),
                             "states": sorted(states.values())})
     done = _finished(st, name, paths, since)
@@ -240,6 +241,17 @@ def extract_parent_flow(inputs: list[str], store: str, encoder: EncoderSpec = FR
     what = "; ".join(f"{k}: {', '.join(v[:50])}{' ...' if len(v) > 50 else ''}"
                      for k, v in (("not done", left), ("failed", failed)) if v)
     return Failed(message=f"{line} ({what})", data=res)
+
+
+def _beat_count(client, runs: dict, since: float, seen: set) -> int:
+    """How many of a round's runs beat (seen while live, or found now: a short run may end between two looks,
+    its last events still in the server's flush). Fewer than the runs: heartbeats do not get through."""
+    for wait in (0.0, 6.0):
+        time.sleep(wait)
+        seen = seen | set(last_beats(client, [r for r in runs if r not in seen], since))
+        if len(seen) == len(runs):
+            break
+    return len(seen)
 
 
 def _shard_queries(queries, part: list) -> dict[str, list[str]] | list[str] | None:
