@@ -8,8 +8,9 @@ Namespace, a dataclass, a dict or an encoder object's ``cfg``) is a step of the 
 modules on it (the fused model's own insides, ``extract.fused.{model,video,text,config}``, left out). *Climbs
 back*: distinct call edges A -> B (A != B) into a higher import-linter layer, or into a module first entered before
 A was. ``WALK_SKIP_INIT=1`` does not count a dataclass being built (``__init__`` / ``__post_init__`` of a data
-record, e.g. the CLI building an EncoderSpec) as a visit. ``SUBMIT_INPROC=1`` runs each shard of ``--submit`` as ``extract_flow`` in this process with its
-parameters through JSON, as a deployment run stores them (no pool needed). Prints one JSON line after ``@@@``.
+record, e.g. the CLI building an EncoderSpec) as a visit. ``SUBMIT_INPROC=1`` runs each shard of ``--submit`` as
+``extract_flow`` in this process with its parameters through JSON, as a deployment run stores them (no pool
+needed). Prints one JSON line after ``@@@``.
 Run it with TREE = a checkout before and after a change to compare the two.
 """
 import argparse
