@@ -19,11 +19,13 @@ from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
+from egoflow.extract.encoders import EncoderSpec
+from egoflow.extract.pipeline import ExtractConfig
 from egoflow.flows.extract import extract_flow
 inputs, store, in_flight = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t0 = time.perf_counter()
-res = extract_flow([inputs], store, model="egoflow-tiny-ViT", precision="fp32", device="cpu", fps=4.0,
-                   in_flight=in_flight, pack=False)
+res = extract_flow([inputs], store, EncoderSpec(model="egoflow-tiny-ViT", precision="fp32", device="cpu"),
+                   ExtractConfig(fps=4.0), in_flight=in_flight, pack=False)
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "ok": res["ok"],
                   "done": sum(r["status"] == "done" for r in res["results"]), "s": time.perf_counter() - t0}))
 """

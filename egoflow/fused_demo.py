@@ -76,9 +76,9 @@ def run_fused_demo(out="demo_fused", model: str = "egoflow-tiny-ViT", pretrained
     from egoflow.datasets.synthetic.videos import make_dataset
     from egoflow.evaluate.benchmarks import get_benchmark
     from egoflow.extract.fused.encoder import FusedEncoder, FusedEncoderConfig
-    from egoflow.extract.fused.extract import extract_conditioned
     from egoflow.extract.fused.tune import TuneConfig, save_fusion, tune_fusion
     from egoflow.extract.pipeline import ExtractConfig
+    from egoflow.extract.query import extract_conditioned
     from egoflow.features_store import FeatureStore
     from egoflow.features_store.conditioned import (
         read_conditioned,

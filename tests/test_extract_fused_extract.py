@@ -10,13 +10,10 @@ import pytest
 from egoflow.cli import main
 from egoflow.datasets.synthetic.videos import make_video
 from egoflow.extract.fused.encoder import create_fused_encoder
-from egoflow.extract.fused.extract import (
-    extract_conditioned,
-    iter_windows,
-    queries_from_file,
-)
+from egoflow.extract.fused.extract import iter_windows, queries_from_file
 from egoflow.extract.fused.tokenizer import write_tiny_vocab
 from egoflow.extract.pipeline import ExtractConfig, extract
+from egoflow.extract.query import extract_conditioned
 from egoflow.extract.windows import window_starts, window_times
 from egoflow.features_store import FeatureStore, StoreError, VideoMissing
 from egoflow.features_store.conditioned import (
@@ -129,8 +126,13 @@ def test_cli_fused_dual_and_queries(videos, tok, tmp_path):
     assert s.feature_sets() == ["fused-egovlpv2-tiny-none-5fps-w4s4", "fused-egovlpv2-tiny-none-5fps-w4s4-query"]
     assert read_conditioned(s, s.feature_sets()[1], "vid-a", "the door").feats.shape[0] == \
         s.read_video(s.feature_sets()[0], "vid-a").feats.shape[0]
+    # one flag for frames per window: --window (the clip spelling) sets the fused F too; two values are refused
     assert main(["extract", str(videos), "--store", store, "--encoder", "fused", "--model", "egovlpv2-tiny",
-                 "--num-frames", "4", "--window", "8", "--quiet"]) == 2
+                 "--window", "4", "--fps", "5", "--tokenizer", tok, "--precision", "fp32", "--quiet"]) == 0
+    assert FeatureStore(store, mode="r").feature_sets()[0] == "fused-egovlpv2-tiny-none-5fps-w4s4"
+    with pytest.raises(SystemExit) as e:
+        main(["extract", str(videos), "--store", store, "--encoder", "fused", "--num-frames", "4", "--window", "8"])
+    assert e.value.code == 2
 
 
 def test_clip_fused_dual_equals_frozen_clip_windows(videos, tmp_path):

@@ -82,7 +82,7 @@ def cluster(tmp_path_factory):
     procs = [_start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
                     tmp / "server.log")]
     try:
-        for _ in range(180):
+        for _ in range(480):  # a loaded 2-core machine can take minutes (docs: wait for /api/health)
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
                 break
@@ -105,6 +105,17 @@ def cluster(tmp_path_factory):
 def _worker(env, tmp, name) -> subprocess.Popen:
     return _start([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"], env,
                   tmp / f"{name}.log")
+
+
+def _kill_tree(p: subprocess.Popen) -> None:
+    """SIGKILL a worker and every process under it: its flow-run process may run in a session of its own, and
+    a lost node loses both (the run then stops heart-beating and stays "Running")."""
+    import psutil
+
+    procs = psutil.Process(p.pid).children(recursive=True)
+    for q in [psutil.Process(p.pid), *procs]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            q.kill()
 
 
 def _busy(p: subprocess.Popen) -> bool:
@@ -134,9 +145,9 @@ def test_parent_flow_survives_a_killed_worker(cluster, tmp_path):
     killed = False
     deadline = time.time() + 300
     while parent.poll() is None and time.time() < deadline:
-        if not killed and _busy(w0):  # w0 runs a shard: lose the node, flow run and all
-            done = len(FeatureStore(store, mode="r").videos(fset)) if Path(store, fset).exists() else 0
-            os.killpg(w0.pid, signal.SIGKILL)
+        done = len(FeatureStore(store, mode="r").videos(fset)) if Path(store, fset).exists() else 0
+        if not killed and _busy(w0) and done:  # w0 runs a shard (started: a video is out): lose the node
+            _kill_tree(w0)
             killed = True
             print(f"killed w0 with {done} video(s) complete")
         time.sleep(0.5)
@@ -175,8 +186,58 @@ def test_parent_flow_into_an_s3_store(cluster, tmp_path):
     assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]  # not ok: one video failed
     assert "5 video(s) in 2 shard(s)" in r.stdout + r.stderr  # 4 x 2 s of video (+ 0 s missing) / 4.3 s per shard
     assert "do not exist" in r.stdout + r.stderr and "4 complete, 1 failed, 0 not done" in r.stdout + r.stderr
+    # the parent's own Prefect state says so too, naming the video (a dashboard shows Failed, not Completed)
+    assert "extract --submit: Failed: " in r.stderr and "(failed: gone)" in r.stderr, r.stderr[-2000:]
     r = _cli(["store", "info", "--store", store], env)
     assert "4 complete, 1 failed, 0 incomplete" in r.stdout and "FAILED gone [open]" in r.stdout, r.stdout
+    r = _cli(["store", "verify", "--store", store], env)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(420)
+def test_submit_runs_fused_and_query_conditioned_with_a_short_stall_s(cluster, tmp_path):
+    """--submit with the fused encoder (egovlpv2-tiny, --window 4: the one frames flag), dual then
+    query-conditioned, on two process workers, with --stall-s 20: shorter than a shard's start-up plus its first
+    video here, so only the heartbeats keep these healthy shards from being cancelled. Every video is done once,
+    in one round, nothing is called stalled, and the parent saw every shard's heartbeats."""
+    from egoflow.extract.fused.tokenizer import write_tiny_vocab
+    from egoflow.features_store.conditioned import read_conditioned
+
+    env, tmp, procs = cluster
+    tok = str(write_tiny_vocab(tmp_path / "tok", ["red", "kettle", "the", "mug", "blue"]))
+    uids = [f"fclip{i}" for i in range(4)]
+    for i, u in enumerate(uids):
+        make_video(tmp_path / f"{u}.mp4", [(0, 2, "red kettle")], fps=10, size=(48, 40), seed=40 + i)
+    (tmp_path / "q.json").write_text(json.dumps({u: ["red kettle", "the blue mug"] for u in uids[:3]}))
+    procs += [_worker(env, tmp, "fw0"), _worker(env, tmp, "fw1")]
+    store = str(tmp_path / "f.zarr")
+    fused = ["--encoder", "fused", "--model", "egovlpv2-tiny", "--window", "4", "--fps", "4", "--tokenizer", tok,
+             "--precision", "fp32", "--device", "cpu", "--submit", "egoflow-extract/extract", "--shards", "2",
+             "--stall-s", "20"]
+    videos = [str(tmp_path / f"{u}.mp4") for u in uids]
+    t0 = time.time()
+    r = _cli(["extract", *videos, "--store", store, *fused], env, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    s = FeatureStore(store, mode="r")
+    dual = "fused-egovlpv2-tiny-none-4fps-w4s4"
+    first = min(Path(store, dual, u, "zarr.json").stat().st_mtime for u in uids)  # its "complete" mark
+    # the old rule (no progress for stall_s since submission) cancelled shards this slow to start (the issue)
+    print(f"first video complete {first - t0:.1f} s after the parent started (--stall-s 20)")
+    assert s.videos(dual) == uids and s.failures(dual) == [] and s.info(dual)["videos_incomplete"] == 0
+    assert "4 video(s) in 2 shard(s)" in out and "round 2" not in out and "stalled" not in out, out[-3000:]
+    assert "round 1: heartbeats from 2 of 2 shard run(s)" in out, out[-3000:]  # the children beat
+    assert Path(store, dual, "_packed").exists()
+    r = _cli(["extract", *videos, "--store", store, *fused, "--queries", str(tmp_path / "q.json")], env, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "1 video(s) have no queries" in out and "3 video(s) in 2 shard(s)" in out and "stalled" not in out
+    cond = dual + "-query"
+    s = FeatureStore(store, mode="r")
+    assert s.videos(cond) == uids[:3] and s.failures(cond) == []
+    for u in uids[:3]:
+        c = read_conditioned(s, cond, u, "the blue mug")
+        assert c.feats.shape[0] == s.read_video(dual, u).feats.shape[0]
     r = _cli(["store", "verify", "--store", store], env)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
 
@@ -197,13 +258,92 @@ def test_served_deployment_names_never_collide_with_the_pool_ones():
     assert names == [f"serve-{n}" for n in ENTRYPOINTS] and not set(names) & set(ENTRYPOINTS)
 
 
+class _Runs:
+    """A fake Prefect client for the parent's stall check: run states, heartbeat events, forced states."""
+
+    def __init__(self, runs: dict):
+        self.runs, self.polls, self.forced = runs, 0, []
+
+    def read_flow_run(self, rid):
+        from types import SimpleNamespace
+
+        kind, entered, done_after = self.runs[rid]["state"], self.runs[rid]["entered"], self.runs[rid].get("done")
+        if done_after is not None and self.polls >= done_after:
+            kind = "COMPLETED"
+        return SimpleNamespace(state=SimpleNamespace(type=SimpleNamespace(value=kind), name=kind.title(), message="",
+                                                     timestamp=entered))
+
+    def read_events(self, filter, limit):
+        from datetime import datetime, timezone
+        from types import SimpleNamespace
+
+        self.polls += 1 / len(self.runs)
+        rid = filter.resource.id[0].rsplit(".", 1)[1]
+        beats = self.runs[rid].get("beats")
+        return SimpleNamespace(events=[SimpleNamespace(occurred=datetime.now(timezone.utc))] if beats else [])
+
+    def set_flow_run_state(self, rid, state, force):
+        self.forced.append(rid)
+
+
+def test_a_shard_is_stalled_only_when_silent_and_without_progress(monkeypatch):
+    """Stalled = no heartbeat AND no finished video for stall_s, counted from the run's start: a run that keeps
+    beating (slow start-up, a long video) or keeps finishing videos is never cancelled, whatever its age."""
+    import logging
+    from datetime import datetime, timedelta, timezone
+
+    from egoflow.flows import parent
+
+    now = datetime.now(timezone.utc)
+    old = now - timedelta(seconds=30)
+    client = _Runs({"beating": {"state": "RUNNING", "entered": old, "beats": True, "done": 6},
+                    "silent": {"state": "RUNNING", "entered": old},
+                    "new": {"state": "RUNNING", "entered": now},
+                    "pending": {"state": "PENDING", "entered": now},
+                    "busy": {"state": "RUNNING", "entered": old, "done": 6},
+                    "queued": {"state": "SCHEDULED", "entered": old, "done": 6}})
+    ticks = iter(range(1, 10**6))  # one more finished video at every look
+    monkeypatch.setattr(parent, "_finished", lambda st, name, shard, since: set(shard[:next(ticks)])
+                        if shard == ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] else set())
+    runs = {rid: (rid, ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] if rid == "busy" else ["x"])
+            for rid in client.runs}
+    t0 = time.time()
+    monkeypatch.setattr(parent, "PENDING_S", 1.0)
+    states, beating = parent._wait(client, runs, None, "F", parent.Sharding(stall_s=0.5, poll_s=0.1), 0.0,
+                                   logging.getLogger("t"))
+    assert states == {"beating": "Completed", "busy": "Completed", "queued": "Completed", "silent": "Stalled",
+                      "new": "Stalled", "pending": "Stalled"}
+    assert client.forced[0] == "silent" and set(client.forced) == {"silent", "new", "pending"}
+    assert beating == {"beating"}
+    assert time.time() - t0 >= 1.0  # "new" had its stall_s from its start; "pending" max(stall_s, PENDING_S)
+
+
 def test_parent_refuses_another_config_before_any_shard(tmp_path, prefect_harness):
     from egoflow.features_store import FeatureSetMismatch
-    from egoflow.flows.parent import extract_parent_flow
+    from egoflow.flows.parent import Sharding, extract_parent_flow
 
     store = FeatureStore(str(tmp_path / "s.zarr"))
     store.create_feature_set("clip-ViT-B-32-none-1.875fps", {"model": "ViT-B-32", "pretrained": "none", "fps": 2.0,
                                                              "window": 0, "stride": 0}, dim=4)
     with pytest.raises(FeatureSetMismatch, match="fps: 2.0 vs 1.875"):
         extract_parent_flow([str(tmp_path / "a.mp4")], str(tmp_path / "s.zarr"),
-                            feature_set="clip-ViT-B-32-none-1.875fps", deployment="nowhere/none")
+                            feature_set="clip-ViT-B-32-none-1.875fps", sharding=Sharding("nowhere/none"))
+    from egoflow.cli import main
+
+    base = ["extract", str(tmp_path / "a.mp4"), "--store", str(tmp_path / "s.zarr"), "--submit", "nowhere/none"]
+    assert main([*base, "--feature-set", "clip-ViT-B-32-none-1.875fps"]) == 2  # one line, exit 2, as before
+    assert main([*base, "--stall-s", "5"]) == 2  # shorter than a heartbeat takes to be seen
+
+
+def test_a_stalled_shard_s_claims_are_released_for_the_next_round(tmp_path):
+    """A claim of another host is only taken over after hours: the parent releases the claims a stalled run
+    left on its shard's unfinished videos, so the next round's run extracts them instead of skipping them."""
+    from egoflow.flows.parent import _free_claims
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    store.create_feature_set("F", {"model": "m"}, dim=4)
+    assert store.claim("F", "v1") and store.claim("F", "other")
+    assert _free_claims(store, "F", [Path("/d/v1.mp4"), Path("/d/v2.mp4")]) == ["v1"]
+    assert store.claim("F", "v1") is not None  # free again
+    assert store.claim("F", "other") is None  # not this shard's: left alone
+    assert _free_claims(None, "F", []) == [] and _free_claims(store, "nope", []) == []

@@ -67,27 +67,27 @@ def test_recipes_verb_lists_and_shows(capsys):
 
 
 def _ns(**kw):
-    base = dict(command="extract", encoder="clip", model=None, num_frames=16, precision="auto", fps=None, window=0,
-                stride=0, recipe="egovlpv2-nlq")
+    base = dict(command="extract", encoder="clip", model=None, frames=-1, precision="auto", fps=None, stride=0,
+                recipe="egovlpv2-nlq")
     return argparse.Namespace(**{**base, **kw})
 
 
 def test_apply_fills_settings_and_says_what_departs(capsys):
     a = _ns()
     apply(a, ["extract", "v.mp4", "--recipe", "egovlpv2-nlq"])
-    assert (a.encoder, a.model, a.num_frames, a.precision, a.fps, a.window) == ("fused", "egovlpv2-base", 4, "fp32",
-                                                                                7.48, 4)
+    assert (a.encoder, a.model, a.frames, a.precision, a.fps, a.stride) == ("fused", "egovlpv2-base", 4, "fp32",
+                                                                            7.48, 4)
     assert a.encoder_extras["frame_rule"] == "start-end-decord" and a.encoder_extras["text_tokens"] == "hidden"
     assert a.encoder_extras["recipe"] == "egovlpv2-nlq@1" and capsys.readouterr().err == ""
     from egoflow.extract.encoders import EncoderSpec
 
-    spec = EncoderSpec(kind=a.encoder, model=a.model, frames=a.num_frames, precision=a.precision, **a.encoder_extras)
+    spec = EncoderSpec(kind=a.encoder, model=a.model, frames=a.frames, precision=a.precision, **a.encoder_extras)
     assert spec == get_recipe("egovlpv2-nlq").encoder_spec()  # the flags + extras are the recipe's EncoderSpec
-    a = _ns(num_frames=8, precision="bf16")
+    a = _ns(frames=8, precision="bf16")  # --num-frames: the old spelling of --frames counts as it
     apply(a, ["extract", "v.mp4", "--recipe=egovlpv2-nlq", "--num-frames", "8", "--precision=bf16"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--num-frames 8 (recipe: 4)" in err[0] and "--precision bf16 (recipe: fp32)" in err[0]
-    assert a.num_frames == 8 and a.encoder_extras["recipe"] == "egovlpv2-nlq@1 with --num-frames 8, --precision bf16"
+    assert len(err) == 1 and "--frames 8 (recipe: 4)" in err[0] and "--precision bf16 (recipe: fp32)" in err[0]
+    assert a.frames == 8 and a.encoder_extras["recipe"] == "egovlpv2-nlq@1 with --frames 8, --precision bf16"
     with pytest.raises(RecipeError, match="--model clip-fused-ViT-B-32 contradicts"):
         apply(_ns(model="clip-fused-ViT-B-32"), ["extract", "--model", "clip-fused-ViT-B-32"])
     with pytest.raises(RecipeError, match="is for `egoflow predict`"):

@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 
-from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder, resolve_encoder_defaults
+from egoflow.cli.args import add_encoder_args, add_storage_args, options_from_args, spec_from_args
 from egoflow.cli.flows import register as register_flow_verbs
 from egoflow.cli.fused import register as register_fused
 from egoflow.cli.heads import register as register_heads
@@ -30,6 +30,7 @@ from egoflow.cli.search import register as register_search
 from egoflow.cli.segment import register as register_segment
 from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
+from egoflow.extract.encoders import create
 from egoflow.recipes import apply as apply_recipe
 
 
@@ -50,46 +51,48 @@ def _open_remote(a) -> None:
 
 def cmd_extract(a) -> int:
     from egoflow.extract._torchcodec import resolve as resolve_backend
-    from egoflow.extract.pipeline import ExtractConfig, extract
+    from egoflow.extract.pipeline import extract
 
     a.backend = resolve_backend(a.backend, a.strict, warn=lambda m: print(m, file=sys.stderr))
-    if a.decode != "sparse" and (a.submit or a.prefect):
-        raise ValueError("--decode full applies to local extraction; --prefect/--submit decode sparse (same frames)")
-    cfg = ExtractConfig(fps=a.fps, window=a.window, stride=a.stride, backend=a.backend, force=a.force,
-                        decode=a.decode)
-    if a.submit:
-        if a.encoder != "clip" or a.queries:
-            raise ValueError("--submit (sharded extraction on a work pool) runs frozen-CLIP frame features; run "
-                             "--encoder fused extraction with --prefect or per --shard")
-        from egoflow.features_store.remote import parse_storage_options
-        from egoflow.flows.parent import extract_parent_flow
-
-        res = extract_parent_flow(a.inputs, a.store, a.submit, a.shards, a.shard_hours, a.model, a.pretrained,
-                                  a.precision, a.device, a.batch_size, a.fps, a.window, a.stride, a.backend,
-                                  a.feature_set, a.in_flight, parse_storage_options(a.storage_options) or None,
-                                  a.stall_s, pack=not a.no_pack)
-        return 0 if res["ok"] else 1
+    spec = spec_from_args(a)  # the encoder, once: every path below carries this spec
+    cfg = options_from_args(a, spec)  # and these options (decode, backend, fps, ...), to every worker too
+    queries = None
     if a.queries:
-        if a.encoder != "fused":
-            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
-        if not a.tokenizer and not a.model.startswith("clip-fused-"):  # before any model loads or video runs
-            raise ValueError(f"--queries: {a.model} encodes text with --tokenizer DIR (vocab.json + merges.txt)")
-        from egoflow.extract.fused.extract import extract_conditioned, queries_from_file
+        from egoflow.extract.fused.extract import queries_from_file
 
-        summary, name = extract_conditioned(a.inputs, a.store, make_encoder(a), queries_from_file(a.queries), cfg,
-                                            a.feature_set, progress=not a.quiet, strict=a.strict)
-        print(f"query-conditioned feature set {name}: {summary.line()}")
-        return 0 if summary.ok else 1
+        if not spec.fused:
+            raise ValueError("--queries (query-conditioned features) needs --encoder fused")
+        if not spec.tokenizer and not spec.model.startswith("clip-fused-"):  # before any model loads or video runs
+            raise ValueError(f"--queries: {spec.model} encodes text with --tokenizer DIR (vocab.json + merges.txt)")
+        queries = queries_from_file(a.queries)
+    if a.submit:
+        from egoflow.features_store.remote import parse_storage_options
+        from egoflow.flows.parent import Sharding, extract_parent_flow
+
+        sharding = Sharding(a.submit, a.shards, a.shard_hours, a.stall_s)
+        state = extract_parent_flow(a.inputs, a.store, spec, cfg, sharding, a.feature_set, queries, a.in_flight,
+                                    parse_storage_options(a.storage_options) or None, pack=not a.no_pack,
+                                    return_state=True)
+        if isinstance(err := state.result(raise_on_failure=False), BaseException):
+            raise err  # refused before any shard (bad --stall-s, another set's settings): a one-line error, exit 2
+        if not state.is_completed():
+            print(f"extract --submit: {state.name}: {state.message}", file=sys.stderr)
+        return 0 if state.is_completed() else 1
     if a.prefect:
         from egoflow.flows.extract import extract_flow
 
-        res = extract_flow(a.inputs, a.store, a.model, a.pretrained, a.precision, a.device, a.batch_size,
-                           a.fps, a.window, a.stride, a.backend, a.feature_set, a.shard, a.force,
-                           in_flight=a.in_flight, pack=not a.no_pack, encoder=a.encoder, tokenizer=a.tokenizer,
-                           num_frames=a.num_frames, fusion_checkpoint=a.fusion_checkpoint)
+        res = extract_flow(a.inputs, a.store, spec, cfg, a.feature_set, queries, a.shard, a.in_flight,
+                           pack=not a.no_pack)
         return 0 if res["ok"] else 1
-    summary, name = extract(a.inputs, a.store, make_encoder(a), cfg, a.feature_set, progress=not a.quiet,
-                            shard_spec=a.shard, pack=not a.no_pack)
+    if queries is not None:
+        from egoflow.extract.query import extract_conditioned
+
+        summary, name = extract_conditioned(a.inputs, a.store, spec, queries, cfg, a.feature_set,
+                                            progress=not a.quiet, strict=a.strict)
+        print(f"query-conditioned feature set {name}: {summary.line()}")
+        return 0 if summary.ok else 1
+    summary, name = extract(a.inputs, a.store, spec, cfg, a.feature_set, progress=not a.quiet, shard_spec=a.shard,
+                            pack=not a.no_pack)
     print(f"feature set {name}: {summary.line()}")
     for r in summary.results:
         if r.status == "failed":
@@ -100,7 +103,8 @@ def cmd_extract(a) -> int:
 def cmd_encode_text(a) -> int:
     from egoflow.encode_text import encode_files
 
-    name, counts = encode_files(a.store, a.annotations, lambda: make_encoder(a), a.text_set, a.prompt,
+    spec = spec_from_args(a)
+    name, counts = encode_files(a.store, a.annotations, lambda: create(spec), a.text_set, a.prompt,
                                 allow_unknown_videos=a.allow_unknown_videos)  # files checked before the model loads
     for f, n in counts.items():
         print(f"{f}: {n} strings")
@@ -130,11 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
     p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
-                   "1.875 x stride, i.e. Ego4D's 1.875 features/s)")
+                   "1.875 x stride (or x --frames), i.e. Ego4D's 1.875 features/s)")
     p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
                    "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
-    p.add_argument("--window", type=int, default=0, help="clip-level: frames per window (0: frame-level)")
-    p.add_argument("--stride", type=int, default=0, help="clip-level: frames between windows (default window)")
+    p.add_argument("--stride", type=int, default=0, help="frames between window starts (default: --frames)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec-cuda"],
                    help="video reader; torchcodec-cuda decodes on the GPU (NVDEC), else falls back to pyav")
     p.add_argument("--strict", action="store_true", help="exit 2 instead of warning and carrying on: "
@@ -157,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-hours", type=float, default=0.0,
                    help="--submit: shards of about this many hours of video (probed durations)")
     p.add_argument("--stall-s", type=float, default=600.0,
-                   help="--submit: re-run a shard whose run made no progress for this long (lost worker)")
+                   help="--submit: re-run a shard whose run stopped heart-beating and finished no video for this "
+                        "long (a lost worker; docs/scale-out.md)")
     add_encoder_args(p)
     add_storage_args(p)
     p.set_defaults(func=cmd_extract)
@@ -202,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         apply_recipe(args, sys.argv[1:] if argv is None else list(argv))
-        resolve_encoder_defaults(args)
         _open_remote(args)
         return int(args.func(args) or 0)
     except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)

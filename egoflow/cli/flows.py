@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="job environment, e.g. AWS_SECRET_ACCESS_KEY='{{ prefect.blocks.secret.aws-secret }}' "
                         "(a reference: the value is resolved on the worker and never logged)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="default parameter of the extract deployments, e.g. model=ViT-L-14")
+                   help="default parameter of the extract deployments (JSON values), e.g. "
+                        "encoder='{\"model\": \"ViT-L-14\", \"pretrained\": \"openai\"}'")
     p.add_argument("--no-create-pool", action="store_true", help="fail if the pool does not exist")
     p.set_defaults(func=cmd_deploy)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from egoflow.cli.args import add_encoder_args, add_storage_args, make_encoder
+from egoflow.cli.args import add_encoder_args, add_storage_args, spec_from_args
+from egoflow.extract.encoders import create
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -44,7 +45,7 @@ def cmd_predict(a) -> int:
                              f"({', '.join(zero_shot_heads())}); {a.head} predicts with a run from store features")
         from egoflow.fused_cli import fused_scorer
 
-        scorer = fused_scorer(a, make_encoder)
+        scorer = fused_scorer(a, lambda a: create(spec_from_args(a)))
     elif not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
     options = {k: v for k, v in dict(classes=a.classes, prompt=a.prompt, split=a.split, scorer=scorer).items()

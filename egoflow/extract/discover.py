@@ -118,3 +118,9 @@ def discover_videos(inputs) -> list[Path]:
     if failures:
         raise InputError("; ".join(f"{f.path}: {f.reason}" for f in failures))
     return paths
+
+
+def source_info(path: Path) -> dict:
+    """What identifies a video's content for resuming: resolved path, size, modification time (one stat)."""
+    st = path.stat()
+    return {"path": str(path.resolve()), "bytes": st.st_size, "mtime": int(st.st_mtime)}

@@ -31,7 +31,7 @@ class EncoderSpec:
     precision: str = "auto"  # auto | bf16 | fp32 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N (a worker resolves "auto" on its own machine)
     batch_size: int = 64  # frames (clip) or windows (fused, capped at FUSED_BATCH_CAP) per forward pass
-    frames: int = -1  # frames per window: 0 frame-level (clip only); -1 the kind's default (fused 16)
+    frames: int = -1  # frames per window (--frames): clip pools them, fused encodes them; 0 frame-level; -1 default
     tokenizer: str = ""  # fused EgoVLPv2: folder with RoBERTa vocab.json + merges.txt
     fusion_checkpoint: str = ""  # clip-fused: tuned fusion weights
     recipe: str = ""  # "name@version" of the recipe that set these values ("" none)
@@ -85,6 +85,21 @@ class EncoderSpec:
         if bad:
             raise EncoderSpecError(f"unknown encoder setting(s) {bad}; known: {sorted(known)}")
         return cls(**data)
+
+
+FROZEN_CLIP = EncoderSpec()  # the default: frozen open_clip ViT-B-32, random init, frame-level
+
+
+def with_frames(encoder, cfg):
+    """``cfg`` (an ``ExtractConfig``) with the window of ``encoder`` when it is an :class:`EncoderSpec`: its
+    ``frames`` is the one frames-per-window setting (clip windows pool that many frames, fused windows encode them).
+    An encoder object leaves ``cfg`` as it is."""
+    return replace(cfg, window=encoder.frames) if isinstance(encoder, EncoderSpec) else cfg
+
+
+def resolve(encoder, cfg):
+    """(encoder object, cfg): an :class:`EncoderSpec` becomes its encoder (the one factory) and sets the window."""
+    return (create(encoder) if isinstance(encoder, EncoderSpec) else encoder), with_frames(encoder, cfg)
 
 
 def describe(spec: EncoderSpec) -> dict:

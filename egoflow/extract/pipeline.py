@@ -21,9 +21,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from egoflow.errors import is_environment_error
-from egoflow.extract.discover import VIDEO_EXTENSIONS, InputError, discover, discover_videos, video_uid  # noqa: F401
+from egoflow.extract.discover import (  # noqa: F401 - the pipeline's names for callers
+    VIDEO_EXTENSIONS,
+    InputError,
+    discover,
+    discover_videos,
+    source_info,
+    video_uid,
+)
 from egoflow.extract.durations import duration_attrs as _duration
 from egoflow.extract.durations import why_no_samples as _why_no_samples
+from egoflow.extract.encoders import EncoderSpec, describe, resolve, with_frames
 from egoflow.extract.results import Summary, VideoResult
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.store import StoreError, check_uid
@@ -34,18 +42,13 @@ TRANSIENT = (ConnectionError, TimeoutError)  # worth a retry; a corrupt file is 
 @dataclass
 class ExtractConfig:
     fps: float = 1.875  # sampled frames per second (Ego4D's 1.875 = 30 fps / stride 16)
-    window: int = 0  # frames per clip window; 0 = frame-level features
+    window: int = 0  # frames per clip window, 0 frame-level (taken from EncoderSpec.frames when given a spec)
     stride: int = 0  # sampled frames between window starts (default: window)
     backend: str = "auto"  # video reader: auto (decord, PyAV fallback) | decord | pyav
     decode: str = "sparse"  # PyAV: sparse (only the frames samples depend on; identical frames) | full
     decode_batch: int = 64  # frames decoded per batch (memory stays constant in video length)
     dtype: str = "float16"  # stored feature dtype
     force: bool = False  # recompute complete videos too
-
-
-def source_info(path: Path) -> dict:
-    st = path.stat()
-    return {"path": str(path.resolve()), "bytes": st.st_size, "mtime": int(st.st_mtime)}
 
 
 def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
@@ -58,6 +61,11 @@ def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
     if cfg.window:
         name += f"-w{cfg.window}s{cfg.stride or cfg.window}"
     return name.replace("/", "_")
+
+
+def default_set_name(spec: EncoderSpec, cfg: ExtractConfig) -> str:
+    """The name :func:`prepare` gives ``spec``'s set, without loading the model (the parent flow's shards)."""
+    return feature_set_name(describe(spec), with_frames(spec, cfg))
 
 
 def extractor_config(encoder_desc: dict, cfg: ExtractConfig) -> dict:
@@ -83,11 +91,13 @@ def pool_windows(feats: np.ndarray, times: np.ndarray, window: int, stride: int,
 
 def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder, cfg: ExtractConfig,
                 progress: bool = False) -> VideoResult:
-    """Extract one video into ``store``; record (not raise) failures of the video itself.
+    """Extract one video into ``store``; record (not raise) failures of the video itself. ``encoder``: an
+    :class:`EncoderSpec` or an encoder object.
 
     The video is claimed first (``FeatureStore.claim``): a writer that loses the claim to a concurrent one
     skips the video ("claimed by another writer") instead of colliding with it.
     """
+    encoder, cfg = resolve(encoder, cfg)
     path = Path(path)
     uid = video_uid(path)
     t0 = time.perf_counter()
@@ -179,11 +189,14 @@ def _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progre
 
 def prepare(store: FeatureStore | str, encoder, cfg: ExtractConfig, feature_set: str | None = None
             ) -> tuple[FeatureStore, str]:
+    """Create (or check) the feature set ``encoder`` (an encoder object) writes with ``cfg``; (store, set name).
+
+    A fused encoder object sets ``cfg.window`` to its F when it is 0 (library callers)."""
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     if getattr(encoder, "clip_level", False) and cfg.window != encoder.cfg.num_frames:
         if cfg.window:  # a window is one forward pass of the fused model: F frames, no other length
-            raise InputError(f"--window {cfg.window} but the fused model takes {encoder.cfg.num_frames} frames per "
-                             "window (set --num-frames)")
+            raise InputError(f"window {cfg.window} but this fused encoder was built for {encoder.cfg.num_frames} "
+                             "frames per window (build it from one EncoderSpec: --frames sets both)")
         cfg.window = encoder.cfg.num_frames
     desc = encoder.describe()
     name = feature_set or feature_set_name(desc, cfg)
@@ -227,17 +240,15 @@ def shard(items: list, spec: str | None) -> list:
     return mine + [p for k, p in enumerate(paths) if k in taken]  # in input order
 
 
-def extract(inputs, store: FeatureStore | str, encoder=None, cfg: ExtractConfig | None = None,
-            feature_set: str | None = None, progress: bool = True, shard_spec: str | None = None,
-            pack: bool = True, **encoder_kw) -> tuple[Summary, str]:
+def extract(inputs, store: FeatureStore | str, encoder: EncoderSpec | object | None = None,
+            cfg: ExtractConfig | None = None, feature_set: str | None = None, progress: bool = True,
+            shard_spec: str | None = None, pack: bool = True, **encoder_kw) -> tuple[Summary, str]:
     """Extract every video in ``inputs`` into ``store``; return (summary, feature set name).
 
-    When anything was written, the set is then packed (one contiguous copy) so that heads load it fast.
+    ``encoder``: an :class:`EncoderSpec` (or ``EncoderSpec`` fields as keywords) or an encoder object. When
+    anything was written, the set is then packed (one contiguous copy) so that heads load it fast.
     """
-    from egoflow.extract.clip import create_encoder
-
-    cfg = cfg or ExtractConfig()
-    encoder = encoder or create_encoder(**encoder_kw)
+    encoder, cfg = resolve(encoder or EncoderSpec(**encoder_kw), cfg or ExtractConfig())
     paths, problems = discover(inputs)
     paths, problems = shard(paths, shard_spec), shard(problems, shard_spec)
     store, name = prepare(store, encoder, cfg, feature_set)
@@ -274,4 +285,4 @@ def _pack(store: FeatureStore, name: str) -> None:
 
 
 __all__ = ["ExtractConfig", "extract", "extract_one", "discover", "discover_videos", "Summary", "VideoResult",
-           "feature_set_name", "extractor_config", "pool_windows"]
+           "feature_set_name", "extractor_config", "pool_windows", "resolve", "with_frames", "default_set_name"]

@@ -1,9 +1,11 @@
 """Run egoflow's flows unchanged on many GPUs/nodes: pick a task runner, or deploy them on a work pool.
 
+    from egoflow.extract.encoders import EncoderSpec
     from egoflow.flows.deploy import with_task_runner
     from egoflow.flows.extract import extract_flow
     if __name__ == "__main__":  # Dask/Ray start worker processes: a script needs this guard
-        with_task_runner(extract_flow, "dask-cuda")(inputs=[...], store="s3://bucket/f.zarr", device="cuda")
+        with_task_runner(extract_flow, "dask-cuda")(inputs=[...], store="s3://bucket/f.zarr",
+                                                    encoder=EncoderSpec("fused", "egovlpv2-base", device="cuda"))
 
 Deployments on a work pool: ``egoflow deploy --source GIT_URL_OR_PATH --pool POOL`` (what :func:`deploy_all`
 does) or ``prefect deploy --all`` with ``prefect.yaml``. ``serve_all()`` is the no-infrastructure alternative.

@@ -11,17 +11,20 @@ import sys
 
 from egoflow.recipes.spec import Recipe, RecipeError, get_recipe
 
-SPEC_TO_DEST = {"kind": "encoder", "model": "model", "frames": "num_frames", "precision": "precision"}
+SPEC_TO_DEST = {"kind": "encoder", "model": "model", "frames": "frames", "precision": "precision"}
+FLAG_ALIASES = {"--frames": ("--window", "--num-frames")}  # old spellings of one flag (egoflow.cli.args)
 EXTRA_KEYS = ("frame_rule", "transform", "pre_resize", "window_rate", "feature", "text_tokens")
 
 
 def explicit_flags(argv: list[str]) -> dict[str, str]:
-    """``{"--flag": raw value}`` of the options written on the command line (``--x v`` and ``--x=v``)."""
+    """``{"--flag": raw value}`` of the options written on the command line (``--x v`` and ``--x=v``; an old
+    spelling counts as its flag)."""
+    alias = {old: new for new, olds in FLAG_ALIASES.items() for old in olds}
     out = {}
     for i, tok in enumerate(argv):
         if tok.startswith("--"):
             name, eq, val = tok.partition("=")
-            out[name] = val if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            out[alias.get(name, name)] = val if eq else (argv[i + 1] if i + 1 < len(argv) else "")
     return out
 
 
@@ -78,9 +81,6 @@ def apply(args, argv: list[str]) -> Recipe | None:
     # EncoderSpec field names: EncoderSpec(**flags, **args.encoder_extras) is the recipe's spec
     args.encoder_extras = {k: r.encoder[k] for k in EXTRA_KEYS if k in r.encoder and r.encoder[k]}
     args.encoder_extras["recipe"] = tag
-    if (getattr(args, "prefect", False) or getattr(args, "submit", None)) and len(args.encoder_extras) > 1:
-        raise RecipeError(f"recipe {r.tag} sets reference preprocessing, which --prefect/--submit do not carry "
-                          "yet: run it in-process (or per --shard)")
     if verb == "train" and r.head_overrides:
         mine = {s.split("=", 1)[0] for s in (getattr(args, "set", None) or [])}
         args.set = [f"{k}={json.dumps(v)}" for k, v in r.head_overrides.items() if k not in mine] + \

@@ -42,7 +42,7 @@ def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, tr
                   rate, rule, SECONDS, PRE_RESIZE, TRANSFORM, NORM, FP32, feature, *extra),
         encoder={"kind": "fused", "model": "egovlpv2-base", "frames": frames, "precision": "fp32", **REF,
                  "frame_rule": "start-end-decord", "window_rate": 1.87, **enc},
-        options={"fps": round(1.87 * frames, 4), "window": frames, "stride": frames, **opts},
+        options={"fps": round(1.87 * frames, 4), "stride": frames, **opts},
         head=head, head_overrides=overrides, train=train, checkpoint="EgoVLPv2.pth", commands=commands,
         differs=differs))
 
@@ -166,7 +166,7 @@ QFVS = register(Recipe(
                       "crop256-224 (deterministic: a random crop cannot be matched)"),
               NORM, FP32),
     encoder={"kind": "fused", "model": "egovlpv2-base", "frames": 5, "precision": "fp32", **REF},
-    options={"fps": 1.0, "window": 5, "stride": 5}, head="summarizer", checkpoint="EgoVLPv2.pth",
+    options={"fps": 1.0, "stride": 5}, head="summarizer", checkpoint="EgoVLPv2.pth",
     commands=("egoflow extract UTE_videos/ --store S --recipe egovlpv2-qfvs --pretrained EgoVLPv2.pth "
               "--tokenizer roberta-base/",
               "egoflow train summarizer --store S --feature-set F --annotations qfvs/ --out runs/qfvs",

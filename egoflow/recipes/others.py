@@ -37,7 +37,7 @@ def _egovlp(name, head, target, commands):
                  "transform": "crop256-224", "pre_resize": 256, "frame_rule": "start-end-decord",
                  "window_rate": 1.87, "feature": "dual-proj",
                  **({"text_tokens": "proj-inner"} if head == "nlq" else {})},
-        options={"fps": 7.48, "window": 4, "stride": 4}, head="vslnet" if head == "nlq" else "vsgn",
+        options={"fps": 7.48, "stride": 4}, head="vslnet" if head == "nlq" else "vsgn",
         checkpoint="egovlp.pth", commands=commands,
         differs=("the released egovlp.pth was not loaded here (no downloads): egovlp-base's architecture and "
                  "loader are proven at tiny size against showlab/EgoVLP@928406c (<= 6.6e-7, "

@@ -5,13 +5,13 @@ covered, a tail window shorter than F is padded by repeating its last real frame
 set's config, ``"tail": "last frame repeated"``), never dropped and never zero-filled; its time is the centre of
 its real frames. Ego4D's 1.875 features/s is ``--fps 30 --window 16 --stride 16`` (or any fps / stride = 1.875).
 
-Query-conditioned extraction runs the unfused lower layers once per window and only the top M fused layers per
-query (the EgoVLPv2 reuse point), a chunk of windows at a time so memory stays bounded.
+Query-conditioned extraction (:mod:`egoflow.extract.query`) runs the unfused lower layers once per window and
+only the top M fused layers per query (the EgoVLPv2 reuse point), a chunk of windows at a time so memory stays
+bounded.
 """
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +113,10 @@ def queries_from_file(path: str | Path) -> dict[str, list[str]] | list[str]:
     raise InputFileError(p, None, "expected {uid: [queries]}, an Ego4D NLQ file or a .txt of queries")
 
 
-def conditioned_set_name(encoder, cfg) -> str:
-    d = encoder.describe()
-    w = d["pretrained"] if d["pretrained"] != "file" else "ckpt"
-    return f"fused-{d['model']}-{w}-{cfg.fps:g}fps-w{d['num_frames']}s{cfg.stride or d['num_frames']}-query"
+def conditioned_set_name(encoder_desc: dict, cfg) -> str:
+    """``fused-<model>-<weights>-<fps>fps-w<F>s<S>-query`` (``cfg.window`` is F: see ``pipeline.with_frames``)."""
+    w = encoder_desc["pretrained"] if encoder_desc["pretrained"] != "file" else "ckpt"
+    return f"fused-{encoder_desc['model']}-{w}-{cfg.fps:g}fps-w{cfg.window}s{cfg.stride or cfg.window}-query"
 
 
 class UntunedFusionError(FusedModelError):
@@ -137,70 +137,3 @@ def check_fusion_tuned(encoder, strict: bool = False) -> str:
         raise UntunedFusionError(msg)
     print(f"WARNING: {msg}", file=sys.stderr, flush=True)
     return msg
-
-
-def extract_conditioned(inputs, store, encoder, queries, cfg, feature_set: str | None = None,
-                        progress: bool = True, reuse: bool = True, strict: bool = False):
-    """Query-conditioned features of every video for its queries into a ``"conditioned": "query"`` set.
-
-    ``reuse=False`` runs the whole fused model per query (for the benchmark's comparison; same numbers).
-    An untuned fusion warns (``strict``: refuses, see :func:`check_fusion_tuned`).
-    Returns (pipeline Summary, set name).
-    """
-    check_fusion_tuned(encoder, strict)
-    from egoflow.extract.pipeline import (
-        Summary,
-        VideoResult,
-        _duration,
-        discover_videos,
-        source_info,
-        video_uid,
-    )
-    from egoflow.features_store import FeatureStore
-    from egoflow.features_store.conditioned import write_conditioned
-
-    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    name = feature_set or conditioned_set_name(encoder, cfg)
-    desc = {**encoder.describe(), "dim": encoder.fused_dim, "pooling": "fused-video-cls", "conditioned": "query",
-            "fps": cfg.fps, "window": encoder.cfg.num_frames, "stride": cfg.stride or encoder.cfg.num_frames,
-            "sampling": encoder.cfg.frame_rule or "pts-centre"}
-    store.create_feature_set(name, desc, dim=encoder.fused_dim, dtype=cfg.dtype)
-    summary, t0 = Summary(), time.perf_counter()
-    for p in tqdm(discover_videos(inputs), desc=f"extract -> {name}", unit="video", disable=not progress):
-        uid = video_uid(p)
-        qs = queries if isinstance(queries, list) else queries.get(uid, [])
-        res = VideoResult(uid, "failed", str(p))
-        if not qs:
-            res.status, res.reason = "skipped", "no queries for this video"
-            summary.results.append(res)
-            continue
-        try:
-            source = source_info(Path(p))
-            if not cfg.force and store.is_complete(name, uid, source):
-                a = store.video_attrs(name, uid)
-                if set(qs) <= set(a.get("queries", {}).values()):
-                    res.status = "skipped"
-                    summary.results.append(res)
-                    continue
-            feats, scores = [[] for _ in qs], [[] for _ in qs]
-            times, n = [], {"frames": 0}
-            for clips, ts in iter_windows(p, encoder, cfg, counter=n):
-                times.append(ts)
-                cache = encoder.window_tokens(clips) if reuse else None  # once per window, for every query
-                for j, q in enumerate(qs):
-                    f, s = encoder.conditioned(cache, q) if reuse else encoder.conditioned_full(clips, q)
-                    feats[j].append(f)
-                    scores[j].append(s)
-            T = np.concatenate(times)
-            Fq = np.stack([np.concatenate(f) for f in feats])
-            Sq = np.stack([np.concatenate(s) for s in scores])
-            attrs = {"fps": cfg.fps, **_duration(Path(p), T, cfg.fps), "source": source,
-                     "window": {"frames": encoder.cfg.num_frames, "stride": cfg.stride or encoder.cfg.num_frames}}
-            write_conditioned(store, name, uid, qs, Fq, T, attrs, scores=Sq)
-            res.status, res.steps, res.frames, res.duration_s = "done", len(T), n["frames"], attrs["duration_s"]
-        except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-            res.stage, res.reason = "encode", f"{type(e).__name__}: {e}"
-            store.record_failure(name, uid, res.stage, res.reason, None)
-        summary.results.append(res)
-    summary.seconds = time.perf_counter() - t0
-    return summary, name
