@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fused_query_reuse.py
 	$(BIN)/python benchmarks/fused_throughput.py --frames 4
 	$(BIN)/python benchmarks/search_scale.py
+	$(BIN)/python benchmarks/decode_throughput.py
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

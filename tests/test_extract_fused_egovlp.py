@@ -163,7 +163,7 @@ def test_cli_extract_and_wrong_checkpoint_exit_2(fx, ckpt, vocab, tmp_path, caps
     make_video(tmp_path / "v" / "clip.mp4", [(0, 1.6, "red kettle")], fps=10, size=(48, 40), seed=2)
     store = str(tmp_path / "s.zarr")
     args = ["extract", str(tmp_path / "v"), "--store", store, "--encoder", "fused", "--model", "egovlp-tiny",
-            "--num-frames", "4", "--fps", "5", "--tokenizer", str(vocab), "--precision", "fp32", "--quiet"]
+            "--frames", "4", "--fps", "5", "--tokenizer", str(vocab), "--precision", "fp32", "--quiet"]
     assert main([*args, "--pretrained", ckpt]) == 0
     s = FeatureStore(store, mode="r")
     (name,) = s.feature_sets()
@@ -178,7 +178,7 @@ def test_cli_extract_and_wrong_checkpoint_exit_2(fx, ckpt, vocab, tmp_path, caps
     (tmp_path / "q.txt").write_text("\n".join(strings) + "\n")
     assert main(["encode-text", str(tmp_path / "q.txt"), "--store", store, "--encoder", "fused", "--model",
                  "egovlp-tiny", "--pretrained", ckpt, "--tokenizer", str(vocab), "--precision", "fp32",
-                 "--num-frames", "4"]) == 0
+                 "--frames", "4"]) == 0
     s = FeatureStore(store, mode="r")
     (tset,) = s.text_sets()
     got = s.load_texts(tset, strings).pooled
@@ -199,7 +199,7 @@ def test_predict_egomcq_dual_only(ckpt, vocab, tmp_path, capsys):
                  "choices": {str(i): clip(i * 0.7, i * 0.7 + 0.6) for i in range(5)}}}
     (tmp_path / "mcq.json").write_text(json.dumps(mcq))
     args = ["predict", "egomcq", "--annotations", str(tmp_path / "mcq.json"), "--videos", str(tmp_path / "v"),
-            "--encoder", "fused", "--model", "egovlp-tiny", "--pretrained", ckpt, "--num-frames", "4",
+            "--encoder", "fused", "--model", "egovlp-tiny", "--pretrained", ckpt, "--frames", "4",
             "--tokenizer", str(vocab), "--precision", "fp32", "--device", "cpu", "--fps", "10"]
     assert main([*args, "--out", str(tmp_path / "p.json"), "--score", "dual"]) == 0
     got = json.loads((tmp_path / "p.json").read_text())["results"]["0"]  # the official submission

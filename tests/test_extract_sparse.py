@@ -195,12 +195,17 @@ def test_rotated_ntsc_phone_video(tmp_path):
     assert notes == [] and full[0].shape[1:] == (42, 32, 3)  # portrait after the display rotation
 
 
-def test_cli_decode_full_is_refused_where_it_would_not_reach_the_workers(tmp_path, capsys):
-    from egoflow.cli import main
+def test_cli_decode_choice_travels_with_the_options_to_every_worker():
+    """--decode is a field of the extraction options the flows carry (--prefect, --submit): no local-only flag."""
+    from dataclasses import asdict
 
-    rc = main(["extract", str(tmp_path / "v.mp4"), "--store", str(tmp_path / "s.zarr"), "--decode", "full",
-               "--prefect", "--model", "egoflow-tiny-ViT"])
-    assert rc == 2 and "--decode full applies to local extraction" in capsys.readouterr().err
+    from egoflow.cli import build_parser
+    from egoflow.cli.args import options_from_args, spec_from_args
+    from egoflow.extract.pipeline import ExtractConfig
+
+    a = build_parser().parse_args(["extract", "v.mp4", "--store", "s.zarr", "--decode", "full", "--prefect"])
+    cfg = options_from_args(a, spec_from_args(a))
+    assert cfg.decode == "full" and ExtractConfig(**asdict(cfg)) == cfg  # the flow parameter round-trips
 
 
 def test_extraction_stores_the_same_features_either_way_and_notes_full_decodes(tmp_path):

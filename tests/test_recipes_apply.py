@@ -248,3 +248,31 @@ def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monke
                  "egovlpv2-tiny", "--tokenizer", tok, "--annotations", str(root), "--videos", str(vids),
                  "--out", str(tmp_path / "sub.npz")]) == 0
     assert [[read_index(f) for f in c] for c in seen] == [c["shown"] for c in cases]
+
+
+def test_head_recipe_trains_with_the_reference_settings(tmp_path, capsys):
+    """`egoflow train vslnet --recipe ego4d-vslnet`: the baseline's head options and its optimiser, schedule and
+    decay rule reach the run (config.json), an explicit flag departs in one line, other heads are refused."""
+    from egoflow.datasets.synthetic.nlq import make_synthetic_nlq, write_nlq_json
+    from egoflow.heads.vslnet.head import BASELINE_HEAD, BASELINE_TRAIN
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    data = make_synthetic_nlq(store, num_videos=6, seed=0)
+    write_nlq_json(data.train, tmp_path / "train.json")
+    out = tmp_path / "run"
+    assert main(["train", "vslnet", "--recipe", "ego4d-vslnet", "--store", store.url, "--feature-set",
+                 data.feature_set, "--text-set", data.text_set, "--annotations", str(tmp_path / "train.json"),
+                 "--out", str(out), "--epochs", "1", "--set", "dim=16", "--set", "num_heads=2"]) == 0
+    err = capsys.readouterr().err
+    assert "--epochs 1 (recipe: 200)" in err
+    cfg = json.loads((out / "config.json").read_text())
+    for k, v in BASELINE_HEAD.items():
+        if k not in ("dim", "num_heads"):  # given with --set: the user's
+            assert cfg["head_config"][k] == v, k
+    assert cfg["head_config"]["dim"] == 16
+    for k in ("optimizer", "no_decay_norm_bias", "schedule", "lr", "grad_clip"):
+        assert cfg["train_config"][k] == BASELINE_TRAIN[k], k
+    assert cfg["train_config"]["epochs"] == 1
+    assert main(["train", "vsgn", "--recipe", "ego4d-vslnet", "--store", store.url, "--feature-set",
+                 data.feature_set, "--annotations", str(tmp_path / "train.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "not `egoflow train vsgn`" in capsys.readouterr().err

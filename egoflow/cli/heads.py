@@ -24,8 +24,9 @@ def _parse_overrides(pairs: list[str]) -> dict:
 def cmd_train(a) -> int:
     from egoflow.heads.runner import train
 
-    train_over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                                        device=a.device).items() if v is not None}
+    train_over = {**(getattr(a, "train_config", None) or {}),  # a --recipe's settings without a flag
+                  **{k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                                           device=a.device).items() if v is not None}}
     metrics = train(a.head, a.store, a.feature_set, a.annotations, a.out, val_annotations=a.val_annotations,
                     text_set=a.text_set, head_overrides=_parse_overrides(a.set), train_overrides=train_over,
                     init=a.init, classes=a.classes)

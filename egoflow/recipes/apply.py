@@ -81,6 +81,8 @@ def apply(args, argv: list[str]) -> Recipe | None:
     # EncoderSpec field names: EncoderSpec(**flags, **args.encoder_extras) is the recipe's spec
     args.encoder_extras = {k: r.encoder[k] for k in EXTRA_KEYS if k in r.encoder and r.encoder[k]}
     args.encoder_extras["recipe"] = tag
+    if verb == "train":
+        args.train_config = dict(r.train_config)  # TrainConfig fields without a flag (cli.heads.cmd_train)
     if verb == "train" and r.head_overrides:
         mine = {s.split("=", 1)[0] for s in (getattr(args, "set", None) or [])}
         args.set = [f"{k}={json.dumps(v)}" for k, v in r.head_overrides.items() if k not in mine] + \

@@ -23,8 +23,9 @@ def format_recipe(name: str, width: int = 38) -> str:
         wrapped = [textwrap.wrap(c, k) or [""] for c, k in zip(row, w)]
         for i in range(max(map(len, wrapped))):
             lines.append(" | ".join((c[i] if i < len(c) else "").ljust(k) for c, k in zip(wrapped, w)).rstrip())
-    if r.head_overrides or r.train:
-        lines += ["", f"head overrides: {json.dumps(r.head_overrides)}   train: {json.dumps(r.train)}"]
+    if r.head_overrides or r.train or r.train_config:
+        lines += ["", f"head overrides: {json.dumps(r.head_overrides)}   train: "
+                  f"{json.dumps({**r.train, **r.train_config})}"]
     if r.differs:
         lines += ["", "still differs:"] + [f"  - {d}" for d in r.differs]
     lines += ["", "end to end:"] + [f"  {c}" for c in r.commands]
@@ -44,8 +45,9 @@ def format_markdown(name: str) -> str:
            "| setting | paper | reference | where (repo@commit:file) | egoflow |", "|---|---|---|---|---|"]
     out += [f"| {cell(s.name)} | {cell(s.paper)} | {cell(s.reference)} | {cell(s.source)} | {cell(s.egoflow)} |"
             for s in r.settings]
-    if r.head_overrides or r.train:
-        out += ["", f"Head overrides `{json.dumps(r.head_overrides)}`, schedule `{json.dumps(r.train)}`."]
+    if r.head_overrides or r.train or r.train_config:
+        out += ["", f"Head overrides `{json.dumps(r.head_overrides)}`, schedule "
+                f"`{json.dumps({**r.train, **r.train_config})}`."]
     if r.differs:
         out += ["", "Still differs:", ""] + [f"- {d}" for d in r.differs]
     out += ["", "```"] + list(r.commands) + ["```"]

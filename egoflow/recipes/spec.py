@@ -41,6 +41,7 @@ class Recipe:
     head: str = ""  # the head of predict/train ("" any)
     head_overrides: dict = field(default_factory=dict)  # head Config overrides for train (`--set KEY=VALUE`)
     train: dict = field(default_factory=dict)  # train options by dest (epochs, lr, batch_size)
+    train_config: dict = field(default_factory=dict)  # other TrainConfig fields of train (optimizer, schedule, ...)
     checkpoint: str = ""  # the released checkpoint file the reference loads
     commands: tuple[str, ...] = ()  # end to end: extract -> encode text -> train/predict -> evaluate
     differs: tuple[str, ...] = ()  # what egoflow still does differently, and why
