@@ -76,8 +76,8 @@ EGOVLPV2_QFVS_HEAD = _head_recipe(
 
 LAVITI_HEAD = _head_recipe(
     "laviti-paper", "laviti", "LAVITI (paper's matcher and schedule)",
-    "none measured here (no public code)", laviti_head.PAPER_HEAD, laviti_head.PAPER_TRAIN,
-    "the LAVITI paper (no public code; values as issue 21 quotes the paper)",
-    ("lr and weight decay are egoflow's: not given in what we read",),
+    "none measured here (no public code)", laviti_head.PAPER_HEAD, laviti_head.PAPER_TRAIN, NOT_FOUND,
+    ("no public code: the paper column is the paper's values as issue 21 quotes them; lr and weight decay are "
+     "egoflow's (not given in what we read)",),
     ("egoflow train laviti --recipe laviti-paper --store S --feature-set F --text-set T --annotations "
      "narration.json --out runs/laviti",), from_paper=True)

@@ -165,14 +165,15 @@ def load_state_dict(model, state: dict[str, torch.Tensor], src: str = "state dic
                               f"(e.g. {next(iter(state), '')!r})"
                               " - a checkpoint of another architecture?")
     if strict and (rep.missing or rep.unexpected):
-        raise FusedModelError(f"{src} does not match {model.cfg.name}: missing {_few(rep.missing)}; "
-                              f"unexpected {_few(rep.unexpected)}")
+        raise FusedModelError(f"{src} does not match {model.cfg.name}: missing {few_keys(rep.missing)}; "
+                              f"unexpected {few_keys(rep.unexpected)}")
     model.load_state_dict(new, strict=False)
     rep.loaded = len(new)
     return rep
 
 
-def _few(keys: list[str], n: int = 8) -> str:
+def few_keys(keys: list[str], n: int = 8) -> str:
+    """``"N (k1, k2, ...)"`` of a key list for a one-line error (``"none"`` when empty)."""
     if not keys:
         return "none"
     return f"{len(keys)} ({', '.join(keys[:n])}{', ...' if len(keys) > n else ''})"

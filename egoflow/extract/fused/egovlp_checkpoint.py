@@ -20,7 +20,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from egoflow.extract.fused.checkpoint import LoadReport
+from egoflow.extract.fused.checkpoint import LoadReport, few_keys
 from egoflow.extract.fused.config import FusedModelError
 
 # reference keys that hold nothing our model needs (transformers' index buffer; identity heads of old models)
@@ -78,14 +78,8 @@ def load_egovlp_state_dict(model, state: dict[str, torch.Tensor], src: str = "st
                               f"{next(iter(state), '')!r}) - a checkpoint of another architecture?")
     rep.missing = sorted(set(own) - set(new))
     if strict and (rep.missing or rep.unexpected):
-        raise FusedModelError(f"{src} does not match {model.cfg.name}: missing {_few(rep.missing)}; "
-                              f"unexpected {_few(rep.unexpected)}")
+        raise FusedModelError(f"{src} does not match {model.cfg.name}: missing {few_keys(rep.missing)}; "
+                              f"unexpected {few_keys(rep.unexpected)}")
     model.load_state_dict(new, strict=False)
     rep.loaded = len(new)
     return rep
-
-
-def _few(keys: list[str], n: int = 6) -> str:
-    if not keys:
-        return "none"
-    return f"{len(keys)} ({', '.join(keys[:n])}{', ...' if len(keys) > n else ''})"
