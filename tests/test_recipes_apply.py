@@ -47,11 +47,11 @@ def test_registry_lists_the_ten_recipes_with_three_cited_columns():
         for s in r.settings:
             assert s.paper and s.reference and s.egoflow, (n, s.name)
             assert s.source == NOT_FOUND or ("@" in s.source and ":" in s.source), (n, s.name, s.source)
-    assert get_recipe("egovlpv2-nlq@1") is get_recipe("egovlpv2-nlq")
+    assert get_recipe("egovlpv2-nlq@2") is get_recipe("egovlpv2-nlq")
     with pytest.raises(RecipeError, match="known: ego4d-clip"):
         get_recipe("egovlpv3")
     spec = get_recipe("egovlpv2-mq").encoder_spec(pretrained="x.pth")
-    assert (spec.frames, spec.precision, spec.feature, spec.recipe) == (16, "fp32", "dual-proj", "egovlpv2-mq@1")
+    assert (spec.frames, spec.precision, spec.feature, spec.recipe) == (16, "fp32", "dual-proj", "egovlpv2-mq@2")
 
 
 def test_recipes_verb_lists_and_shows(capsys):
@@ -78,7 +78,7 @@ def test_apply_fills_settings_and_says_what_departs(capsys):
     assert (a.encoder, a.model, a.frames, a.precision, a.fps, a.stride) == ("fused", "egovlpv2-base", 4, "fp32",
                                                                             7.48, 4)
     assert a.encoder_extras["frame_rule"] == "start-end-decord" and a.encoder_extras["text_tokens"] == "hidden"
-    assert a.encoder_extras["recipe"] == "egovlpv2-nlq@1" and capsys.readouterr().err == ""
+    assert a.encoder_extras["recipe"] == "egovlpv2-nlq@2" and capsys.readouterr().err == ""
     from egoflow.extract.encoders import EncoderSpec
 
     spec = EncoderSpec(kind=a.encoder, model=a.model, frames=a.frames, precision=a.precision, **a.encoder_extras)
@@ -87,7 +87,7 @@ def test_apply_fills_settings_and_says_what_departs(capsys):
     apply(a, ["extract", "v.mp4", "--recipe=egovlpv2-nlq", "--num-frames", "8", "--precision=bf16"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--frames 8 (recipe: 4)" in err[0] and "--precision bf16 (recipe: fp32)" in err[0]
-    assert a.frames == 8 and a.encoder_extras["recipe"] == "egovlpv2-nlq@1 with --frames 8, --precision bf16"
+    assert a.frames == 8 and a.encoder_extras["recipe"] == "egovlpv2-nlq@2 with --frames 8, --precision bf16"
     with pytest.raises(RecipeError, match="--model clip-fused-ViT-B-32 contradicts"):
         apply(_ns(model="clip-fused-ViT-B-32"), ["extract", "--model", "clip-fused-ViT-B-32"])
     with pytest.raises(RecipeError, match="is for `egoflow predict`"):
@@ -109,7 +109,7 @@ def test_cli_bad_recipe_inputs_exit_2(capsys, clipdir, tmp_path):
     assert main(["extract", str(clipdir), "--store", s, "--recipe", "nope"]) == 2
     assert "unknown recipe 'nope'; known:" in capsys.readouterr().err
     assert main(["extract", str(clipdir), "--store", s, "--recipe", "egovlpv2-mq", "--encoder", "clip"]) == 2
-    assert "--encoder clip contradicts recipe egovlpv2-mq@1" in capsys.readouterr().err
+    assert "--encoder clip contradicts recipe egovlpv2-mq@2" in capsys.readouterr().err
 
 
 def test_nlq_recipe_end_to_end_reference_windows_and_token_text(clipdir, tok, tmp_path, capsys):
@@ -125,7 +125,7 @@ def test_nlq_recipe_end_to_end_reference_windows_and_token_text(clipdir, tok, tm
     st = FeatureStore(s)
     name = [n for n in st.feature_sets() if n.endswith("-query")][0]
     ext = st.feature_set_info(name)["extractor"]
-    assert ext["recipe"].startswith("egovlpv2-nlq@1") and ext["sampling"] == "start-end-decord"
+    assert ext["recipe"].startswith("egovlpv2-nlq@2") and ext["sampling"] == "start-end-decord"
     v = read_conditioned(st, name, "clip-a", "red kettle")
     feats, times = v.feats, v.times
     # 5 s at 1.87 windows/s x 4 frames: int(5 * 7.48 + 1) = 38 frames -> 9 windows of 4 (2 dropped)

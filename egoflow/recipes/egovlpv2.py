@@ -4,6 +4,7 @@ Shared settings first, then one recipe per benchmark. Numbers in ``target`` are 
 reports for the released checkpoints (the paper's tables give the same values)."""
 from __future__ import annotations
 
+from egoflow.heads.vsgn import head as vsgn_head
 from egoflow.recipes.spec import NOT_FOUND, Recipe, Setting, register
 
 V2 = "facebookresearch/EgoVLPv2@550c059"
@@ -25,9 +26,11 @@ FP32 = Setting("precision", "not stated", "fp32 (no autocast in the evaluation s
 SECONDS = Setting("seconds -> frames", "not stated", "int(t * 30): every video assumed 30 fps",
                   f"{V2}:EgoVLPv2/base/base_dataset.py", "the same (Ego4D canonical videos are 30 fps)")
 REF = {"transform": "crop256-224", "pre_resize": 256}
+VSGN_REFERENCE_HEAD, VSGN_REFERENCE_TRAIN = vsgn_head.REFERENCE_HEAD, vsgn_head.REFERENCE_TRAIN
 
 
-def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, train, commands, differs):
+def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, train, commands, differs,
+            version=1, train_config=None):
     cfg_file = "EgoNLQ/configs/nlq.json" if frames == 4 else "EgoVLPv2/configs/eval/mq.json"
     rate = Setting("windows per second", "not stated", "1.87 (fps = 1.87; dur * 1.87 * F frames per clip)",
                    f"{V2}:EgoNLQ/utils/data_gen.py", "1.87")
@@ -36,15 +39,15 @@ def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, tr
                    "windows of F, tail dropped", f"{V2}:EgoVLPv2/base/base_dataset.py",
                    "start-end-decord (same rule; the input file is the clip)")
     return register(Recipe(
-        name=name, version=1, paper=PAPER, target=target, verbs=("extract", "encode-text", "train", "predict"),
+        name=name, version=version, paper=PAPER, target=target, verbs=("extract", "encode-text", "train", "predict"),
         settings=(MODEL, Setting("frames per window F", "4 (NLQ head-tuning)" if frames == 4 else "not stated",
                                  str(frames), f"{V2}:{cfg_file}", str(frames)),
                   rate, rule, SECONDS, PRE_RESIZE, TRANSFORM, NORM, FP32, feature, *extra),
         encoder={"kind": "fused", "model": "egovlpv2-base", "frames": frames, "precision": "fp32", **REF,
                  "frame_rule": "start-end-decord", "window_rate": 1.87, **enc},
         options={"fps": round(1.87 * frames, 4), "stride": frames, **opts},
-        head=head, head_overrides=overrides, train=train, checkpoint="EgoVLPv2.pth", commands=commands,
-        differs=differs))
+        head=head, head_overrides=overrides, train=train, train_config=train_config or {}, checkpoint="EgoVLPv2.pth",
+        commands=commands, differs=differs))
 
 
 NLQ = _nlq_mq(
@@ -57,9 +60,15 @@ NLQ = _nlq_mq(
              "text_tokens=hidden: the same tensor into the text set's tokens"),
      Setting("head", "VSLNet", "max_pos_len 256, batch 32, lr 0.001, 50 epochs", f"{V2}:EgoNLQ/README.md",
              "vslnet: max_pos_len 256, video_dim 768, text_dim 768, conditioned; --batch-size 32 --lr 0.001 "
-             "--epochs 50")),
+             "--epochs 50"),
+     Setting("head layers, optimiser", "not stated", "the Ego4D baseline's VSLNet layers (model/layers.py, the "
+             "same code), transformers AdamW with no decay on biases/LayerNorms, linear schedule, no warm-up",
+             f"{V2}:EgoNLQ/model/{{layers,VSLNet}}.py, EgoNLQ/options.py",
+             "vslnet without egoflow's options (mask_conv_padding off, pos_init_std 1.0); adamw-hf, "
+             "no_decay_norm_bias, linear")),
     {"text_tokens": "hidden"}, {}, "vslnet",
-    {"max_pos_len": 256, "video_dim": 768, "text_dim": 768, "conditioned": True},
+    {"max_pos_len": 256, "video_dim": 768, "text_dim": 768, "conditioned": True, "predictor": "transformer",
+     "mask_conv_padding": False, "pos_init_std": 1.0},
     {"epochs": 50, "lr": 0.001, "batch_size": 32},
     ("egoflow extract clips/ --store S --recipe egovlpv2-nlq --pretrained EgoVLPv2.pth --tokenizer roberta-base/ "
      "--queries nlq_val.json",
@@ -71,7 +80,9 @@ NLQ = _nlq_mq(
      "egoflow evaluate nlq --pred nlq_pred.json --gt nlq_val.json --out report/"),
     ("the reference trains on frames of windows it extracts per (clip, query) in one pass; egoflow stores "
      "the same fused features per (clip, query) and trains from the store",
-     "inputs must be the Ego4D clip files: the reference's windows start at the clip start"))
+     "inputs must be the Ego4D clip files: the reference's windows start at the clip start"),
+    version=2, train_config={"optimizer": "adamw-hf", "no_decay_norm_bias": True, "schedule": "linear",
+                             "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0})
 
 MQ = _nlq_mq(
     "egovlpv2-mq", 16,
@@ -81,13 +92,18 @@ MQ = _nlq_mq(
     (Setting("checkpoint", "EgoVLPv2", "a pretraining checkpoint (checkpoint-epoch10.pth, F=4 temporal "
              "embedding, interpolated to 16)", f"{V2}:EgoVLPv2/configs/eval/mq.json, EgoVLPv2/model/model.py",
              "--pretrained (bilinear temporal-embedding inflation, as the reference)"),),
-    {"feature": "dual-proj"}, {}, "vsgn", {}, {},
+    {"feature": "dual-proj"}, {}, "vsgn", {**VSGN_REFERENCE_HEAD, "video_dim": 4096}, {"epochs": 50},
     ("egoflow extract clips/ --store S --recipe egovlpv2-mq --pretrained EgoVLPv2.pth",
-     "egoflow train vsgn --store S --feature-set F --annotations moments_train.json --val-annotations "
-     "moments_val.json --out runs/mq",
+     "egoflow train vsgn --recipe egovlpv2-mq --store S --feature-set F --annotations moments_train.json "
+     "--val-annotations moments_val.json --out runs/mq",
      "egoflow predict vsgn --run runs/mq --store S --annotations moments_val.json --out mq_pred.json",
      "egoflow evaluate mq --pred mq_pred.json --gt moments_val.json --out report/"),
-    ("VSGN settings of EgoMQ/scripts are not a recipe yet (part 2: head recipes)",))
+    ("VSGN is the Ego4D MQ code (EgoMQ/Models: the same files with licence headers), with its options: "
+     "vsgn.head.REFERENCE_HEAD / REFERENCE_TRAIN",
+     "the reference grid-searches batch, lr, StepLR step and gamma (144 runs) and keeps the best val mAP: "
+     "egoflow.heads.grid.grid_search with vsgn.head.EGOVLPV2_GRID; a single train run uses egoflow's defaults "
+     "for those four",),
+    version=2, train_config=dict(VSGN_REFERENCE_TRAIN))
 
 EGOMCQ = register(Recipe(
     name="egovlpv2-egomcq", version=1, paper=PAPER,
