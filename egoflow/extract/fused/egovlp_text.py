@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from egoflow.extract.fused.config import FusedModelError
+from egoflow.extract.fused.tokenizer import encode_padded
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -136,11 +137,4 @@ class WordPiece:
 
     def __call__(self, strings: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """strings -> (ids ``[N, L]`` long, mask ``[N, L]`` long), L = longest in the batch."""
-        enc = self.tok.encode_batch(list(strings))
-        L = max((len(e.ids) for e in enc), default=0)
-        ids = torch.full((len(enc), L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(enc), L), dtype=torch.long)
-        for i, e in enumerate(enc):
-            ids[i, :len(e.ids)] = torch.tensor(e.ids)
-            mask[i, :len(e.ids)] = 1
-        return ids, mask
+        return encode_padded(self.tok, strings, self.pad_id)

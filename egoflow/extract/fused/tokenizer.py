@@ -49,14 +49,20 @@ class RobertaBPE:
 
     def __call__(self, strings: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """strings -> (ids ``[N, L]`` long, mask ``[N, L]`` long), L = longest in the batch."""
-        enc = self.tok.encode_batch(list(strings))
-        L = max((len(e.ids) for e in enc), default=0)
-        ids = torch.full((len(enc), L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(enc), L), dtype=torch.long)
-        for i, e in enumerate(enc):
-            ids[i, :len(e.ids)] = torch.tensor(e.ids)
-            mask[i, :len(e.ids)] = 1
-        return ids, mask
+        return encode_padded(self.tok, strings, self.pad_id)
+
+
+def encode_padded(tok, strings: list[str], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``tokenizers`` tokenizer's batch as (ids ``[N, L]``, mask ``[N, L]``) long, padded with ``pad_id`` to
+    the longest string of the batch (the RoBERTa BPE and the EgoVLP WordPiece loaders alike)."""
+    enc = tok.encode_batch(list(strings))
+    L = max((len(e.ids) for e in enc), default=0)
+    ids = torch.full((len(enc), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(enc), L), dtype=torch.long)
+    for i, e in enumerate(enc):
+        ids[i, :len(e.ids)] = torch.tensor(e.ids)
+        mask[i, :len(e.ids)] = 1
+    return ids, mask
 
 
 def write_tiny_vocab(folder: str | Path, words: list[str]) -> Path:
