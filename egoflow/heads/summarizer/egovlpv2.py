@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from egoflow.heads.reference_keys import ReferenceCheckpointError, load_strict, rename, strip_module
+
 
 @dataclass
 class ReferenceConfig:
@@ -109,17 +111,13 @@ _RULES = [
 _SKIP = re.compile(r"encoder_layer\..+|pos\.pe")
 
 
-class ReferenceCheckpointError(ValueError):
-    pass
-
-
 def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Reference keys -> :class:`ReferenceSummarizer` keys. Returns (state dict, reference keys left out).
 
     The position table the checkpoint carries (``pos.pe``) must be the one egoflow computes (checked)."""
     out, skipped = {}, []
     for key, value in sd.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = strip_module(key)
         if _SKIP.fullmatch(key):
             if key == "pos.pe":
                 want = reference_sinusoid(value.shape[-2], value.shape[-1])
@@ -128,26 +126,13 @@ def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str,
                                                    "reference's")
             skipped.append(key)
             continue
-        for pattern, template in _RULES:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, template, key)] = value
-                break
-        else:
-            raise ReferenceCheckpointError(f"unknown key {key!r} in the QFVS summarizer checkpoint")
+        out[rename(key, _RULES, "QFVS summarizer")] = value
     return out, skipped
 
 
 def load_reference_state_dict(model: ReferenceSummarizer, sd: dict[str, torch.Tensor]) -> dict:
     """Load a reference checkpoint into ``model`` (strict); returns counts of loaded and skipped keys."""
     converted, skipped = convert_reference_state_dict(sd)
-    have = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(have[k].shape)}" for k, v in converted.items()
-           if k in have and have[k].shape != v.shape]
-    missing = sorted(set(have) - set(converted))
-    if bad or missing:
-        raise ReferenceCheckpointError(
-            "the QFVS summarizer checkpoint does not fit this ReferenceConfig: "
-            + "; ".join(([f"shape {', '.join(bad)}"] if bad else []) + ([f"missing {missing[:6]}"] if missing else [])))
-    model.load_state_dict(converted, strict=True)
+    load_strict(model, converted, "QFVS summarizer", hint=" (ReferenceConfig)")
     return {"loaded": len(converted), "skipped": len(skipped)}
 

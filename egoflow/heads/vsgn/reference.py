@@ -20,6 +20,10 @@ import re
 import torch
 from torch import nn
 
+from egoflow.heads.reference_keys import ReferenceCheckpointError, load_strict, rename, strip_module
+
+__all__ = ["ReferenceCheckpointError", "convert_reference_state_dict", "load_reference_state_dict"]
+
 _RULES = [
     (r"xGPN\.conv0\.0\.(\w+)", r"stem.0.\1"),
     (r"xGPN\.levels_enc\.(\d+)\.tconv1\.(\w+)", r"enc.\1.tconv.\2"),
@@ -37,21 +41,11 @@ _RULES = [
 ]
 
 
-class ReferenceCheckpointError(ValueError):
-    pass
-
-
 def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Baseline keys/shapes -> egoflow's (see the module docstring for the map)."""
     out = {}
     for key, value in sd.items():
-        key = key[len("module."):] if key.startswith("module.") else key
-        for pattern, template in _RULES:
-            if re.fullmatch(pattern, key):
-                new = re.sub(pattern, template, key)
-                break
-        else:
-            raise ReferenceCheckpointError(f"unknown key {key!r} in the VSGN baseline checkpoint")
+        new = rename(strip_module(key), _RULES, "VSGN baseline")
         if ".graph.mlp." in new:  # Linear(2C, C) on [x_neigh, x_centre] = W_n x_neigh + b + W_c x_centre
             base = new.split(".mlp.")[0]
             if new.endswith("bias"):
@@ -71,16 +65,6 @@ def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch
 def load_reference_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict:
     """Load a baseline checkpoint into ``model`` (strict: every tensor must fit this Config)."""
     converted = convert_reference_state_dict(sd)
-    have = model.state_dict()
-    have = {k: v for k, v in have.items() if k != "anchors"}
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(have[k].shape)}" for k, v in converted.items()
-           if k in have and have[k].shape != v.shape]
-    missing, extra = sorted(set(have) - set(converted)), sorted(set(converted) - set(have))
-    if bad or missing or extra:
-        raise ReferenceCheckpointError(
-            "the VSGN baseline checkpoint does not fit this Config (video_dim, hidden_dim, num_levels, "
-            "num_head_layers, anchor_scales, labels, use_graph): " + "; ".join(
-                ([f"shape {', '.join(bad[:4])}"] if bad else []) + ([f"missing {missing[:6]}"] if missing else [])
-                + ([f"unexpected {extra[:6]}"] if extra else [])))
-    model.load_state_dict(converted, strict=False)
+    load_strict(model, converted, "VSGN baseline", ignore=("anchors",),
+                hint=" (video_dim, hidden_dim, num_levels, num_head_layers, anchor_scales, labels, use_graph)")
     return {"loaded": len(sd)}

@@ -16,6 +16,10 @@ import re
 import torch
 from torch import nn
 
+from egoflow.heads.reference_keys import ReferenceCheckpointError, load_strict, rename, strip_module
+
+__all__ = ["ReferenceCheckpointError", "convert_reference_state_dict", "load_reference_state_dict"]
+
 # (baseline key pattern, egoflow key template); applied in order, first match wins
 _ENCODER = [
     (r"pos_embedding\.position_embeddings\.(\w+)$", r"pos.\1"),
@@ -45,24 +49,15 @@ _RULES = [
 _TEXT_EMBEDDER = re.compile(r"^embedding_net\.")
 
 
-class ReferenceCheckpointError(ValueError):
-    pass
-
-
 def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Baseline keys/shapes -> egoflow's. Returns (state dict, baseline keys of the text embedder left out)."""
     out, skipped = {}, []
     for key, value in sd.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = strip_module(key)
         if _TEXT_EMBEDDER.match(key):
             skipped.append(key)
             continue
-        for pattern, template in _RULES:
-            if re.fullmatch(pattern, key):
-                new = re.sub(pattern, template, key)
-                break
-        else:
-            raise ReferenceCheckpointError(f"unknown key {key!r} in the VSLNet baseline checkpoint")
+        new = rename(key, _RULES, "VSLNet baseline")
         if value.dim() == 3 and value.shape[-1] == 1 and "depthwise" not in new and "pointwise" not in new \
                 and new != "cq_attention.w_m":
             value = value[..., 0]  # 1x1 Conv1d [out, in, 1] -> Linear [out, in]
@@ -75,13 +70,5 @@ def convert_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str,
 def load_reference_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict:
     """Load a baseline checkpoint into ``model`` (strict on the head's own weights); returns what was skipped."""
     converted, skipped = convert_reference_state_dict(sd)
-    have = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(have[k].shape)}" for k, v in converted.items()
-           if k in have and have[k].shape != v.shape]
-    missing = sorted(set(have) - set(converted))
-    if bad or missing:
-        raise ReferenceCheckpointError(
-            "the VSLNet baseline checkpoint does not fit this Config: "
-            + "; ".join(([f"shape {', '.join(bad)}"] if bad else []) + ([f"missing {missing[:6]}"] if missing else [])))
-    model.load_state_dict(converted, strict=True)
+    load_strict(model, converted, "VSLNet baseline")
     return {"loaded": len(converted), "skipped_text_embedder": len(skipped)}
