@@ -31,7 +31,6 @@ from egoflow.cli.segment import register as register_segment
 from egoflow.cli.store import register as register_store
 from egoflow.evaluate.cli import register as register_evaluate
 from egoflow.extract.encoders import create
-from egoflow.recipes import apply as apply_recipe
 
 
 def _open_remote(a) -> None:
@@ -205,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        apply_recipe(args, sys.argv[1:] if argv is None else list(argv))
+        if getattr(args, "recipe", None):  # the registry imports the heads (torch): only when a recipe is asked
+            from egoflow.recipes import apply as apply_recipe
+
+            apply_recipe(args, sys.argv[1:] if argv is None else list(argv))
         _open_remote(args)
         return int(args.func(args) or 0)
     except OSError as e:  # disk full, read-only store, ...: the machine, not the input (exit 3)

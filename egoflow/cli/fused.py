@@ -1,7 +1,12 @@
 """`egoflow info --encoder fused`: the fused backbone's cost report (egoflow/fused_cli.py)."""
 from __future__ import annotations
 
-from egoflow.fused_cli import cmd_info
+
+def cmd_info(a) -> int:
+    # imported here, as every verb's work: the fused backbone pulls in torch, which `egoflow --help` need not load
+    from egoflow.fused_cli import cmd_info as run
+
+    return run(a)
 
 
 def register(sub) -> None:

@@ -1,7 +1,12 @@
 """`egoflow recipes [show NAME]`: the named paper/reference settings (egoflow.recipes)."""
 from __future__ import annotations
 
-from egoflow.recipes.show import cmd_recipes
+
+def cmd_recipes(a) -> int:
+    # imported here: the head recipes read the heads' reference settings (torch), which other verbs need not load
+    from egoflow.recipes.show import cmd_recipes as run
+
+    return run(a)
 
 
 def register(sub) -> None:
