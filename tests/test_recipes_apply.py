@@ -276,3 +276,29 @@ def test_head_recipe_trains_with_the_reference_settings(tmp_path, capsys):
     assert main(["train", "vsgn", "--recipe", "ego4d-vslnet", "--store", store.url, "--feature-set",
                  data.feature_set, "--annotations", str(tmp_path / "train.json"), "--out", str(tmp_path / "x")]) == 2
     assert "not `egoflow train vsgn`" in capsys.readouterr().err
+
+
+def test_extract_refuses_videos_shorter_than_the_recipe_window_or_skips_them(clipdir, tmp_path, capsys):
+    """A 0.3 s clip cannot make one 16-frame window at 1.87 windows/s (0.50 s): refused up front in one line
+    naming it (exit 2, no store written); --skip-short records it as failed and extracts the rest (exit 1)."""
+    from egoflow.datasets.synthetic.videos import make_video
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    shutil.copy(clipdir / "clip-a.mp4", vids / "clip-a.mp4")
+    make_video(vids / "tiny.mp4", [(0, 0.3, "red kettle")], fps=30, size=(48, 40), seed=1)
+    s = tmp_path / "s.zarr"
+    argv = ["extract", str(vids), "--store", str(s), "--recipe", "egovlpv2-mq", "--model", "egovlpv2-tiny", "--quiet"]
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert len(err) == 1 and "1 video(s) shorter than recipe egovlpv2-mq@2" in err[0]
+    assert f"{vids / 'tiny.mp4'} (0.30 s)" in err[0] and "0.50 s: 16 frames at 1.87 windows/s" in err[0]
+    assert "--skip-short" in err[0] and not s.exists()  # checked before the model loads: nothing written
+    assert main(argv + ["--skip-short"]) == 1
+    out = capsys.readouterr().out
+    assert "done 1, skipped 0, failed 1" in out and "failed tiny [check] video lasts 0.30 s" in out
+    st = FeatureStore(str(s))
+    (name,) = st.feature_sets()
+    (f,) = st.failures(name)
+    assert f["video_uid"] == "tiny" and f["stage"] == "check" and "--skip-short" in f["reason"]
+    assert st.read_video(name, "clip-a").feats.shape == (9, 16)

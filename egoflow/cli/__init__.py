@@ -64,6 +64,8 @@ def cmd_extract(a) -> int:
         if not spec.tokenizer and not spec.model.startswith("clip-fused-"):  # before any model loads or video runs
             raise ValueError(f"--queries: {spec.model} encodes text with --tokenizer DIR (vocab.json + merges.txt)")
         queries = queries_from_file(a.queries)
+    if spec.recipe:
+        _check_recipe_window(a, spec, cfg)
     if a.submit:
         from egoflow.features_store.remote import parse_storage_options
         from egoflow.flows.parent import Sharding, extract_parent_flow
@@ -97,6 +99,24 @@ def cmd_extract(a) -> int:
         if r.status == "failed":
             print(f"  failed {r.video_uid} [{r.stage}] {r.reason}  ({r.path})")
     return 0 if summary.ok else 1
+
+
+def _check_recipe_window(a, spec, cfg) -> None:
+    """--recipe: inputs shorter than the recipe's window are refused before any model loads or anything is
+    written (one line, exit 2); with --skip-short every worker records them as failed and goes on."""
+    from egoflow.extract.discover import discover
+    from egoflow.extract.pipeline import shard
+    from egoflow.extract.short import describe_window, find_short, short_error, window_seconds
+
+    need = window_seconds(spec.frames, cfg.fps, spec.frame_rule, spec.window_rate)
+    if a.skip_short:
+        cfg.min_duration_s = need
+        return
+    paths, _ = discover(a.inputs)  # unreadable inputs are the extraction's failures to record
+    short = find_short(shard(paths, a.shard), need)
+    if short:
+        raise short_error(short, spec.recipe, describe_window(spec.frames, cfg.fps, spec.frame_rule,
+                                                              spec.window_rate))
 
 
 def cmd_encode_text(a) -> int:
@@ -146,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PyAV: decode only the frames the samples depend on (same frames, faster) or every frame")
     p.add_argument("--shard", default=None, help="I/N: process only this worker's share of the videos")
     p.add_argument("--force", action="store_true", help="recompute videos that are already complete")
+    p.add_argument("--skip-short", action="store_true", help="--recipe: record videos shorter than the recipe's "
+                   "window as failed and extract the rest (default: refuse them all up front, exit 2)")
     p.add_argument("--prefect", action="store_true", help="run as the Prefect flow (one task per video)")
     p.add_argument("--no-pack", action="store_true",
                    help="skip packing the set at the end (e.g. while other shards are still writing)")

@@ -33,6 +33,7 @@ from egoflow.extract.durations import duration_attrs as _duration
 from egoflow.extract.durations import why_no_samples as _why_no_samples
 from egoflow.extract.encoders import EncoderSpec, describe, resolve, with_frames
 from egoflow.extract.results import Summary, VideoResult
+from egoflow.extract.short import short_reason
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.store import StoreError, check_uid
 
@@ -49,6 +50,7 @@ class ExtractConfig:
     decode_batch: int = 64  # frames decoded per batch (memory stays constant in video length)
     dtype: str = "float16"  # stored feature dtype
     force: bool = False  # recompute complete videos too
+    min_duration_s: float = 0.0  # a recipe's window (--skip-short): a shorter video is recorded as failed, not read
 
 
 def feature_set_name(encoder_desc: dict, cfg: ExtractConfig) -> str:
@@ -128,6 +130,10 @@ def extract_one(path: str | Path, store: FeatureStore, feature_set: str, encoder
             return res
         if not cfg.force and store.is_complete(feature_set, uid, source):
             res.status = "skipped"  # finished by another writer between our check and our claim
+            return res
+        if reason := short_reason(path, cfg):
+            res.stage, res.reason = "check", reason
+            store.record_failure(feature_set, uid, res.stage, res.reason, source)
             return res
         return _extract_claimed(path, uid, source, store, feature_set, encoder, cfg, progress, res, t0)
     finally:

@@ -22,6 +22,7 @@ from egoflow.extract.durations import duration_attrs as _duration
 from egoflow.extract.encoders import resolve
 from egoflow.extract.fused.extract import check_fusion_tuned, conditioned_set_name, iter_windows
 from egoflow.extract.results import Summary, VideoResult
+from egoflow.extract.short import short_reason
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.conditioned import write_conditioned
 
@@ -75,6 +76,10 @@ def extract_conditioned_one(path, store, name: str, encoder, qs: list[str], cfg,
             if set(qs) <= set(a.get("queries", {}).values()):
                 res.status = "skipped"
                 return res
+        if reason := short_reason(p, cfg):
+            res.stage, res.reason = "check", reason
+            store.record_failure(name, uid, res.stage, res.reason, source)
+            return res
         feats, scores = [[] for _ in qs], [[] for _ in qs]
         times, n = [], {"frames": 0}
         for clips, ts in iter_windows(p, encoder, cfg, counter=n):
