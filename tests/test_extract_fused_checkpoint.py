@@ -90,3 +90,48 @@ def test_training_checkpoint_with_foreign_objects_loads(fx, tmp_path, monkeypatc
     with pytest.raises((ModuleNotFoundError, AttributeError)):
         torch.load(p, weights_only=False)
     assert len(read_state_dict(p)) == len(fx["state_dict"])
+
+
+def smallproj_file(path, seed: int = 3) -> dict:
+    """A checkpoint in the smallproj files' format: EgoVLPv2's backbone names, and the projection heads of
+    model_epic_charades.py written by hand (``vid_proj = Sequential(Linear(768, 256))``, ``txt_proj =
+    Sequential(ReLU(), Linear(768, 256))``, here at egovlpv2-tiny's widths 32 / 24 -> 8)."""
+    from egoflow.extract.fused.checkpoint import to_reference_names
+
+    base = create_fused_model("egovlpv2-tiny", seed=seed)
+    sd = {f"module.{k}": v for k, v in to_reference_names(base).items() if not k.startswith(("vid_proj", "txt_proj"))}
+    g = torch.Generator().manual_seed(seed)
+    sd.update({"module.vid_proj.0.weight": torch.randn(8, 32, generator=g),
+               "module.vid_proj.0.bias": torch.randn(8, generator=g),
+               "module.txt_proj.1.weight": torch.randn(8, 24, generator=g),
+               "module.txt_proj.1.bias": torch.randn(8, generator=g)})
+    torch.save({"state_dict": sd, "epoch": 1}, path)
+    return sd
+
+
+def test_smallproj_checkpoint_loads_into_the_smallproj_config_only(tmp_path):
+    sd = smallproj_file(tmp_path / "EgoVLPv2_smallproj.pth")
+    m = create_fused_model("egovlpv2-tiny-smallproj", pretrained=str(tmp_path / "EgoVLPv2_smallproj.pth"))
+    assert m.load_report.missing == [] and m.load_report.unexpected == []
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(2, 4, 3, 32, 32, generator=g)
+    ids = torch.tensor([[0, 5, 9, 2], [0, 7, 2, 1]])
+    mask = (ids != 1).long()
+    with torch.no_grad():  # the reference heads: video Linear on the CLS, text ReLU then Linear on the CLS
+        want_v = m.video(video) @ sd["module.vid_proj.0.weight"].T + sd["module.vid_proj.0.bias"]
+        want_t = m.text(ids, mask)[:, 0].relu() @ sd["module.txt_proj.1.weight"].T + sd["module.txt_proj.1.bias"]
+        assert torch.allclose(m.encode_video(video), want_v, atol=1e-6)
+        assert torch.allclose(m.encode_text(ids, mask), want_t, atol=1e-6)
+    with pytest.raises(FusedModelError, match=r"has the small 8-d projection \(module.vid_proj.0.weight\), "
+                                              r"egovlpv2-tiny the minimal 16-d one: load it with --model "
+                                              r"egovlpv2-base-smallproj"):
+        create_fused_model("egovlpv2-tiny", pretrained=str(tmp_path / "EgoVLPv2_smallproj.pth"))
+    from egoflow.extract.fused.checkpoint import to_reference_names
+
+    torch.save({"state_dict": to_reference_names(create_fused_model("egovlpv2-tiny"))}, tmp_path / "v2.pth")
+    with pytest.raises(FusedModelError, match="has the minimal 16-d projection .* load it with --model egovlpv2-base"):
+        create_fused_model("egovlpv2-tiny-smallproj", pretrained=str(tmp_path / "v2.pth"))
+    from egoflow.extract.fused.config import get_fused_config
+
+    base = get_fused_config("egovlpv2-base-smallproj")
+    assert (base.proj_dim, base.projection, base.width) == (256, "small", 768)

@@ -23,6 +23,7 @@ TEN = {"egovlpv2-egomcq", "egovlpv2-ek100-mir", "egovlpv2-charades", "egovlpv2-n
        "egovlp-nlq", "egovlp-mq", "ego4d-clip-1.875fps", "laviti"}
 sys.path.insert(0, str(FIX))
 from gen_video import read_index  # noqa: E402
+from test_extract_fused_checkpoint import smallproj_file  # noqa: E402
 
 WORDS = ["person", "opens", "the", "door", "red", "kettle", "blue", "mug"]
 
@@ -218,7 +219,7 @@ def test_clip_recipe_sets_the_rate_and_is_stored(tmp_path, clipdir, capsys):
     assert ext["precision"] == "float32"
 
 
-def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monkeypatch):
+def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monkeypatch, capsys):
     import pickle
 
     cases = [c for c in json.loads((FIX / "reference_loaders.json").read_text())["cases"]
@@ -244,10 +245,16 @@ def test_ek100_recipe_scores_the_frames_the_reference_reads(tok, tmp_path, monke
         seen.extend(clips)
         return real(encoder, clips, texts, score)
     monkeypatch.setattr(fused_cli, "similarity_matrix", spy)
-    assert main(["predict", "ek100-mir", "--recipe", "egovlpv2-ek100-mir", "--encoder", "fused", "--model",
-                 "egovlpv2-tiny", "--tokenizer", tok, "--annotations", str(root), "--videos", str(vids),
-                 "--out", str(tmp_path / "sub.npz")]) == 0
+    ck = tmp_path / "EgoVLPv2_smallproj.pth"
+    smallproj_file(ck)  # the smallproj format (256-d heads of model_epic_charades.py) at tiny size
+    argv = ["predict", "ek100-mir", "--recipe", "egovlpv2-ek100-mir", "--encoder", "fused", "--model",
+            "egovlpv2-tiny-smallproj", "--pretrained", str(ck), "--tokenizer", tok, "--annotations", str(root),
+            "--videos", str(vids), "--out", str(tmp_path / "sub.npz")]
+    assert main(argv) == 0
     assert [[read_index(f) for f in c] for c in seen] == [c["shown"] for c in cases]
+    assert main([x if x != "egovlpv2-tiny-smallproj" else "egovlpv2-tiny" for x in argv]) == 2  # 16-d "minimal"
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert len(err) == 1 and "has the small 8-d projection" in err[0] and "egovlpv2-base-smallproj" in err[0]
 
 
 def test_head_recipe_trains_with_the_reference_settings(tmp_path, capsys):

@@ -23,6 +23,13 @@ NORM = Setting("normalisation", "not stated", "ImageNet mean (0.485, 0.456, 0.40
                f"{V2}:EgoVLPv2/data_loader/transforms.py", "the same")
 FP32 = Setting("precision", "not stated", "fp32 (no autocast in the evaluation scripts read)",
                f"{V2}:EgoVLPv2/test_mq.py, EgoNLQ/main.py", "fp32")
+SMALLPROJ_MODEL = Setting(
+    "model", MODEL.paper, "FrozenInTime of model_epic_charades.py: the same towers and fusion, projection heads "
+    "768 -> 256 (vid_proj = Linear; txt_proj = ReLU, Linear), the smallproj checkpoints' shape",
+    f"{V2}:EgoVLPv2/model/model_epic_charades.py, EgoVLPv2/README.md", "egovlpv2-base-smallproj")
+SMALLPROJ_DIFFERS = ("the released smallproj files were not loaded here (no downloads): their key names and shapes "
+                     "load into egovlpv2-base-smallproj at tiny size (egovlpv2-tiny-smallproj, "
+                     "tests/test_extract_fused_checkpoint.py); a 4096-d EgoVLPv2.pth is refused in one line")
 SECONDS = Setting("seconds -> frames", "not stated", "int(t * 30): every video assumed 30 fps",
                   f"{V2}:EgoVLPv2/base/base_dataset.py", "the same (Ego4D canonical videos are 30 fps)")
 REF = {"transform": "crop256-224", "pre_resize": 256}
@@ -124,9 +131,9 @@ EGOMCQ = register(Recipe(
              "chunk-local indices back (a chunk's length is taken as 18000 frames)",)))
 
 EK100 = register(Recipe(
-    name="egovlpv2-ek100-mir", version=1, paper=PAPER,
+    name="egovlpv2-ek100-mir", version=2, paper=PAPER,
     target="EK-100 MIR zero-shot mAP 26.7, nDCG 29.1 (EgoVLPv2/README.md)", verbs=("predict",),
-    settings=(MODEL, Setting("frames per clip", "16", "16", f"{V2}:EgoVLPv2/configs/eval/epic.json", "16"),
+    settings=(SMALLPROJ_MODEL, Setting("frames per clip", "16", "16", f"{V2}:EgoVLPv2/configs/eval/epic.json", "16"),
               Setting("frame indices", "not stated", "the video's own fps: round(fps*start)..ceil(fps*end), "
                       "16 segments, middle of each (decord, exact index)",
                       f"{V2}:EgoVLPv2/data_loader/EpicKitchens_MIR_dataset.py", "epic-decord (same)"),
@@ -135,39 +142,41 @@ EK100 = register(Recipe(
               Setting("resize / crop", "224", "Resize(224), CenterCrop(224) on 0..255 values, mean/std x 255",
                       f"{V2}:EgoVLPv2/data_loader/EpicKitchens_MIR_dataset.py", "short224-crop224 (same)"),
               FP32, Setting("checkpoint", "EgoVLPv2", "EgoVLPv2_smallproj.pth",
-                            f"{V2}:EgoVLPv2/configs/eval/epic.json", "--pretrained (needs the 4096-d projection)"),
+                            f"{V2}:EgoVLPv2/configs/eval/epic.json",
+                            "--pretrained EgoVLPv2_smallproj.pth (256-d projection)"),
               Setting("score", "dual", NOT_FOUND, NOT_FOUND, "--score dual")),
-    encoder={"kind": "fused", "model": "egovlpv2-base", "frames": 16, "precision": "fp32",
+    encoder={"kind": "fused", "model": "egovlpv2-base-smallproj", "frames": 16, "precision": "fp32",
              "transform": "short224-crop224", "pre_resize": 256, "frame_rule": "epic-decord"},
     options={"score": "dual"}, head="ek100-mir", checkpoint="EgoVLPv2_smallproj.pth",
     commands=("egoflow predict ek100-mir --recipe egovlpv2-ek100-mir --annotations epic-kitchens-100-annotations/"
-              "retrieval_annotations --videos EK100/ --pretrained EgoVLPv2.pth --tokenizer roberta-base/ "
+              "retrieval_annotations --videos EK100/ --pretrained EgoVLPv2_smallproj.pth --tokenizer roberta-base/ "
               "--out ek100_sim.pkl",
               "egoflow evaluate ek100-mir --pred ek100_sim.pkl --gt epic-kitchens-100-annotations/"
               "retrieval_annotations --out report/"),
-    differs=("the zero-shot number uses EgoVLPv2_smallproj.pth, whose projection egovlpv2-base (4096-d) does not "
-             "load: it is refused as a checkpoint of the wrong architecture",)))
+    differs=(SMALLPROJ_DIFFERS,)))
 
 CHARADES = register(Recipe(
-    name="egovlpv2-charades", version=1, paper=PAPER,
+    name="egovlpv2-charades", version=2, paper=PAPER,
     target="CharadesEgo zero-shot mAP 26.2 (EgoVLPv2/README.md)", verbs=("predict",),
-    settings=(MODEL, Setting("frames per video", "32", "32", f"{V2}:EgoVLPv2/configs/eval/charades.json", "32"),
+    settings=(SMALLPROJ_MODEL,
+              Setting("frames per video", "32", "32", f"{V2}:EgoVLPv2/configs/eval/charades.json", "32"),
               Setting("frame indices", "not stated", "cv2_charades 'uniform' over the whole video: middle of 32 "
                       "equal parts, read at index-1", f"{V2}:EgoVLPv2/base/base_dataset.py", "charades-cv2 (same)"),
               Setting("pre-resize", "not stated", "none: CharadesEgo_v1_480 originals",
                       f"{V2}:EgoVLPv2/configs/eval/charades.json", "none"),
               TRANSFORM, NORM, FP32,
               Setting("checkpoint", "EgoVLPv2", "EgoVLPv2_smallproj_epoch1.pth (zero-shot)",
-                      f"{V2}:EgoVLPv2/README.md", "--pretrained")),
-    encoder={"kind": "fused", "model": "egovlpv2-base", "frames": 32, "precision": "fp32",
+                      f"{V2}:EgoVLPv2/README.md", "--pretrained EgoVLPv2_smallproj_epoch1.pth")),
+    encoder={"kind": "fused", "model": "egovlpv2-base-smallproj", "frames": 32, "precision": "fp32",
              "transform": "crop256-224", "frame_rule": "charades-cv2"},
     options={}, head="charades", checkpoint="EgoVLPv2_smallproj_epoch1.pth",
     commands=("egoflow predict charades --recipe egovlpv2-charades --encoder fused --videos CharadesEgo_v1_480/ "
-              "--annotations CharadesEgo_v1_test_only1st.csv --pretrained EgoVLPv2.pth --tokenizer roberta-base/ "
+              "--annotations CharadesEgo_v1_test_only1st.csv --pretrained EgoVLPv2_smallproj_epoch1.pth "
+              "--tokenizer roberta-base/ "
               "--out charades_scores.txt",
               "egoflow evaluate charades --pred charades_scores.txt --gt CharadesEgo_v1_test_only1st.csv "
               "--out report/"),
-    differs=("smallproj checkpoints do not load into egovlpv2-base (4096-d projection)",)))
+    differs=(SMALLPROJ_DIFFERS,)))
 
 QFVS = register(Recipe(
     name="egovlpv2-qfvs", version=1, paper=PAPER,

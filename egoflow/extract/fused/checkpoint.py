@@ -138,6 +138,7 @@ def load_state_dict(model, state: dict[str, torch.Tensor], src: str = "state dic
     if egovlp is not None:  # DistilBERT names: the EgoVLP (v1) dual encoder
         raise FusedModelError(f"{src} is an EgoVLP checkpoint (e.g. {egovlp}), not EgoVLPv2: load it with "
                               "--model egovlp-base")
+    check_projection(model, state, src)
     own = model.state_dict()
     rep, new = LoadReport(), {}
     for k, v in state.items():
@@ -170,6 +171,29 @@ def load_state_dict(model, state: dict[str, torch.Tensor], src: str = "state dic
     model.load_state_dict(new, strict=False)
     rep.loaded = len(new)
     return rep
+
+
+def projection_kind(state: dict[str, torch.Tensor]) -> str:
+    """``small`` (``txt_proj.1`` / ``vid_proj.0.bias``: the smallproj files), ``minimal`` (``vid_proj.4``:
+    EgoVLPv2.pth) or '' (no projection keys)."""
+    names = {k.removeprefix("module.") for k in state}
+    if "txt_proj.1.weight" in names or "vid_proj.0.bias" in names:
+        return "small"
+    if "vid_proj.4.weight" in names or "txt_proj.4.weight" in names:
+        return "minimal"
+    return ""
+
+
+def check_projection(model, state: dict[str, torch.Tensor], src: str) -> None:
+    """A checkpoint whose dual projection is the other kind than the model's: one line naming the model to use."""
+    have, want = projection_kind(state), getattr(model.cfg, "projection", "minimal")
+    if not have or have == want:
+        return
+    key = next(k for k in state if k.removeprefix("module.").startswith(("vid_proj.", "txt_proj.")))
+    dim = state[key].shape[0]
+    use = {"small": "egovlpv2-base-smallproj (or another *-smallproj model)", "minimal": "egovlpv2-base"}[have]
+    raise FusedModelError(f"{src} has the {have} {dim}-d projection ({key}), {model.cfg.name} the {want} "
+                          f"{model.cfg.proj_dim}-d one: load it with --model {use}")
 
 
 def few_keys(keys: list[str], n: int = 8) -> str:

@@ -3,6 +3,8 @@
 ``egovlpv2-base`` is the released EgoVLPv2 model: TimeSformer-B/16 at 224 px (divided space-time attention,
 frozen-in-time style) + RoBERTa-base, cross-attention fusion in the top 6 layers of both towers, 3-layer
 "minimal" projection heads into a 4096-d joint space, VTM (video-text matching) and MLM heads.
+``egovlpv2-base-smallproj`` is the same backbone with the 256-d one-layer heads of the smallproj checkpoints
+(EgoVLPv2's EK-100 MIR and CharadesEgo zero-shot numbers).
 ``egovlpv2-tiny`` has the same structure at a size that runs in milliseconds on a CPU (tests, demo).
 ``egovlp-base`` is the released EgoVLP model (Ego4D challenge report features): the same divided space-time
 ViT-B/16 video tower, DistilBERT-base-uncased text, 256-d linear projections, no fusion (a dual encoder);
@@ -39,6 +41,7 @@ class FusedConfig:
     context_length: int = 32  # tokens per string (EgoVLPv2 pads/truncates narrations this way at inference)
     fused_layers: int = 6  # M: top layers of both towers with gated cross-attention
     proj_dim: int = 4096  # joint space of the dual (EgoNCE) embeddings
+    projection: str = "minimal"  # minimal: 3-layer heads (EgoVLPv2.pth) | small: one Linear each (smallproj files)
     mlm_head: bool = True  # keep the MLM head (fusion tuning; the released checkpoint has it)
     mean: tuple = (0.485, 0.456, 0.406)  # ImageNet normalisation, as EgoVLPv2's transforms
     std: tuple = (0.229, 0.224, 0.225)
@@ -50,6 +53,8 @@ class FusedConfig:
             raise FusedModelError(f"{self.name}: fused_layers {self.fused_layers} not in [0, {self.depth}]")
         if self.image_size % self.patch_size:
             raise FusedModelError(f"{self.name}: image_size {self.image_size} not a multiple of {self.patch_size}")
+        if self.projection not in PROJECTIONS:
+            raise FusedModelError(f"{self.name}: projection {self.projection!r} is not one of {', '.join(PROJECTIONS)}")
 
     @property
     def patches_per_frame(self) -> int:
@@ -57,6 +62,9 @@ class FusedConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+PROJECTIONS = ("minimal", "small")
 
 
 @dataclass(frozen=True)
@@ -105,10 +113,15 @@ _EGOVLP: dict[str, EgoVLPConfig] = {
 
 _CONFIGS: dict[str, FusedConfig] = {
     "egovlpv2-base": FusedConfig(),
+    # EgoVLPv2_smallproj.pth / EgoVLPv2_smallproj_epoch1.pth (EK-100 MIR, CharadesEgo zero-shot): the same
+    # backbone with model_epic_charades.py's 768 -> 256 heads, vid_proj = Linear, txt_proj = ReLU + Linear
+    "egovlpv2-base-smallproj": FusedConfig(name="egovlpv2-base-smallproj", proj_dim=256, projection="small"),
     "egovlpv2-tiny": FusedConfig(name="egovlpv2-tiny", image_size=32, num_frames=4, width=32, depth=4, heads=2,
                                  text_width=24, text_depth=4, text_heads=2, text_mlp=48, vocab_size=320,
                                  max_positions=40, context_length=12, fused_layers=2, proj_dim=16),
 }
+_CONFIGS["egovlpv2-tiny-smallproj"] = replace(_CONFIGS["egovlpv2-tiny"], name="egovlpv2-tiny-smallproj", proj_dim=8,
+                                              projection="small")
 
 
 def list_fused_models() -> list[str]:

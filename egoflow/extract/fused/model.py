@@ -29,6 +29,16 @@ def projection(d_in: int, d_out: int) -> nn.Sequential:
                          nn.Linear(d_out, d_out))
 
 
+def projections(cfg: FusedConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    """(video, text) dual projections: ``minimal`` (EgoVLPv2.pth) or ``small`` (the smallproj checkpoints,
+    EgoVLPv2's model_epic_charades.py: video Linear, text ReLU then Linear; module indices kept so the
+    reference names ``vid_proj.0`` / ``txt_proj.1`` map one to one)."""
+    if cfg.projection == "small":
+        return (nn.Sequential(nn.Linear(cfg.width, cfg.proj_dim)),
+                nn.Sequential(nn.ReLU(), nn.Linear(cfg.text_width, cfg.proj_dim)))
+    return projection(cfg.width, cfg.proj_dim), projection(cfg.text_width, cfg.proj_dim)
+
+
 class MLMHead(nn.Module):
     def __init__(self, cfg: FusedConfig):
         super().__init__()
@@ -48,8 +58,7 @@ class FusedModel(nn.Module):
         self.cfg = cfg
         self.video = TimeSformer(cfg)
         self.text = TextEncoder(cfg)
-        self.video_proj = projection(cfg.width, cfg.proj_dim)
-        self.text_proj = projection(cfg.text_width, cfg.proj_dim)
+        self.video_proj, self.text_proj = projections(cfg)
         self.fusion_cls = nn.Parameter(torch.zeros(1, 1, cfg.width))
         self.fusion_norm = nn.LayerNorm(cfg.width, eps=1e-6)
         self.fusion_text_in = nn.Linear(cfg.text_width, cfg.text_width)
