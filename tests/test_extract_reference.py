@@ -78,3 +78,35 @@ def test_reference_rules_edge_cases():
     assert R.pre_resize_hw(1080, 1920, 256) == (256, 454)
     with pytest.raises(ValueError):
         R.transform(np.zeros((1, 8, 8, 3), np.uint8), "bicubic", MEAN, STD)
+
+
+EGO4D = json.loads((FIX / "ego4d_features.json").read_text())
+
+
+def test_clip_1875fps_features_sit_on_the_ego4d_feature_grid():
+    """Ego4D's features (ego4d/features: 32-frame windows every 16 frames at 30 fps, last window back-padded)
+    against egoflow's frame-level 1.875 fps samples: feature k of both starts at frame 16k (the index -> time grid
+    the annotations use, k / 1.875 s); egoflow's frame is 16k + 8, the centre of stride step k, inside window k
+    (whose centre is 16k + 16). Decoded on the index video, and by the sampling rule for 32..240 frames."""
+    from egoflow.extract.video import iter_frames
+    from egoflow.extract.video_types import sample_times
+
+    fr = np.concatenate([f for f, _ in iter_frames(FIX / "index30.mp4", 1.875, size=None, backend="pyav")])
+    shown = [read_index(f) for f in fr]
+    wins = EGO4D["windows"]
+    assert shown == [16 * k + 8 for k in range(len(wins))]  # 9 features each side on 150 frames
+    for k, (f, w) in enumerate(zip(shown, wins)):
+        assert f in w["shown"] and len(w["shown"]) == 32
+        if k < len(wins) - 1:  # not back-padded: window k holds frames 16k .. 16k + 31
+            assert w["shown"] == list(range(16 * k, 16 * k + 32)) and f == w["shown"][0] + 8
+    assert wins[-1]["shown"] == list(range(118, 150))  # back-padded: the last 32 frames
+    for n, grid in EGO4D["grid"].items():
+        n = int(n)
+        idx, _ = sample_times(np.arange(n) / 30, n / 30, 1.875)
+        starts = [round(s * 30) for s, _ in grid]
+        assert starts[:-1] == [16 * j for j in range(len(grid) - 1)] and grid[-1][1] * 30 <= n + 1e-6
+        extra = 1 if n % 16 == 0 or n % 16 > 8 else 0  # egoflow's last step centre inside the video, no full window
+        assert len(idx) == len(grid) + extra, n
+        for k, f in enumerate(idx):
+            s, e = grid[min(k, len(grid) - 1)]
+            assert s * 30 - 1e-6 <= f < e * 30 - 1e-6, (n, k)  # every egoflow frame lies in window k (or the last)
