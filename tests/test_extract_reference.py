@@ -110,3 +110,44 @@ def test_clip_1875fps_features_sit_on_the_ego4d_feature_grid():
         for k, f in enumerate(idx):
             s, e = grid[min(k, len(grid) - 1)]
             assert s * 30 - 1e-6 <= f < e * 30 - 1e-6, (n, k)  # every egoflow frame lies in window k (or the last)
+
+
+QFVS = json.loads((FIX / "qfvs_loader.json").read_text())
+QARR = np.load(FIX / "qfvs_loader.npz")
+
+
+def test_qfvs_windows_and_pixels_equal_the_reference_with_its_crop_fixed():
+    """EgoVLPv2's QFVS extraction (5 consecutive images per window, drop_last, RandomResizedCrop(224, bicubic))
+    recorded on JPGs of the index video at 6.4 images/s (32 images) with the crop fixed to the centre square:
+    the egovlpv2-qfvs recipe's windows (tail=drop) hold the same frames, and its preprocessing (shorter side 224,
+    centre crop) gives pixels within 0.03 on average (JPEG q95 and PIL's bicubic vs the decoder's)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from egoflow.extract.fused.extract import iter_windows
+    from egoflow.extract.pipeline import ExtractConfig
+    from egoflow.recipes import get_recipe
+
+    spec = get_recipe("egovlpv2-qfvs").encoder_spec()
+    assert (spec.frames, spec.tail, spec.transform, spec.pre_resize) == (5, "drop", "", 0)
+    cfg = ExtractConfig(fps=QFVS["images_per_s"], window=5, stride=5)
+
+    def windows(tail):
+        enc = SimpleNamespace(cfg=SimpleNamespace(num_frames=5, frame_rule="", tail=tail), image_size=224)
+        return np.concatenate([w for w, _ in iter_windows(FIX / "index30.mp4", enc, cfg)])
+    w = windows(spec.tail)
+    assert [[read_index(f) for f in win] for win in w] == [r["shown"] for r in QFVS["windows"]]  # 6: tail dropped
+    assert len(windows("")) == 7  # egoflow's default pads the 2-image tail into a 7th window
+    from egoflow.extract.fused.encoder import FusedEncoder
+
+    me = SimpleNamespace(cfg=SimpleNamespace(transform=spec.transform), image_size=224, device="cpu",
+                         dtype=torch.float32, mean=torch.tensor(MEAN).view(1, 3, 1, 1),
+                         std=torch.tensor(STD).view(1, 3, 1, 1))  # the encoder's settings at egovlpv2-base's 224 px
+    diffs = []
+    for j, win in enumerate(w):
+        x = FusedEncoder.preprocess(me, win).numpy()
+        assert list(x.shape) == QFVS["windows"][j]["shape"]
+        diffs.append(np.abs(x[:, :, ::16, ::16] - QARR[f"qfvs{j}_patch"]).mean())
+        np.testing.assert_allclose(x.mean((2, 3)), QARR[f"qfvs{j}_mean"], atol=0.03)
+    assert np.mean(diffs) < 0.03  # measured 0.024; crop256-224 (the recipe's version 1) gave 0.034

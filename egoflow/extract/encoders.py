@@ -40,6 +40,7 @@ class EncoderSpec:
     transform: str = ""  # a reference test transform ("" bicubic shorter side + centre crop)
     pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
     window_rate: float = 0.0  # start-end-decord: windows per second (1.87 in the references)
+    tail: str = ""  # a window past the last frame: "" padded by repeating it | "drop" (QFVS's drop_last)
     feature: str = ""  # stored tensor: "" dual projection L2-normalised | "dual-proj" projection, not normalised
     text_tokens: str = ""  # encode-text token features: "" none | "hidden" | "proj-inner" (FusedEncoder.encode_text)
 
@@ -64,7 +65,7 @@ class EncoderSpec:
 
     def reference(self) -> dict:
         """The reference-preprocessing settings that differ from egoflow's defaults (fused encoder kwargs)."""
-        keys = ("frame_rule", "transform", "pre_resize", "window_rate", "text_tokens")
+        keys = ("frame_rule", "transform", "pre_resize", "window_rate", "tail", "text_tokens")
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
     @property

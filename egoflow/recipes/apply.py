@@ -13,7 +13,7 @@ from egoflow.recipes.spec import Recipe, RecipeError, get_recipe
 
 SPEC_TO_DEST = {"kind": "encoder", "model": "model", "frames": "frames", "precision": "precision"}
 FLAG_ALIASES = {"--frames": ("--window", "--num-frames")}  # old spellings of one flag (egoflow.cli.args)
-EXTRA_KEYS = ("frame_rule", "transform", "pre_resize", "window_rate", "feature", "text_tokens")
+EXTRA_KEYS = ("frame_rule", "transform", "pre_resize", "window_rate", "tail", "feature", "text_tokens")
 
 
 def explicit_flags(argv: list[str]) -> dict[str, str]:

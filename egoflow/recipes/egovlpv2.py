@@ -179,24 +179,27 @@ CHARADES = register(Recipe(
     differs=(SMALLPROJ_DIFFERS,)))
 
 QFVS = register(Recipe(
-    name="egovlpv2-qfvs", version=1, paper=PAPER,
+    name="egovlpv2-qfvs", version=2, paper=PAPER,
     target="QFVS average F1 52.08 (videos 1-4: 53.30 / 54.13 / 62.64 / 38.25) (QFVS/README.md)",
     verbs=("extract", "train", "predict"),
     settings=(MODEL, Setting("frames per window", "5", "5 consecutive extracted images (batch 5, drop_last)",
-                             f"{V2}:QFVS/extract_features.py", "5"),
+                             f"{V2}:QFVS/extract_features.py", "5; tail=drop (a last window short of 5 is dropped)"),
               Setting("frame rate", "not stated", "frames pre-extracted with moviepy; rate " + NOT_FOUND,
                       f"{V2}:QFVS/extract_features.py", "1 fps (one window per 5 s shot)"),
               Setting("resize / crop", "not stated", "RandomResizedCrop(224, bicubic) even when extracting "
                       "(random)", f"{V2}:QFVS/extract_features.py",
-                      "crop256-224 (deterministic: a random crop cannot be matched)"),
+                      "shorter side 224 (bicubic) + centre crop 224: the reference's crop fixed at the centre "
+                      "square (a random crop cannot be matched)"),
               NORM, FP32),
-    encoder={"kind": "fused", "model": "egovlpv2-base", "frames": 5, "precision": "fp32", **REF},
+    encoder={"kind": "fused", "model": "egovlpv2-base", "frames": 5, "precision": "fp32", "tail": "drop"},
     options={"fps": 1.0, "stride": 5}, head="summarizer", checkpoint="EgoVLPv2.pth",
     commands=("egoflow extract UTE_videos/ --store S --recipe egovlpv2-qfvs --pretrained EgoVLPv2.pth "
               "--tokenizer roberta-base/",
               "egoflow train summarizer --store S --feature-set F --annotations qfvs/ --out runs/qfvs",
               "egoflow evaluate qfvs --runs runs/qfvs --out report/"),
-    differs=("the reference's random crop at extraction and its moviepy frame rate are not reproducible; "
-             "egoflow uses a centre crop at 1 fps",)))
+    differs=("the reference crops at random when extracting (RandomResizedCrop) and reads JPGs made with moviepy "
+             "at a rate its code does not give; egoflow decodes at 1 fps and crops the centre square: with the "
+             "reference's crop fixed there, the same frames make the same windows and the pixels differ by "
+             "0.024 (normalised units, JPEG q95 and PIL's bicubic; tests/test_extract_reference.py)",)))
 
 __all__ = ["CHARADES", "EGOMCQ", "EK100", "MQ", "NLQ", "QFVS"]

@@ -35,6 +35,7 @@ class FusedEncoderConfig:
     transform: str = ""  # a reference test transform (extract.reference.TRANSFORMS); "" bicubic shorter side + crop
     pre_resize: int = 0  # decoder resizes to this height first (the references' offline ffmpeg copy); 0 off
     window_rate: float = 0.0  # start-end-decord windows per second (the references use 1.87)
+    tail: str = ""  # a window past the last frame: "" padded by repeating it | "drop" (QFVS's drop_last)
     text_tokens: str = ""  # token features of encode_text: "" none | "hidden" | "proj-inner" (see encode_text)
     recipe: str = ""  # "name@version" of the recipe that chose these settings (stored with the features)
 
@@ -48,6 +49,8 @@ def _check_reference(cfg: FusedEncoderConfig) -> None:
         raise FusedModelError(f"unknown reference transform {cfg.transform!r}: use one of {', '.join(TRANSFORMS)}")
     if cfg.frame_rule == "start-end-decord" and cfg.window_rate <= 0:
         raise FusedModelError("frame rule start-end-decord needs window_rate > 0 (windows per second)")
+    if cfg.tail not in ("", "drop"):
+        raise FusedModelError(f"unknown tail {cfg.tail!r}: use '' (last frame repeated) or 'drop'")
     if cfg.text_tokens not in ("", "hidden", "proj-inner"):
         raise FusedModelError(f"unknown text_tokens {cfg.text_tokens!r}: use '', 'hidden' or 'proj-inner'")
 
@@ -120,6 +123,8 @@ class FusedEncoder:
             d["fusion_checkpoint"] = weights_description(self.cfg.fusion_checkpoint)
         if self.cfg.transform:
             d.update(crop=self.cfg.transform, interpolation="bilinear-no-antialias", pre_resize=self.cfg.pre_resize)
+        if self.cfg.tail:
+            d["tail"] = "dropped"
         if self.cfg.frame_rule:
             d.update(frame_rule=self.cfg.frame_rule, window_rate=self.cfg.window_rate, tail="dropped")
         if self.cfg.text_tokens:
@@ -289,7 +294,7 @@ def create_fused_encoder(model: str = "egovlpv2-base", pretrained: str | None = 
                          num_frames: int = 16, precision: str = "auto", device: str = "auto", batch_size: int = 8,
                          normalize: bool = True, fusion_checkpoint: str = "", **reference) -> FusedEncoder:
     """Load (once per process) a fused encoder; see :class:`FusedEncoderConfig` (``reference``: frame_rule,
-    transform, pre_resize, window_rate, text_tokens, recipe)."""
+    transform, pre_resize, window_rate, tail, text_tokens, recipe)."""
     cfg = FusedEncoderConfig(model, str(pretrained if pretrained is not None else "none"), tokenizer or "",
                              num_frames, fusion_checkpoint or "", precision, device, batch_size, normalize,
                              **reference)

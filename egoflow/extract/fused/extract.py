@@ -2,8 +2,9 @@
 
 Windows follow :mod:`egoflow.extract.windows` (window F sampled frames, stride S): every frame up to the end is
 covered, a tail window shorter than F is padded by repeating its last real frame (documented in the feature
-set's config, ``"tail": "last frame repeated"``), never dropped and never zero-filled; its time is the centre of
-its real frames. Ego4D's 1.875 features/s is ``--fps 30 --window 16 --stride 16`` (or any fps / stride = 1.875).
+set's config, ``"tail": "last frame repeated"``), never zero-filled; its time is the centre of its real frames.
+With the encoder's ``tail="drop"`` (the QFVS recipe: the reference's ``drop_last``) it is not made at all.
+Ego4D's 1.875 features/s is ``--fps 30 --window 16 --stride 16`` (or any fps / stride = 1.875).
 
 Query-conditioned extraction (:mod:`egoflow.extract.query`) runs the unfused lower layers once per window and
 only the top M fused layers per query (the EgoVLPv2 reuse point), a chunk of windows at a time so memory stays
@@ -43,7 +44,8 @@ def iter_windows(path, encoder, cfg, chunk: int = 32, counter: dict | None = Non
         while len(pending) >= chunk:
             yield np.stack([w for w, _ in pending[:chunk]]), np.array([t for _, t in pending[:chunk]])
             pending = pending[chunk:]
-    pending += packer.finish()
+    if getattr(encoder.cfg, "tail", "") != "drop":  # "drop": a window past the last frame is not made (drop_last)
+        pending += packer.finish()
     for i in range(0, len(pending), chunk):
         part = pending[i:i + chunk]
         yield np.stack([w for w, _ in part]), np.array([t for _, t in part])
