@@ -80,7 +80,12 @@ EGO4D_CLIP = register(Recipe(
               "--annotations nlq_train.json --val-annotations nlq_val.json --out runs/nlq",
               "egoflow evaluate nlq --runs runs/nlq --out report/"),
     differs=("CLIP frame features are not the SlowFast/Omnivore window features: the rate matches, the numbers "
-             "are not the Ego4D baselines'",)))
+             "are not the Ego4D baselines'",
+             "the grid is Ego4D's: feature k of both starts at frame 16k (k / 1.875 s, the index Ego4D annotations "
+             "use); egoflow's frame 16k + 8 lies inside Ego4D's window k (frames 16k .. 16k + 31, its last window "
+             "back-padded to end with the video); egoflow has one feature more when the frame count n has n % 16 "
+             "= 0 or > 8 (recorded from facebookresearch/Ego4d@a44f40b ego4d/features, "
+             "tests/test_extract_reference.py)")))
 
 LAVITI = register(Recipe(
     name="laviti", version=1, paper="Liu, Min, Valdez, Tripathi, Contrastive Language Video Time Pre-training, 2024",
@@ -98,6 +103,7 @@ LAVITI = register(Recipe(
               "--annotations narration.json --val-annotations nlq_val.json --out runs/laviti",
               "egoflow predict laviti --run runs/laviti --store S --annotations nlq_val.json --out laviti_nlq.json",
               "egoflow evaluate nlq --pred laviti_nlq.json --gt nlq_val.json --out report/"),
-    differs=("the CLIP variant of the paper is not restated in our copy; ViT-B-32 is egoflow's choice",)))
+    differs=("the CLIP variant of the paper is not restated in our copy; ViT-B-32 is egoflow's choice",
+             "no loader-parity test: without public code there is no reference sampler to record")))
 
 __all__ = ["EGO4D_CLIP", "EGOVLP_MQ", "EGOVLP_NLQ", "LAVITI"]
