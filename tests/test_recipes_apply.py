@@ -285,7 +285,7 @@ def test_head_recipe_trains_with_the_reference_settings(tmp_path, capsys):
     assert "not `egoflow train vsgn`" in capsys.readouterr().err
 
 
-def test_extract_refuses_videos_shorter_than_the_recipe_window_or_skips_them(clipdir, tmp_path, capsys):
+def test_extract_refuses_videos_shorter_than_the_recipe_window_or_skips_them(clipdir, tok, tmp_path, capsys):
     """A 0.3 s clip cannot make one 16-frame window at 1.87 windows/s (0.50 s): refused up front in one line
     naming it (exit 2, no store written); --skip-short records it as failed and extracts the rest (exit 1)."""
     from egoflow.datasets.synthetic.videos import make_video
@@ -309,3 +309,11 @@ def test_extract_refuses_videos_shorter_than_the_recipe_window_or_skips_them(cli
     (f,) = st.failures(name)
     assert f["video_uid"] == "tiny" and f["stage"] == "check" and "--skip-short" in f["reason"]
     assert st.read_video(name, "clip-a").feats.shape == (9, 16)
+    q = tmp_path / "q.txt"  # query-conditioned extraction (NLQ, F = 4: a 0.40 s window) records it the same way
+    q.write_text("red kettle\n")
+    nlq = ["extract", str(vids), "--store", str(tmp_path / "q.zarr"), "--recipe", "egovlpv2-nlq", "--model",
+           "egovlpv2-tiny", "--tokenizer", tok, "--queries", str(q), "--quiet"]
+    assert main(nlq) == 2 and "(0.40 s: 4 frames at 1.87 windows/s)" in capsys.readouterr().err
+    assert main(nlq + ["--skip-short"]) == 1
+    qs = FeatureStore(str(tmp_path / "q.zarr"))
+    assert [f["video_uid"] for f in qs.failures(qs.feature_sets()[0])] == ["tiny"]
