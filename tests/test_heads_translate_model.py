@@ -20,7 +20,8 @@ def _model(**kw):
 def _batch():
     g = torch.Generator().manual_seed(1)
     return {"prefix_ids": torch.randint(4, 40, (3, 2), generator=g), "prefix_mask": torch.ones(3, 2, dtype=torch.bool),
-            "feats": torch.randn(3, 5, 16, generator=g), "mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5]).bool(),
+            "feats": torch.randn(3, 5, 16, generator=g),
+            "mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5]).bool(),
             "target_ids": torch.tensor([[5, 6, 1], [7, 1, 0], [8, 9, 1]]),
             "target_mask": torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1]]).bool(), "labels": torch.eye(5)[:3]}
 

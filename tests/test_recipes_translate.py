@@ -80,8 +80,10 @@ def test_paper_recipes_train_predict_and_evaluate_through_the_cli(world, capsys)
     assert json.dumps(rep).count("mAP") and _find(rep, "mAP") == pytest.approx(trained, abs=1e-6)
 
     # the same run scored by its ranking alone and its layers alone: the fused file is their standardized mix
-    parts = {f: _scores(runner.predict("translate-charades", ft, w["store"], gt, root / f"{f}.txt", classes=classes,
-                                       fusion=f)) for f in ("gen", "disc")}
+    assert main(["predict", "translate-charades", "--run", str(ft), *base[:2], "--annotations", str(gt),
+                 "--out", str(root / "gen.txt"), "--classes", classes, "--fusion", "gen"]) == 0
+    parts = {"gen": _scores(root / "gen.txt"), "disc": _scores(runner.predict(
+        "translate-charades", ft, w["store"], gt, root / "disc.txt", classes=classes, fusion="disc"))}
     fused = _scores(pred)
     assert not np.allclose(parts["gen"], parts["disc"])
     want = fuse(torch.tensor(parts["gen"]), torch.tensor(parts["disc"]), 0.5).numpy()
