@@ -1,6 +1,6 @@
 """VideoTranslate: batched candidate ranking vs the naive re-encoding loop, and quality on the planted videos.
 
-    python benchmarks/heads_translate.py [--quick] [--device auto|cpu|cuda] [--part speed|quality|both]
+    python benchmarks/heads_translate.py [--quick] [--device auto|cpu|cuda] [--part speed|quality|additions|both]
 
 speed: B clips x C = 100 candidate class names, candidates scored per second by ``rank.candidate_scores``
 (encoder once per clip, decoder batched over candidates) and by ``rank.naive_scores`` (encoder again for every
@@ -9,6 +9,10 @@ quality: pretrain on the narrations of the planted narrated videos, then Charade
 EgoMCQ accuracy zero-shot (the pretraining run) and after fine-tuning, against chance; captioning BLEU-4 /
 CIDEr against the copy-the-most-frequent-narration baseline. Every network is randomly initialised (no weights
 offline): the numbers measure the recipe, not T5.
+additions: each egoflow addition against the paper recipe (videotranslate-*-paper: [CLS]-style token, gen+disc
+fusion, inverse-sqrt schedule), one changed at a time, same planted data, same seeds, same tiny network (the
+paper's t5-large cannot be trained here): CharadesEgo mAP and EK-100 top-1 after fine-tuning one pretraining
+run, and captioning CIDEr of pretraining under either schedule.
 """
 from __future__ import annotations
 
@@ -132,11 +136,86 @@ def quality(quick: bool, device: str) -> dict:
         return res
 
 
+def _planted(root: Path, quick: bool):
+    from egoflow.datasets.synthetic.actions import write_narrated_ek100
+    from egoflow.datasets.synthetic.charades import write_narrated_charades
+    from egoflow.datasets.synthetic.narrated import NarratedSpec, make_narrated, write_to_store
+    from egoflow.features_store import FeatureStore
+    from egoflow.heads.translate.head import write_narrations
+
+    d = make_narrated(NarratedSpec(num_videos=24 if quick else 64, num_concepts=10, dim=32, seed=0))
+    uids = sorted(d.videos)
+    tr, va = uids[: int(0.75 * len(uids))], uids[int(0.75 * len(uids)):]
+    store = FeatureStore(str(root / "s.zarr"))
+    fs, _ = write_to_store(d, store)
+    return dict(store=store, fs=fs, ch=write_narrated_charades(d, {"train": tr, "test": va}, root / "ch"),
+                ek=write_narrated_ek100(d, {"train": tr, "validation": va}, root / "ek"),
+                ntr=[n for n in d.narrations if n.video_uid in tr],
+                nva=write_narrations([n for n in d.narrations if n.video_uid in va], root / "nva.json"))
+
+
+def additions(quick: bool, device: str, seeds: list[int]) -> dict:
+    """Rows: the paper recipe, then the recipe with one egoflow option instead; mean over ``seeds``."""
+    from egoflow.evaluate.benchmarks import get_benchmark
+    from egoflow.heads import runner
+    from egoflow.heads.translate.head import PAPER_CLASSIFY_HEAD, PAPER_TRAIN
+
+    paper = {k: v for k, v in PAPER_CLASSIFY_HEAD.items() if k != "size"}  # tiny network instead of t5-large
+    variants = {"paper recipe (token, gen+disc, inverse-sqrt)": ({}, {}),
+                "egoflow mean pooling (disc_pool=mean)": ({"disc_pool": "mean"}, {}),
+                "egoflow layers only (fusion=disc)": ({"fusion": "disc"}, {}),
+                "egoflow cosine schedule": ({}, {"schedule": "cosine"}),
+                "egoflow defaults (mean, layers only, cosine)": ({"disc_pool": "mean", "fusion": "disc"},
+                                                                 {"schedule": "cosine"})}
+    rows: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        w = _planted(root, quick)
+        for seed in seeds:
+            base = dict(epochs=15 if quick else 30, batch_size=16, lr=2e-3, progress=False, device=device, seed=seed,
+                        eval_every=100)
+            for sched in ("inverse-sqrt", "cosine"):  # pretraining under either schedule: captioning CIDEr
+                m = runner.train("translate", w["store"], w["fs"], w["ntr"], root / f"pre_{sched}_{seed}",
+                                 val_annotations=w["nva"], head_overrides=TINY,
+                                 train_overrides={**base, "schedule": sched})
+                rows.setdefault(f"pretraining, {sched}", []).append({"captions CIDEr": m["CIDEr"]})
+            pre = str(root / f"pre_{PAPER_TRAIN['schedule']}_{seed}")
+            ft = {**base, **PAPER_TRAIN, "epochs": 8 if quick else 15}
+            for name, (head, train) in variants.items():
+                out, sides = {}, {"gen": {}, "disc": {}}
+                for bench, ann, val in (("charades", w["ch"]["train"], w["ch"]["test"]),
+                                        ("ek100", w["ek"]["train"], w["ek"]["validation"])):
+                    run = root / f"{bench}_{seed}_{list(variants).index(name)}"
+                    m = runner.train(f"translate-{bench}", w["store"], w["fs"], ann, run, val_annotations=val,
+                                     init=pre, head_overrides={**paper, **head}, train_overrides={**ft, **train})
+                    out.update(_class_metrics(bench, m))
+                    if name.startswith("paper"):  # the same fused run scored by one side only (predict's fusion=)
+                        for f in sides:
+                            extra = {"classes": str(w["ch"]["classes"])} if bench == "charades" else {}
+                            pred = runner.predict(f"translate-{bench}", run, w["store"], val,
+                                                  root / f"{f}_{bench}.json", fusion=f, **extra)
+                            r = get_benchmark("charades" if bench == "charades" else "ek100-ar").evaluate(val, pred)
+                            sides[f].update(_class_metrics(bench, r))
+                rows.setdefault(name, []).append(out)
+                for f, vals in sides.items():
+                    if vals:
+                        rows.setdefault(f"paper run scored with fusion={f} at predict", []).append(vals)
+            print(f"seed {seed} done", flush=True)
+    return {name: {k: round(float(np.mean([r[k] for r in rs])), 3) for k in rs[0]} for name, rs in rows.items()}
+
+
+def _class_metrics(bench: str, m: dict) -> dict:
+    if bench == "charades":
+        return {"charades mAP": m["mAP"]}
+    return {f"ek100 {k} top1": m[f"{k} top1"] for k in ("verb", "noun", "action")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--part", choices=("speed", "quality", "both"), default="both")
+    ap.add_argument("--part", choices=("speed", "quality", "additions", "both"), default="both")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="additions: seeds averaged")
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     out = {}
@@ -146,6 +225,8 @@ def main() -> None:
     if a.part in ("quality", "both"):
         out["quality"] = quality(a.quick, a.device)
         print(json.dumps(out["quality"], indent=1, default=float), flush=True)
+    if a.part == "additions":
+        print(json.dumps(additions(a.quick, a.device, a.seeds), indent=1, default=float), flush=True)
 
 
 if __name__ == "__main__":

@@ -102,3 +102,14 @@ def test_bad_arguments():
         fit(Reg(), crit, TensorDataset(torch.zeros(0, 4), torch.zeros(0)), None, TrainConfig(progress=False))
     with pytest.raises(ValueError, match="metric"):
         fit(Reg(), crit, data(), None, TrainConfig(progress=False), evaluate=lambda m: {})
+
+
+def test_inverse_sqrt_schedule_values():
+    from egoflow.heads.train import _lr_lambda
+    f = _lr_lambda(TrainConfig(epochs=10, schedule="inverse-sqrt", warmup_steps=4), steps_per_epoch=10)
+    assert [f(s) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # linear warm-up to lr
+    assert [f(s) for s in (4, 15, 99)] == pytest.approx([(4 / 5) ** 0.5, (4 / 16) ** 0.5, (4 / 100) ** 0.5])
+    g = _lr_lambda(TrainConfig(schedule="inverse-sqrt"), steps_per_epoch=10)  # no warm-up: 1 / sqrt(step + 1)
+    assert [g(s) for s in (0, 3, 8)] == pytest.approx([1.0, 0.5, 1 / 3])
+    with pytest.raises(ValueError, match="inverse-sqrt"):
+        _lr_lambda(TrainConfig(schedule="rsqrt"), 10)

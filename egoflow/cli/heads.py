@@ -49,8 +49,8 @@ def cmd_predict(a) -> int:
         scorer = fused_scorer(a, lambda a: create(spec_from_args(a)))
     elif not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
-    options = {k: v for k, v in dict(classes=a.classes, prompt=a.prompt, split=a.split, scorer=scorer).items()
-               if v is not None}
+    options = {k: v for k, v in dict(classes=a.classes, prompt=a.prompt, split=a.split, scorer=scorer,
+                                     fusion=a.fusion).items() if v is not None}
     path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
                    **options)
     print(f"{'zero-shot ' if spec.zero_shot else ''}predictions written to {path}")
@@ -108,6 +108,8 @@ def register(subparsers) -> None:
                    'translate-charades / translate-ek100 ranking)')
     p.add_argument("--split", default=None, help="zero-shot ek100-mir: split of the retrieval_annotations folder "
                    "(default test)")
+    p.add_argument("--fusion", default=None, choices=["gen", "disc", "gen+disc"], help="translate-charades / "
+                   "translate-ek100: class scores by ranking, linear layers or both (default: the run's)")
     p.add_argument("--videos", default=None, help="--encoder fused (zero-shot egomcq / ek100-mir / charades): "
                    "folder of the videos (<video_uid>.mp4)")
     p.add_argument("--score", default=None, choices=["dual", "vtm", "ensemble"],

@@ -36,6 +36,7 @@ class TrainConfig:
     warmup_epochs: int = 0  # more warm-up, in epochs (steps_per_epoch x this is added to warmup_steps)
     schedule: str = "constant"  # after warm-up: "constant" | "cosine" | "linear" (both to 0 at the end) | "step"
     #   | "cosine-floor" (EgoVLPv2 QFVS / Barlow Twins: warm-up lr * step / W from 0 at step 0, cosine to lr / 1000)
+    #   | "inverse-sqrt" (Transformer / T5: after a warm-up of W steps, lr * sqrt(W / (step + 1)); W = 0: from step 0)
     bias_lr_scale: float = 1.0  # != 1: 1-D parameters (biases, norm weights) in their own group at lr x this
     step_milestones: tuple = ()  # epochs at which "step" multiplies the lr by step_gamma
     step_gamma: float = 0.1  # factor of the "step" schedule
@@ -94,13 +95,16 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
         if cfg.schedule == "linear":  # transformers' get_linear_schedule_with_warmup after the warm-up
             return max(0.0, (total - step) / max(1, total - warm))
+        if cfg.schedule == "inverse-sqrt":  # 1 at the warm-up's last step, then decays as 1 / sqrt(step)
+            return math.sqrt(max(1, warm) / max(step + 1, warm, 1))
         if cfg.schedule == "step":
             epoch = step // max(1, steps_per_epoch)
             return cfg.step_gamma ** sum(epoch >= m for m in cfg.step_milestones)
         return 1.0
 
-    if cfg.schedule not in ("constant", "cosine", "linear", "step", "cosine-floor"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine, linear, step or cosine-floor")
+    if cfg.schedule not in ("constant", "cosine", "linear", "step", "cosine-floor", "inverse-sqrt"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}: use constant, cosine, linear, step, cosine-floor or "
+                         "inverse-sqrt")
     return f
 
 

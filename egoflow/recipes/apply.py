@@ -41,6 +41,14 @@ def _family(model: str) -> str:
     return "open_clip"
 
 
+def _value(raw: str):
+    """A ``--set`` value as the train verb reads it (JSON, else the string)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def recipe_values(r: Recipe, verb: str) -> dict:
     """{argparse dest: value} the recipe sets for ``verb``."""
     vals = {SPEC_TO_DEST[k]: v for k, v in r.encoder.items() if k in SPEC_TO_DEST}
@@ -84,7 +92,9 @@ def apply(args, argv: list[str]) -> Recipe | None:
     if verb == "train":
         args.train_config = dict(r.train_config)  # TrainConfig fields without a flag (cli.heads.cmd_train)
     if verb == "train" and r.head_overrides:
-        mine = {s.split("=", 1)[0] for s in (getattr(args, "set", None) or [])}
+        mine = dict(s.split("=", 1) for s in (getattr(args, "set", None) or []) if "=" in s)
+        differs += [f"--set {k}={v} (recipe: {json.dumps(r.head_overrides[k])})" for k, v in mine.items()
+                    if k in r.head_overrides and _value(v) != json.loads(json.dumps(r.head_overrides[k]))]
         args.set = [f"{k}={json.dumps(v)}" for k, v in r.head_overrides.items() if k not in mine] + \
                    list(getattr(args, "set", None) or [])
     if differs:

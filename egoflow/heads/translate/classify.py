@@ -8,6 +8,9 @@ Two ways, chosen by ``--set mode=...``:
   directly by ``egoflow predict`` ranks zero-shot, after the narration prefix.
 - ``discriminative``: linear layers on the pooled encoder output (CharadesEgo: multi-label BCE over whole
   videos; EK-100: a verb and a noun layer, CE).
+- ``discriminative`` with ``fusion=gen+disc``: the generative samples (class-name targets) also train the linear
+  layers (the sum of both losses); a class's score is the weighted sum of its standardized ranking score and
+  logit (rank.fuse). ``fusion`` can also be given to ``runner.predict`` to score a run another way.
 
 Multi-task (``--set narrations=narration.json``): each label sample trains back to back with a narration sample
 of the same store (the narration and label tasks in one batch).
@@ -26,7 +29,8 @@ from egoflow.heads.translate.data import (
     make_clipset,
     narration_clips,
 )
-from egoflow.heads.translate.rank import candidate_scores, pad_ids
+from egoflow.heads.translate.model import fusion_of
+from egoflow.heads.translate.rank import candidate_scores, fuse, pad_ids
 from egoflow.heads.translate.text import (
     TranslateInputError,
     check_candidates,
@@ -44,25 +48,29 @@ class RankEvaluation:
     mode = "max"
 
     def __init__(self, sets: dict, names: dict, tok, keys: list[str], gt, metric: str, batch_size: int = 32,
-                 prompt: str = "{}"):
+                 prompt: str = "{}", fusion: str | None = None):
         self.sets, self.names, self.tok, self.keys, self.gt = sets, names, tok, keys, gt  # per label set
         self.metric, self.batch_size, self.prompt = metric, batch_size, prompt
+        self.fusion = fusion  # None: the run's own (Config.fusion)
+
+    def _ranking(self, model, name, data) -> torch.Tensor:
+        texts = [self.prompt.format(n) for n in self.names[name]]
+        width = model.cfg.max_label_len if self.prompt == "{}" else model.cfg.max_narration_len
+        ids, m = pad_ids(encode(self.tok, texts, width)[0], model.cfg.pad_id, next(model.parameters()).device)
+        return torch.cat([candidate_scores(model, batch, ids, m) for batch, _ in batches(model, data, self.batch_size)])
 
     @eval_mode
     def scores(self, model) -> dict[str, np.ndarray]:
+        rule = self.fusion or fusion_of(model.cfg)
+        if rule != "gen" and model.cfg.mode != "discriminative":
+            raise TranslateInputError(f"fusion={rule} needs a run trained with mode=discriminative (linear layers)")
         out = {}
         for k, (name, data) in enumerate(self.sets.items()):
-            rows = []
-            if model.cfg.mode == "generative":
-                texts = [self.prompt.format(n) for n in self.names[name]]
-                width = model.cfg.max_label_len if self.prompt == "{}" else model.cfg.max_narration_len
-                ids, m = pad_ids(encode(self.tok, texts, width)[0], model.cfg.pad_id, next(model.parameters()).device)
-                for batch, _ in batches(model, data, self.batch_size):
-                    rows.append(candidate_scores(model, batch, ids, m))
-            else:
-                for batch, _ in batches(model, data, self.batch_size):
-                    rows.append(model(batch)["class_logits"][k])
-            out[name] = torch.cat(rows).float().cpu().numpy()
+            gen = self._ranking(model, name, data) if rule != "disc" else None
+            disc = None if rule == "gen" else torch.cat(
+                [model(batch)["class_logits"][k] for batch, _ in batches(model, data, self.batch_size)])
+            s = gen if disc is None else disc if gen is None else fuse(gen, disc, model.cfg.fusion_weight)
+            out[name] = s.float().cpu().numpy()
         return out
 
     def predict(self, model, decode):
@@ -122,11 +130,28 @@ def _whole(v, videos, kind) -> Clip:
                 tuple(v.classes))
 
 
-def charades_eval(store, feature_set, path, names, tok, cfg, kind, prompt="{}") -> RankEvaluation:
+def charades_eval(store, feature_set, path, names, tok, cfg, kind, prompt="{}", fusion=None) -> RankEvaluation:
     gt, videos = _charades_videos(store, feature_set, path, names)
     data = make_clipset([_whole(v, videos, kind) for v in gt], videos, tok, cfg)
     return RankEvaluation({"label": data}, {"label": names}, tok, [v.video_id for v in gt], gt, "mAP",
-                          prompt=prompt)
+                          prompt=prompt, fusion=fusion)
+
+
+def _fusion(inputs) -> str | None:
+    """``fusion=`` option of predict: score a run's classes by ranking, layers or both (default: the run's)."""
+    f = inputs.options.get("fusion")
+    if f is not None and f not in ("gen", "disc", "gen+disc"):
+        raise TranslateInputError(f"fusion {f!r}: use gen, disc or gen+disc")
+    return f
+
+
+def _check_fusion(overrides: dict) -> tuple[bool, bool]:
+    """``(discriminative, fused)`` of a training run's overrides; gen+disc without the layers is an error."""
+    disc, fused = overrides.get("mode") == "discriminative", overrides.get("fusion") == "gen+disc"
+    if overrides.get("fusion") in ("disc", "gen+disc") and not disc:
+        raise TranslateInputError(f"fusion={overrides['fusion']} scores with the linear layers: it needs "
+                                  "mode=discriminative")
+    return disc, fused
 
 
 def _multitask(inputs, cfg, clips, groups, videos) -> tuple[list, list, dict]:
@@ -154,12 +179,12 @@ def _narration_texts(overrides) -> list[str]:
 
 def charades_task(inputs, overrides: dict) -> Task:
     names, cpath = charades_classes(inputs, inputs.annotations)
-    disc = overrides.get("mode") == "discriminative"
+    disc, fused = _check_fusion(overrides)
     if disc:
         overrides = {"num_classes": (len(names),), "multilabel": True, **overrides}
     cfg, tok = prepare("translate-charades", inputs, overrides, names + _narration_texts(overrides))
     gt, videos = _charades_videos(inputs.store, inputs.feature_set, inputs.annotations, names)
-    if disc:
+    if disc and not fused:
         clips = [_whole(v, videos, "label") for v in gt]
     else:
         clips = [Clip(v.video_id, a.start_sec, a.end_sec, "label", names[a.class_idx], v.video_id, (a.class_idx,))
@@ -183,7 +208,8 @@ def charades_predictor(inputs, cfg) -> RankEvaluation:
     if cfg.mode == "discriminative" and len(names) != cfg.num_classes[0]:
         raise TranslateInputError(f"{cpath}: {len(names)} classes, but the run's linear layer has {cfg.num_classes[0]}")
     return charades_eval(inputs.store, inputs.feature_set, inputs.annotations, names,
-                         load_tokenizer(cfg.tokenizer), cfg, _kind(cfg, zero, "label"), _prompt(inputs))
+                         load_tokenizer(cfg.tokenizer), cfg, _kind(cfg, zero, "label"), _prompt(inputs),
+                         _fusion(inputs))
 
 
 # ------------------------------------------------------------------------------------------------ EK-100
@@ -201,28 +227,30 @@ def _ek100_segments(store, feature_set, path):
     return acts, load_videos(store, feature_set, {a.video_id for a in acts}, path)
 
 
-def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot, prompt="{}") -> RankEvaluation:
+def ek100_eval(store, feature_set, path, verbs, nouns, tok, cfg, zero_shot, prompt="{}",
+               fusion=None) -> RankEvaluation:
     acts, videos = _ek100_segments(store, feature_set, path)
     for a in acts:
         if a.verb_class >= len(verbs) or a.noun_class >= len(nouns):
             raise TranslateInputError(f"{path}: segment {a.narration_id} has a class beyond the class lists")
     sets = {}
     for name in ("verb", "noun"):
-        kind = "label" if cfg.mode == "discriminative" else _kind(cfg, zero_shot, name)
+        # the layers alone read the "label" prefix; a gen+disc run reads the verb / noun prefix it trained with
+        kind = "label" if cfg.mode == "discriminative" and cfg.fusion != "gen+disc" else _kind(cfg, zero_shot, name)
         sets[name] = make_clipset([Clip(a.video_id, a.start_sec, a.stop_sec, kind, "", a.narration_id, a.action)
                                    for a in acts], videos, tok, cfg)
     return RankEvaluation(sets, {"verb": verbs, "noun": nouns}, tok, [a.narration_id for a in acts], acts,
-                          "action top1", prompt=prompt)
+                          "action top1", prompt=prompt, fusion=fusion)
 
 
 def ek100_task(inputs, overrides: dict) -> Task:
     verbs, nouns = ek100_classes(inputs.annotations)
-    disc = overrides.get("mode") == "discriminative"
+    disc, fused = _check_fusion(overrides)
     if disc:
         overrides = {"num_classes": (len(verbs), len(nouns)), **overrides}
     cfg, tok = prepare("translate-ek100", inputs, overrides, verbs + nouns + _narration_texts(overrides))
     acts, videos = _ek100_segments(inputs.store, inputs.feature_set, inputs.annotations)
-    if disc:
+    if disc and not fused:
         clips = [Clip(a.video_id, a.start_sec, a.stop_sec, "label", "", a.narration_id, a.action) for a in acts]
         groups = [[i] for i in range(len(clips))]
     else:  # the verb and the noun of a segment back to back
@@ -247,4 +275,4 @@ def ek100_predictor(inputs, cfg) -> RankEvaluation:
                                   f"do not fit the run's linear layers {tuple(cfg.num_classes)}")
     return ek100_eval(inputs.store, inputs.feature_set, inputs.annotations, verbs, nouns,
                       load_tokenizer(cfg.tokenizer), cfg, inputs.run_config.get("head") == "translate",
-                      _prompt(inputs))
+                      _prompt(inputs), _fusion(inputs))

@@ -19,6 +19,7 @@ from egoflow.heads.spec import config_from_dict
 from egoflow.heads.train import load_checkpoint, move_to
 from egoflow.heads.translate.data import Collate
 from egoflow.heads.translate.model import PREFIXES, Config
+from egoflow.heads.translate.sizes import size_fields
 from egoflow.heads.translate.text import (
     T5_FIELDS,
     TranslateInputError,
@@ -56,7 +57,7 @@ def prepare(name: str, inputs, overrides: dict, texts) -> tuple[object, object]:
     init, out = inputs.options.get("init"), Path(inputs.out_dir)
     if init is not None and out.resolve() == Path(init).resolve():
         raise TranslateInputError(f"--out {out} is the --init folder: the run would overwrite what it starts from")
-    kw = dict(overrides)
+    kw = size_fields(overrides)  # size=t5-large: its shape fields
     kind, tok_dir = init_kind(init), out / "tokenizer"
     if kind == "run":
         run = json.loads((Path(init) / "config.json").read_text())["head_config"]
@@ -73,7 +74,7 @@ def prepare(name: str, inputs, overrides: dict, texts) -> tuple[object, object]:
         if added:
             log.info("%d new words added to the tokenizer of %s", added, init)
     elif kind == "t5":
-        kw.update(t5_folder_fields(init, overrides))
+        kw.update(t5_folder_fields(init, kw))
         tok = load_tokenizer(init)
         tok.save_pretrained(str(tok_dir))
     else:

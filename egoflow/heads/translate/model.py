@@ -8,7 +8,10 @@ inference feeds, and the target's length never leaks. One network then
 
 - captions (``generate``: greedy or beam search),
 - ranks candidate strings by their mean token log-likelihood (classification, multiple choice; see rank.py),
-- and, in ``mode="discriminative"``, classifies with linear layers on the masked mean of the encoder output.
+- and, in ``mode="discriminative"``, classifies with linear layers on the masked mean of the encoder output
+  (``disc_pool="mean"``) or on the output of a learned token put in front of the encoder input
+  (``disc_pool="token"``, [CLS]-style); ``fusion="gen+disc"`` trains the decoder and the layers together and
+  sums their standardized class scores (rank.fuse).
 
 The network is ``transformers``' ``T5ForConditionalGeneration`` driven through ``inputs_embeds`` (real T5
 weights from a local folder via ``--init``; tests and the demo use tiny random configs).
@@ -58,6 +61,17 @@ class Config:
     rank_chunk: int = 64  # candidates decoded together when ranking (memory: clips x chunk x tokens x vocab)
     narrations: str = ""  # multi-task fine-tuning: an Ego4D narration.json whose narrations train back to back
     drop_outside: bool = False  # narrations/clips outside their video: drop and count (True) or fail (False)
+    size: str = ""  # "t5-small" | "t5-base" | "t5-large" fixes the shape fields above (sizes.py); "" = as set
+    disc_pool: str = "mean"  # discriminative input: "mean" of the encoder output | "token": a learned first token's
+    fusion: str = "auto"  # class scores: "gen" ranking | "disc" layers | "gen+disc" both | "auto" = by mode
+    fusion_weight: float = 0.5  # gen+disc: weight of the standardized layer scores (1 - it: the ranking's)
+
+
+def fusion_of(cfg: Config) -> str:
+    """The class-score rule of a config: ``fusion``, or with ``"auto"`` the mode's own (gen / disc)."""
+    if cfg.fusion == "auto":
+        return "gen" if cfg.mode == "generative" else "disc"
+    return cfg.fusion
 
 
 def noise_tokens(ids: torch.Tensor, mask: torch.Tensor, ratio: float, mask_id: int, pad_id: int,
@@ -105,6 +119,12 @@ class VideoTranslate(nn.Module):
         lo, hi = cfg.mask_ratio
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"mask_ratio {cfg.mask_ratio} must satisfy 0 <= lo <= hi <= 1")
+        if cfg.disc_pool not in ("mean", "token"):
+            raise ValueError(f"disc_pool must be 'mean' or 'token', got {cfg.disc_pool!r}")
+        if cfg.fusion not in ("auto", "gen", "disc", "gen+disc"):
+            raise ValueError(f"fusion must be 'auto', 'gen', 'disc' or 'gen+disc', got {cfg.fusion!r}")
+        if fusion_of(cfg) != "gen" and cfg.mode != "discriminative":
+            raise ValueError(f"fusion={cfg.fusion} needs mode=discriminative (the linear layers)")
         self.cfg = cfg
         t5cfg = T5Config(vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff,
                          num_layers=cfg.num_layers, num_decoder_layers=cfg.num_decoder_layers,
@@ -114,11 +134,14 @@ class VideoTranslate(nn.Module):
         self.t5 = T5ForConditionalGeneration(t5cfg)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.d_model)  # video features -> the text embedding width
         self.classifiers = nn.ModuleList(nn.Linear(cfg.d_model, c) for c in cfg.num_classes)
+        self.fused = cfg.mode == "discriminative" and cfg.fusion == "gen+disc"  # trains decoder and layers
+        if cfg.disc_pool == "token":  # made last: a "mean" network's init (and old runs' weights) stay the same
+            self.disc_token = nn.Parameter(torch.randn(cfg.d_model))  # the scale of T5's own embedding init
 
     def source(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's text part: noisy target tokens when training generatively, else one ``<mask>``."""
         cfg, b = self.cfg, batch["feats"].shape[0]
-        if self.training and cfg.mode == "generative" and "target_ids" in batch:
+        if self.training and (cfg.mode == "generative" or self.fused) and "target_ids" in batch:
             text = batch["target_mask"] & (batch["target_ids"] != cfg.eos_id)
             ratio = float(torch.empty(()).uniform_(*cfg.mask_ratio)) if cfg.mask_ratio[1] > cfg.mask_ratio[0] \
                 else cfg.mask_ratio[0]
@@ -127,11 +150,15 @@ class VideoTranslate(nn.Module):
         return (torch.full((b, 1), cfg.mask_id, dtype=torch.long, device=dev),
                 torch.ones((b, 1), dtype=torch.bool, device=dev))
 
-    def encode(self, batch: dict, with_text: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder states ``[B, P + T (+ S), D]`` and their mask of ``[prefix; video (; text)]``."""
+    def encode(self, batch: dict, with_text: bool = True, token: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states ``[B, (1 +) P + T (+ S), D]`` and their mask of ``[(disc token;) prefix; video (; text)]``."""
         embed = self.t5.get_input_embeddings()
         parts = [embed(batch["prefix_ids"]), self.video_proj(batch["feats"])]
         masks = [batch["prefix_mask"], batch["mask"]]
+        if token:
+            b = batch["feats"].shape[0]
+            parts.insert(0, self.disc_token.to(parts[1].dtype).expand(b, 1, -1))
+            masks.insert(0, torch.ones_like(batch["mask"][:, :1]))
         if with_text:
             src, src_mask = self.source(batch)
             parts.append(embed(src))
@@ -151,17 +178,24 @@ class VideoTranslate(nn.Module):
                        decoder_input_ids=dec_in, decoder_attention_mask=dec_mask.long()).logits
 
     def pooled(self, batch: dict) -> torch.Tensor:
-        """Masked mean of the encoder output over ``[prefix; video]`` -> ``[B, D]``."""
+        """What the linear layers read -> ``[B, D]``: the masked mean of the encoder output over ``[prefix; video]``
+        (``disc_pool="mean"``) or the output at the learned token in front of them (``"token"``)."""
+        if self.cfg.disc_pool == "token":
+            return self.encode(batch, with_text=False, token=True)[0][:, 0]
         h, m = self.encode(batch, with_text=False)
         m = m.unsqueeze(-1).to(h.dtype)
         return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
 
     def forward(self, batch: dict) -> dict:
+        out = {}
         if self.cfg.mode == "discriminative":
             p = self.pooled(batch)
-            return {"class_logits": [c(p) for c in self.classifiers]}
+            out["class_logits"] = [c(p) for c in self.classifiers]
+            if not (self.fused and self.training and "target_ids" in batch):
+                return out
         enc, enc_mask = self.encode(batch)
-        return {"logits": self.decode_logits(enc, enc_mask, batch["target_ids"], batch["target_mask"])}
+        out["logits"] = self.decode_logits(enc, enc_mask, batch["target_ids"], batch["target_mask"])
+        return out
 
     @torch.no_grad()
     def generate(self, batch: dict, max_len: int, num_beams: int = 1) -> torch.Tensor:
@@ -177,17 +211,26 @@ class VideoTranslate(nn.Module):
 
 class Criterion(nn.Module):
     """Generative: token cross-entropy over the target (padding ignored). Discriminative: BCE (multi-label) or
-    the sum of the CE of every label set; batch "labels" [B, C] float or "class_targets" [B, K] long."""
+    the sum of the CE of every label set; batch "labels" [B, C] float or "class_targets" [B, K] long.
+    ``fusion="gen+disc"`` training: the sum of both (``gen`` and ``disc`` are logged)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
 
     def forward(self, out: dict, batch: dict) -> dict:
+        if "logits" in out and "class_logits" in out:
+            gen, disc = self.generative(out, batch), self.discriminative(out, batch)
+            return {**disc, "loss": gen["loss"] + disc["loss"], "gen": gen["loss"], "disc": disc["loss"]}
         if "logits" in out:
-            tgt = batch["target_ids"].masked_fill(~batch["target_mask"], -100)
-            loss = F.cross_entropy(out["logits"].flatten(0, 1), tgt.flatten(), ignore_index=-100)
-            return {"loss": loss}
+            return self.generative(out, batch)
+        return self.discriminative(out, batch)
+
+    def generative(self, out: dict, batch: dict) -> dict:
+        tgt = batch["target_ids"].masked_fill(~batch["target_mask"], -100)
+        return {"loss": F.cross_entropy(out["logits"].flatten(0, 1), tgt.flatten(), ignore_index=-100)}
+
+    def discriminative(self, out: dict, batch: dict) -> dict:
         if self.cfg.multilabel:
             return {"loss": F.binary_cross_entropy_with_logits(out["class_logits"][0], batch["labels"])}
         losses = {f"ce_{k}": F.cross_entropy(lg, batch["class_targets"][:, k])

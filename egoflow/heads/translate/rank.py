@@ -66,3 +66,16 @@ def naive_scores(model, batch: dict, cand_ids: torch.Tensor, cand_mask: torch.Te
 def clip_scores(model, batch: dict, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
     """Multiple choice over clips: the likelihood of one text ``[1, L]`` under each clip of ``batch`` -> ``[B]``."""
     return candidate_scores(model, batch, text_ids, text_mask)[:, 0]
+
+
+def standardize(s: torch.Tensor) -> torch.Tensor:
+    """Each row of ``s [N, C]`` to mean 0 and (population) std 1 over its C classes; a constant row becomes 0."""
+    s = s.float()
+    return (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
+
+
+def fuse(gen: torch.Tensor, disc: torch.Tensor, weight: float) -> torch.Tensor:
+    """``fusion="gen+disc"`` class scores ``[N, C]``: ``(1 - weight) * standardize(gen) + weight *
+    standardize(disc)`` of the ranking's mean log-likelihoods and the linear layers' logits. The paper's own rule
+    was not found (docs/heads_translate.md): standardizing per clip puts the two scales on one footing."""
+    return (1.0 - weight) * standardize(gen) + weight * standardize(disc)
