@@ -31,6 +31,7 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate (after warm-up)
     weight_decay: float = 0.01  # decoupled for AdamW, L2 for Adam
     optimizer: str = "adamw"  # "adamw" | "adam" | "adamw-hf" (transformers' legacy AdamW, eps 1e-6: baselines)
+    #   | "sgd" (momentum 0.9, L2 decay: the TSN / EPIC-KITCHENS baselines)
     no_decay_norm_bias: bool = False  # no weight decay on biases and LayerNorm weights (BERT/VSLNet baseline rule)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
     warmup_epochs: int = 0  # more warm-up, in epochs (steps_per_epoch x this is added to warmup_steps)
