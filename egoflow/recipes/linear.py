@@ -25,8 +25,8 @@ EGOVLPV2_EGOTASKQA = _head_recipe(
      "also at test); egoflow mean-pools the fused windows inside the interval (the same tensor when the interval "
      "is one window of 16 frames)",
      "questions are encoded as written (the reference lower-cases and strips them, 30 RoBERTa tokens at most)",
-     f"no warm-up: the reference warms up linearly over the first 10% of the steps; indirect split: --lr "
-     f"{ref.EGOVLPV2_TASKQA_LR_INDIRECT:g}",
+     "warm-up: egoflow's lr at warm-up step s is (s + 1) / W of the peak, transformers' s / W (one step apart); "
+     f"indirect split: --lr {ref.EGOVLPV2_TASKQA_LR_INDIRECT:g}",
      "best epoch by validation accuracy (the reference keeps the epoch with the best test accuracy); fp32 (the "
      "reference trains with CUDA mixed precision)"),
     ("egoflow extract qa_videos/ --store S --encoder fused --model egovlpv2-base --pretrained EgoVLPv2.pth "

@@ -20,7 +20,7 @@ C1 = "epic-kitchens/C1-Action-Recognition-TSN-TRN-TSM@731db0d"
 EGOVLPV2_TASKQA_HEAD = {"conditioned": True, "hidden": -1, "hidden_dropout": 0.2, "dropout": 0.0,
                         "normalize": False}
 EGOVLPV2_TASKQA_TRAIN = {"epochs": 36, "lr": 2e-4, "batch_size": 64, "optimizer": "adamw", "weight_decay": 0.01,
-                         "schedule": "cosine", "grad_clip": 0.0}
+                         "schedule": "cosine", "warmup_fraction": 0.1, "grad_clip": 0.0}
 EGOVLPV2_TASKQA_LR_INDIRECT = 1e-4  # README.md: the indirect split's peak lr
 
 # EgoVLP OSCC (configs/ft/oscc.json, model/model.py 'minimal' projection, trainer/trainer_oscc.py): the video
