@@ -9,12 +9,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from egoflow.cli import main
 from egoflow.datasets.errors import AnnotationError
 from egoflow.features_store import FeatureStore
 from egoflow.features_store.conditioned import read_conditioned, write_conditioned
 from egoflow.heads import runner
+from egoflow.heads.linear.data import conditioned_samples
+from egoflow.heads.linear.model import Config, build
 from egoflow.heads.spec import HeadConfigError
 
 ANSWERS = ["open", "closed", "red"]
@@ -80,8 +83,6 @@ def test_fused_feature_of_each_question_is_the_input(fused, tmp_path, one_thread
 
 
 def test_samples_are_the_stored_pairs(fused):
-    from egoflow.heads.linear.data import conditioned_samples
-
     store = FeatureStore(fused["url"], mode="r")
     windows = [("kitchen0_fpv1", 1.0, 4.0), ("kitchen0_fpv1", 1.0, 4.0)]
     data = conditioned_samples(store, "fused-q", windows, QUESTIONS[:2], [[0], [1]], "f.json", ["[0]", "[1]"])
@@ -113,3 +114,18 @@ def test_set_and_flag_must_agree(fused, tmp_path):
     fho.write_text(json.dumps({"clips": []}))
     with pytest.raises(HeadConfigError, match="linear-oscc: feature set 'fused-q'.*query-conditioned"):
         runner.train("linear-oscc", fused["url"], "fused-q", str(fho), tmp_path / "b", train_overrides=FAST)
+
+
+def test_reference_head_shape():
+    """hidden=-1: EgoVLPv2's projector_2(dropout(relu(projector_1(cls)))) with projector_1 = Linear(D, A); on one
+    step (one fused [CLS] per question) with normalize off, the logits are exactly that expression."""
+    model, _, _ = build(Config(video_dim=6, num_classes=(5,), hidden=-1, hidden_dropout=0.2, normalize=False,
+                               conditioned=True))
+    p1, drop, p2 = model.body[0], model.body[2], model.outputs[0]
+    assert (p1.in_features, p1.out_features, p2.in_features, p2.out_features, drop.p) == (6, 5, 5, 5, 0.2)
+    model.eval()
+    cls = torch.randn(3, 6)
+    out = model({"feats": cls[:, None], "mask": torch.ones(3, 1, dtype=torch.bool)})["logits"][0]
+    torch.testing.assert_close(out, p2(torch.relu(p1(cls))))
+    with pytest.raises(ValueError, match="hidden must be"):
+        build(Config(video_dim=6, num_classes=(5, 3), hidden=-1))  # as wide as which output?
