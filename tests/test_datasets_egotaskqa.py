@@ -6,9 +6,11 @@ import pytest
 from egoflow.datasets.egotaskqa import (
     answer_indices,
     answer_vocabulary,
+    is_question_file,
     load_answer_set,
     load_egotaskqa,
     load_egotaskqa_predictions,
+    questions_by_video,
 )
 from egoflow.datasets.errors import AnnotationError, PredictionError
 
@@ -68,3 +70,17 @@ def test_predictions_reader(tmp_path):
     p.write_text(json.dumps({"results": [{"index": 5, "answer": "cup"}]}))
     with pytest.raises(PredictionError, match=r"results\[0\]\.index: 5 is not a question index"):
         load_egotaskqa_predictions(p, items)
+
+
+def test_questions_by_video_are_the_extraction_queries(tmp_path):
+    """``extract --queries val_qas.json``: each store video's questions, file order, a repeated question once."""
+    qs = [Q, {**Q, "question": "where is the cup?"}, {**Q, "interval": "S2_Cook|fpv1|0|60"}, Q]
+    p = write(tmp_path, qs)
+    assert is_question_file(p)
+    assert questions_by_video(p) == {"S1_Cook_fpv2": ["what did I open?", "where is the cup?"],
+                                     "S2_Cook_fpv1": ["what did I open?"]}
+    nlq = tmp_path / "nlq.json"
+    nlq.write_text(json.dumps({"videos": []}))
+    assert not is_question_file(nlq) and not is_question_file(tmp_path / "q.txt")
+    with pytest.raises(AnnotationError, match=r"\[0\]\.interval"):
+        questions_by_video(write(tmp_path, [{**Q, "interval": "bad"}]))

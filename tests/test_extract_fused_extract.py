@@ -10,7 +10,7 @@ import pytest
 from egoflow.cli import main
 from egoflow.datasets.synthetic.videos import make_video
 from egoflow.extract.fused.encoder import create_fused_encoder
-from egoflow.extract.fused.extract import iter_windows, queries_from_file
+from egoflow.extract.fused.extract import iter_windows, merge_queries, queries_from_file
 from egoflow.extract.fused.tokenizer import write_tiny_vocab
 from egoflow.extract.pipeline import ExtractConfig, extract
 from egoflow.extract.query import extract_conditioned
@@ -161,3 +161,12 @@ def test_queries_from_file(tmp_path):
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(ValueError, match="expected"):
         queries_from_file(tmp_path / "bad.json")
+
+
+def test_repeated_queries_files_merge():
+    """``--queries A --queries B``: per-video files join per uid (order kept, once each); .txt lists join; a .txt
+    list (every video) with a per-video file is refused."""
+    assert merge_queries([{"a": ["x", "y"]}, {"a": ["y", "z"], "b": ["w"]}]) == {"a": ["x", "y", "z"], "b": ["w"]}
+    assert merge_queries([["x"], ["x", "y"]]) == ["x", "y"]
+    with pytest.raises(ValueError, match="cannot be combined"):
+        merge_queries([["x"], {"a": ["y"]}])

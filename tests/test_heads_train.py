@@ -1,10 +1,11 @@
 import json
+import math
 
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from egoflow.heads.train import TrainConfig, fit, load_checkpoint
+from egoflow.heads.train import TrainConfig, _lr_lambda, fit, load_checkpoint
 
 
 class Reg(torch.nn.Module):
@@ -113,3 +114,12 @@ def test_inverse_sqrt_schedule_values():
     assert [g(s) for s in (0, 3, 8)] == pytest.approx([1.0, 0.5, 1 / 3])
     with pytest.raises(ValueError, match="inverse-sqrt"):
         _lr_lambda(TrainConfig(schedule="rsqrt"), 10)
+
+
+def test_warmup_fraction_is_a_share_of_all_steps():
+    """``warmup_fraction``: int(fraction x epochs x steps per epoch) warm-up steps (transformers'
+    get_cosine_schedule_with_warmup as EgoVLPv2's EgoTaskQA calls it), then the cosine from the peak."""
+    f = _lr_lambda(TrainConfig(epochs=36, schedule="cosine", warmup_fraction=0.1), 7)  # 252 steps, 25 warm
+    assert [f(s) for s in (0, 24)] == [1 / 25, 1.0] and f(25) == 1.0
+    assert f(25 + 227 // 2) == pytest.approx(0.5 * (1 + math.cos(math.pi * (227 // 2) / 227)))
+    assert _lr_lambda(TrainConfig(epochs=36, schedule="cosine"), 7)(0) == 1.0  # default: no warm-up

@@ -57,13 +57,15 @@ def cmd_extract(a) -> int:
     cfg = options_from_args(a, spec)  # and these options (decode, backend, fps, ...), to every worker too
     queries = None
     if a.queries:
-        from egoflow.extract.fused.extract import queries_from_file
+        from egoflow.datasets.egotaskqa import is_question_file, questions_by_video
+        from egoflow.extract.fused.extract import merge_queries, queries_from_file
 
         if not spec.fused:
             raise ValueError("--queries (query-conditioned features) needs --encoder fused")
         if not spec.tokenizer and not spec.model.startswith("clip-fused-"):  # before any model loads or video runs
             raise ValueError(f"--queries: {spec.model} encodes text with --tokenizer DIR (vocab.json + merges.txt)")
-        queries = queries_from_file(a.queries)
+        queries = merge_queries([questions_by_video(f) if is_question_file(f) else queries_from_file(f)
+                                 for f in a.queries])  # EgoTaskQA files: their questions, by store video
     if spec.recipe:
         _check_recipe_window(a, spec, cfg)
     if a.submit:
@@ -154,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-set", default=None, help="name (default: derived, e.g. clip-ViT-B-32-none-1.875fps)")
     p.add_argument("--fps", type=float, default=None, help="sampled frames per second (default 1.875; fused: "
                    "1.875 x stride (or x --frames), i.e. Ego4D's 1.875 features/s)")
-    p.add_argument("--queries", default=None, help="fused: query-conditioned features for these queries "
-                   "(Ego4D NLQ JSON keyed by clip_uid, JSON {uid: [queries]}, or .txt for every video)")
+    p.add_argument("--queries", action="append", default=None, help="fused: query-conditioned features for these "
+                   "queries (Ego4D NLQ JSON keyed by clip_uid, EgoTaskQA *_qas.json, JSON {uid: [queries]}, or .txt "
+                   "for every video); repeat it to join files (every split's questions in one run)")
     p.add_argument("--stride", type=int, default=0, help="frames between window starts (default: --frames)")
     p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec-cuda"],
                    help="video reader; torchcodec-cuda decodes on the GPU (NVDEC), else falls back to pyav")

@@ -75,6 +75,24 @@ def load_egotaskqa(path, fps: float = 30.0, need_answers: bool = True) -> list[T
     return out
 
 
+def is_question_file(path) -> bool:
+    """Whether ``path`` is an EgoTaskQA question file (a JSON list whose first entry has question and interval)."""
+    if not str(path).lower().endswith(".json"):
+        return False
+    data = read_json(path)
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and \
+        {"question", "interval"} <= set(data[0])
+
+
+def questions_by_video(path, fps: float = 30.0) -> dict[str, list[str]]:
+    """``{store video uid: [questions]}`` of a question file (the ``--queries`` of a query-conditioned extraction:
+    one fused feature per (video, question) for the linear-egotaskqa head); file order, duplicates once."""
+    out: dict[str, dict[str, None]] = {}
+    for q in load_egotaskqa(path, fps, need_answers=False):
+        out.setdefault(q.video_uid, {})[q.question] = None
+    return {uid: list(qs) for uid, qs in out.items()}
+
+
 def load_answer_set(path) -> list[str]:
     """``answer_set.txt``: answers by class index (blank lines skipped; duplicates are an error)."""
     answers = [ln.strip() for ln in read_lines(path) if ln.strip()]

@@ -46,7 +46,12 @@ class AdamWHF(torch.optim.Optimizer):
         return loss
 
 
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "adamw-hf": AdamWHF}
+def SGDMomentum(params, lr: float):  # noqa: N802 - named like the optimiser classes beside it
+    """SGD with momentum 0.9 and L2 weight decay per group (the TSN / EPIC-KITCHENS C1 baselines' optimiser)."""
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "adamw-hf": AdamWHF, "sgd": SGDMomentum}
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float, no_decay_norm_bias: bool) -> list[dict]:

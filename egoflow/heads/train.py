@@ -31,9 +31,11 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate (after warm-up)
     weight_decay: float = 0.01  # decoupled for AdamW, L2 for Adam
     optimizer: str = "adamw"  # "adamw" | "adam" | "adamw-hf" (transformers' legacy AdamW, eps 1e-6: baselines)
+    #   | "sgd" (momentum 0.9, L2 decay: the TSN / EPIC-KITCHENS baselines)
     no_decay_norm_bias: bool = False  # no weight decay on biases and LayerNorm weights (BERT/VSLNet baseline rule)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
     warmup_epochs: int = 0  # more warm-up, in epochs (steps_per_epoch x this is added to warmup_steps)
+    warmup_fraction: float = 0.0  # more warm-up: int(this x all steps) (transformers' recipes, e.g. EgoTaskQA's 0.1)
     schedule: str = "constant"  # after warm-up: "constant" | "cosine" | "linear" (both to 0 at the end) | "step"
     #   | "cosine-floor" (EgoVLPv2 QFVS / Barlow Twins: warm-up lr * step / W from 0 at step 0, cosine to lr / 1000)
     #   | "inverse-sqrt" (Transformer / T5: after a warm-up of W steps, lr * sqrt(W / (step + 1)); W = 0: from step 0)
@@ -80,7 +82,7 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     total = max(1, cfg.epochs * steps_per_epoch)
-    warm = cfg.warmup_steps + cfg.warmup_epochs * steps_per_epoch
+    warm = cfg.warmup_steps + cfg.warmup_epochs * steps_per_epoch + int(cfg.warmup_fraction * total)
 
     def f(step: int) -> float:
         if cfg.schedule == "cosine-floor":  # the reference's own rule: its first step has lr 0

@@ -7,7 +7,7 @@
 The package sits just above heads | extract: it produces EncoderSpecs, CLI options and head overrides, and
 nothing below it imports it.
 """
-from egoflow.recipes import egovlpv2, heads, others, translate  # noqa: F401  (registers the built-in recipes)
+from egoflow.recipes import egovlpv2, heads, linear, others, translate  # noqa: F401  (registers the built-in recipes)
 from egoflow.recipes.apply import apply, explicit_flags
 from egoflow.recipes.spec import NOT_FOUND, Recipe, RecipeError, Setting, get_recipe, list_recipes, register
 

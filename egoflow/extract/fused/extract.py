@@ -115,6 +115,20 @@ def queries_from_file(path: str | Path) -> dict[str, list[str]] | list[str]:
     raise InputFileError(p, None, "expected {uid: [queries]}, an Ego4D NLQ file or a .txt of queries")
 
 
+def merge_queries(parts: list) -> dict[str, list[str]] | list[str]:
+    """One query list or mapping from several ``--queries`` files: lists are joined, mappings joined per uid
+    (order kept, duplicates once); a .txt list (every video) with a per-video file is ambiguous: an error."""
+    if all(isinstance(p, list) for p in parts):
+        return list(dict.fromkeys(q for p in parts for q in p))
+    if any(isinstance(p, list) for p in parts):
+        raise ValueError("--queries: a .txt list (queries for every video) cannot be combined with per-video files")
+    out: dict[str, dict[str, None]] = {}
+    for p in parts:
+        for uid, qs in p.items():
+            out.setdefault(uid, {}).update(dict.fromkeys(qs))
+    return {uid: list(qs) for uid, qs in out.items()}
+
+
 def conditioned_set_name(encoder_desc: dict, cfg) -> str:
     """``fused-<model>-<weights>-<fps>fps-w<F>s<S>-query`` (``cfg.window`` is F: see ``pipeline.with_frames``)."""
     w = encoder_desc["pretrained"] if encoder_desc["pretrained"] != "file" else "ckpt"

@@ -12,7 +12,8 @@ _DESCRIPTIONS = {
     "linear-ek100": "linear probe: EPIC-KITCHENS-100 verb/noun/action recognition (top-1/top-5)",
     "linear-oscc": "linear probe: Ego4D object state change classification (accuracy)",
     "linear-pnr": "linear per-step scorer: Ego4D PNR keyframe localisation (abs. error, s)",
-    "linear-egotaskqa": "linear classifier over the answer vocabulary: EgoTaskQA (pooled clip + question)",
+    "linear-egotaskqa": "linear classifier over the answer vocabulary: EgoTaskQA (pooled clip + question, or the fused "
+                        "(clip, question) feature of a query-conditioned set)",
 }
 
 

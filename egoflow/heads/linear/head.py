@@ -4,10 +4,11 @@ One set of hooks per registry name (``hooks("linear-oscc")``); what differs betw
 """
 from __future__ import annotations
 
-from egoflow.heads.linear.data import ClipSamples, collate, run_model, window_samples
+from egoflow.features_store.conditioned import is_conditioned
+from egoflow.heads.linear.data import ClipSamples, collate, conditioned_samples, run_model, window_samples
 from egoflow.heads.linear.model import Config
 from egoflow.heads.linear.tasks import PNR, TASKS, EgoTaskQA
-from egoflow.heads.spec import Task, config_from_dict
+from egoflow.heads.spec import HeadConfigError, Task, config_from_dict
 
 # Linear probes converge in a few passes over pooled features; cosine decay to 0 as CLIP-style probes do.
 TRAIN_DEFAULTS = dict(epochs=30, batch_size=64, lr=2e-2, weight_decay=1e-4, optimizer="adamw", grad_clip=1.0,
@@ -35,20 +36,44 @@ class LinearEvaluation:
 
 def _samples(adapter, inputs, cfg: Config, path, split: str, text_set):
     sp = adapter.load(path, cfg, split)
+    if cfg.conditioned:  # the fused (video, question) features: the question is inside them
+        data = conditioned_samples(inputs.store, inputs.feature_set, sp.windows, sp.text_strings, sp.targets,
+                                   sp.path, sp.where, cfg.skip_missing, sp.keys)
+        return data, _kept_gt(sp.gt, data, cfg)
     texts = inputs.store.load_texts(text_set, sp.text_strings).pooled if cfg.text_dim else None
     data = window_samples(inputs.store, inputs.feature_set, sp.windows, sp.targets, sp.path, sp.where,
                           cfg.skip_missing, texts, sp.keys)
     if adapter is PNR:
         PNR.keyframe_targets(data)
-    gt = sp.gt
+    return data, _kept_gt(sp.gt, data, cfg)
+
+
+def _kept_gt(gt, data: ClipSamples, cfg: Config):
     if cfg.skip_missing and data.skipped_missing and gt is not None:  # score what could be predicted
         kept = {id(k) for k in data.keys}
         gt = [g for g in gt if id(g) in kept]
-    return data, gt
+    return gt
 
 
-def _text_set(adapter, inputs):
-    return inputs.text_set_or(what="the question embeddings") if adapter is EgoTaskQA else None
+def _conditioned(name: str, adapter, inputs, cfg: dict | Config | None = None) -> bool:
+    """Whether the feature set is query-conditioned (fused per (video, question)): only linear-egotaskqa reads
+    one, and a run trained on one predicts from one (and the other way round)."""
+    fused = is_conditioned(inputs.store, inputs.feature_set)
+    if fused and adapter is not EgoTaskQA:
+        raise HeadConfigError(f"{name}: feature set {inputs.feature_set!r} of {inputs.store.url} is "
+                              "query-conditioned (fused per video and query); give a plain feature set")
+    want = getattr(cfg, "conditioned", None) if not isinstance(cfg, dict) else cfg.get("conditioned")
+    if want is not None and bool(want) != fused:
+        raise HeadConfigError(f"{name}: the run reads {'a query-conditioned' if want else 'a plain'} feature set "
+                              f"(conditioned={bool(want)}) but {inputs.feature_set!r} of {inputs.store.url} is "
+                              f"{'query-conditioned' if fused else 'plain'}")
+    return fused
+
+
+def _text_set(adapter, inputs, conditioned: bool = False):
+    if adapter is not EgoTaskQA or conditioned:
+        return None
+    return inputs.text_set_or(what="the question embeddings")
 
 
 def hooks(name: str):
@@ -58,9 +83,10 @@ def hooks(name: str):
     def task(inputs, overrides: dict) -> Task:
         if isinstance(inputs.annotations, (list, tuple)):
             raise ValueError(f"{name} reads annotation files (got in-memory records)")
-        text_set = _text_set(adapter, inputs)
-        first = adapter.load(inputs.annotations, None, "train")
         d = dict(overrides)
+        d["conditioned"] = _conditioned(name, adapter, inputs, d)
+        text_set = _text_set(adapter, inputs, d["conditioned"])
+        first = adapter.load(inputs.annotations, None, "train")
         d.setdefault("video_dim", int(inputs.store.feature_set_info(inputs.feature_set)["dim"]))
         if text_set is not None:
             d.setdefault("text_dim", int(inputs.store.text_set_info(text_set)["dim"]))
@@ -82,7 +108,8 @@ def hooks(name: str):
         return Task(cfg, train, collate, val, info, setup=setup)
 
     def predictor(inputs, cfg: Config) -> LinearEvaluation:
-        data, _ = _samples(adapter, inputs, cfg, inputs.annotations, "predict", _text_set(adapter, inputs))
+        text_set = _text_set(adapter, inputs, _conditioned(name, adapter, inputs, cfg))
+        data, _ = _samples(adapter, inputs, cfg, inputs.annotations, "predict", text_set)
         return LinearEvaluation(adapter, data, None, cfg)
 
     def demo(ctx, runner) -> dict:

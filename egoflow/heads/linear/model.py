@@ -2,7 +2,10 @@
 
 One network for every clip-level task: masked mean of the clip's steps ``feats [B, T, Dv]`` (+ the question's
 pooled text embedding ``text [B, Dt]`` for QA) -> one linear classifier per output (EK-100: verb and noun). PNR
-scores every step instead (``per_step``): the keyframe is the argmax over the clip's steps.
+scores every step instead (``per_step``): the keyframe is the argmax over the clip's steps. EgoTaskQA on a
+query-conditioned set (``conditioned``): the steps are already the fused (video, question) features, no text.
+With ``hidden`` the classifier is Linear -> ReLU -> Dropout(hidden_dropout) -> Linear (``hidden=-1``: as wide as
+the output, EgoVLPv2's EgoTaskQA head ``projector_2(dropout(relu(projector_1(cls))))``).
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ class Config:
     text_dim: int = 0  # width of the question embedding (EgoTaskQA; filled from the text set); 0 = video only
     num_classes: tuple = (2,)  # classes of each output, e.g. (verbs, nouns); unused when per_step
     per_step: bool = False  # PNR: one score per step, cross-entropy over the clip's steps
-    hidden: int = 0  # 0: a linear layer (the probe); > 0: one hidden ReLU layer this wide
+    hidden: int = 0  # 0: a linear layer (the probe); > 0: one hidden ReLU layer this wide; -1: as wide as the output
     dropout: float = 0.0  # on the pooled input while training
+    hidden_dropout: float = 0.0  # after the hidden ReLU (EgoVLPv2's EgoTaskQA head: 0.2)
     normalize: bool = True  # L2-normalise video and text vectors (CLIP embeddings are compared by cosine)
     probe: str = "torch"  # "torch": trained by the loop | "lbfgs": scikit-learn L-BFGS logistic regression
     c_grid: tuple = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # lbfgs: inverse L2 strengths swept on validation
@@ -30,6 +34,7 @@ class Config:
     answers: tuple = ()  # EgoTaskQA: the answer vocabulary (class index -> string), saved with the run
     interval_fps: float = 30.0  # EgoTaskQA: frame rate of the question intervals' frame numbers
     skip_missing: bool = False  # leave out (and count) samples whose video is not in the store, not an error
+    conditioned: bool = False  # EgoTaskQA: steps are the fused (video, question) features of a query-conditioned set
 
 
 class LinearHead(nn.Module):
@@ -40,10 +45,14 @@ class LinearHead(nn.Module):
         if cfg.probe == "lbfgs" and cfg.hidden:
             raise ValueError("probe='lbfgs' fits a linear layer: set hidden=0")
         self.cfg = cfg
+        if cfg.hidden < -1 or (cfg.hidden == -1 and (cfg.per_step or len(cfg.num_classes) != 1)):
+            raise ValueError(f"hidden must be >= 0, or -1 (as wide as a single output), got {cfg.hidden}")
         in_dim = cfg.video_dim + cfg.text_dim
+        hidden = cfg.num_classes[0] if cfg.hidden == -1 else cfg.hidden
         self.drop = nn.Dropout(cfg.dropout)
-        self.body = nn.Sequential(nn.Linear(in_dim, cfg.hidden), nn.ReLU()) if cfg.hidden else nn.Identity()
-        width = cfg.hidden or in_dim
+        self.body = (nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(cfg.hidden_dropout)) if hidden
+                     else nn.Identity())
+        width = hidden or in_dim
         self.outputs = nn.ModuleList(nn.Linear(width, c) for c in ((1,) if cfg.per_step else cfg.num_classes))
         # The L-BFGS probe fixes the weights; the loop then fits only this temperature (argmax and top-k unchanged).
         self.log_scale = nn.Parameter(torch.zeros(()), requires_grad=cfg.probe == "lbfgs")
