@@ -63,8 +63,9 @@ def cmd_recipes(a) -> int:
         else:
             print(json.dumps(asdict(get_recipe(a.name)), indent=1) if a.json else format_recipe(a.name))
         return 0
-    for n in list_recipes():
-        r = get_recipe(n)
-        print(f"{r.tag:28s} {'|'.join(r.verbs):34s} {r.target}")
+    rs = [get_recipe(n) for n in list_recipes()]
+    w = max(len(r.tag) for r in rs)  # one column however long a name gets
+    for r in rs:
+        print(f"{r.tag:{w}s} {'|'.join(r.verbs):34s} {r.target}")
     return 0
 
