@@ -41,7 +41,9 @@ def _egovlp(name, head, target, commands):
         checkpoint="egovlp.pth", commands=commands,
         differs=("the released egovlp.pth was not loaded here (no downloads): egovlp-base's architecture and "
                  "loader are proven at tiny size against showlab/EgoVLP@928406c (<= 6.6e-7, "
-                 "tests/test_extract_fused_egovlp.py)",)))
+                 "tests/test_extract_fused_egovlp.py)",),
+        needs={"encoder": "fused", "model": "egovlp-", "dim": 256,
+               **({"text_tokens": True, "text_dim": 256} if head == "nlq" else {})}))
 
 
 EGOVLP_NLQ = _egovlp(
@@ -80,7 +82,7 @@ EGO4D_CLIP = register(Recipe(
               "--annotations nlq_train.json --val-annotations nlq_val.json --out runs/nlq",
               "egoflow evaluate nlq --runs runs/nlq --out report/"),
     differs=("CLIP frame features are not the SlowFast/Omnivore window features: the rate matches, the numbers "
-             "are not the Ego4D baselines'",)))
+             "are not the Ego4D baselines'",), needs={"encoder": "open_clip"}))
 
 LAVITI = register(Recipe(
     name="laviti", version=1, paper="Liu, Min, Valdez, Tripathi, Contrastive Language Video Time Pre-training, 2024",
@@ -98,6 +100,7 @@ LAVITI = register(Recipe(
               "--annotations narration.json --val-annotations nlq_val.json --out runs/laviti",
               "egoflow predict laviti --run runs/laviti --store S --annotations nlq_val.json --out laviti_nlq.json",
               "egoflow evaluate nlq --pred laviti_nlq.json --gt nlq_val.json --out report/"),
-    differs=("the CLIP variant of the paper is not restated in our copy; ViT-B-32 is egoflow's choice",)))
+    differs=("the CLIP variant of the paper is not restated in our copy; ViT-B-32 is egoflow's choice",),
+    needs={"encoder": "open_clip"}))
 
 __all__ = ["EGO4D_CLIP", "EGOVLP_MQ", "EGOVLP_NLQ", "LAVITI"]
