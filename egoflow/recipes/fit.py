@@ -41,7 +41,7 @@ def misfit(needs: dict, info: dict, text_info: dict | None, text_tokens: bool | 
     if needs.get("encoder") and kind != needs["encoder"]:
         missing.append(f"{needs['encoder']} features")
     if needs.get("model") and not str(ext.get("model", "")).startswith(needs["model"]):
-        missing.append(f"a {needs['model'].rstrip('-')} model")
+        missing.append(f"the {needs['model'].rstrip('-')} model family")
     if needs.get("dim") and int(info.get("dim") or 0) != int(needs["dim"]):
         missing.append(f"width {needs['dim']}")
     if needs.get("conditioned") and not ext.get("conditioned"):
