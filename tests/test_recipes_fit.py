@@ -74,11 +74,19 @@ def test_fused_recipe_names_every_missing_property(nlq, tmp_path, capsys):
     assert f"{nlq['fs']} has synthetic-nlq features, width 64, not query-conditioned" in err
 
 
-def test_a_set_that_fits_trains(nlq, tmp_path, capsys):
+def test_a_set_that_fits_trains_and_predict_checks_the_fit_too(nlq, tmp_path, capsys):
     assert _train(nlq, tmp_path, "--recipe", "ego4d-vslnet", "--text-set", nlq["ts"], "--epochs", "1",
                   "--set", "dim=16", "--set", "num_heads=2", "--set", "conv_layers=1") == 0
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["head_config"]["mask_conv_padding"] is False and cfg["head_config"]["dim"] == 16
+    capsys.readouterr()
+    out = tmp_path / "pred.json"
+    predict = ["predict", "vslnet", "--run", str(tmp_path / "run"), "--store", nlq["store"], "--feature-set",
+               nlq["fs"], "--text-set", nlq["ts"], "--annotations", nlq["val"], "--out", str(out)]
+    assert main([*predict, "--recipe", "egovlpv2-nlq"]) == 2
+    assert "recipe egovlpv2-nlq@2 does not fit feature set synthetic-nlq" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(predict) == 0 and json.loads(out.read_text())["results"]
 
 
 def test_unknown_set_key_with_a_recipe_lists_the_keys(nlq, tmp_path, capsys):

@@ -62,7 +62,11 @@ def cmd_predict(a) -> int:
 
     spec = get_spec(a.head)
     scorer = a.scorer
-    if a.encoder == "fused":  # the fused backbone scores video-text pairs: a scorer of the zero-shot entries
+    if getattr(a, "recipe", None):
+        _check_recipe(a)
+    # the fused backbone scores video-text pairs: a scorer of the zero-shot entries (a trained head's recipe
+    # names the fused encoder its store features came from: the head still predicts from the store)
+    if a.encoder == "fused" and (spec.zero_shot or not getattr(a, "recipe", None)):
         if not spec.zero_shot:
             raise ValueError(f"--encoder fused scores clips for the zero-shot predictors "
                              f"({', '.join(zero_shot_heads())}); {a.head} predicts with a run from store features")
@@ -71,8 +75,6 @@ def cmd_predict(a) -> int:
         scorer = fused_scorer(a, lambda a: create(spec_from_args(a)))
     elif not a.store:
         raise ValueError(f"egoflow predict {a.head} needs --store")
-    if getattr(a, "recipe", None):
-        _check_recipe(a)
     options = {k: v for k, v in dict(classes=a.classes, prompt=a.prompt, split=a.split, scorer=scorer).items()
                if v is not None}
     path = predict(a.head, a.run, a.store, a.annotations, a.out, feature_set=a.feature_set, text_set=a.text_set,
