@@ -3,12 +3,12 @@
     python benchmarks/recipe_additions.py --head vslnet|vsgn|laviti [--seed S] [--quick]
 
 Rows: the recipe (ego4d-vslnet, ego4d-vsgn, laviti-paper); the recipe with each of egoflow's values switched on
-alone (the recipe's key dropped, so the head's default applies); egoflow's defaults (no recipe). The list of
-additions is ``egoflow.recipes.additions.additions(recipe)``: the difference between the recipe and the head's
-defaults, so it follows both. Every row runs at one size (``SIZE``: tiny widths where the recipe's are large) and
-one budget (``budget``: epochs, batch, lr ...). Where size or budget replace a recipe value (the recipe's 200
-epochs, 256-chunk batches or its lr, which learns nothing in a few-minute run), the table header names it and that
-addition has no row. Prints one JSON line per row and a markdown table.
+alone (the recipe's key dropped, so the head's default applies); egoflow's defaults (no recipe). The additions
+and the rows come from ``egoflow.recipes.additions`` (``additions``, ``ablation``): the difference between the
+recipe and the head's defaults, so they follow both. Every row runs at one size (``size``: tiny widths where the
+recipe's are large) and one budget (``budget``: epochs, batch, lr ...). Where size or budget replace a recipe
+value (the recipe's 200 epochs, 256-chunk batches or its lr, which learns nothing in a few-minute run), the table
+header names it and that addition has no row. Prints one JSON line per row and a markdown table.
 """
 from __future__ import annotations
 
@@ -86,36 +86,13 @@ def _laviti(tmp: Path, seed: int, quick: bool) -> dict:
 BENCH = {"vslnet": _vslnet, "vsgn": _vsgn, "laviti": _laviti}
 
 
-def rows(recipe_name: str, size: dict, budget: dict) -> list[tuple[str, dict, dict]]:
-    """(row name, head overrides, train overrides) of the recipe, recipe + each addition, egoflow defaults."""
-    from egoflow.recipes import get_recipe
-    from egoflow.recipes.additions import additions
-    r = get_recipe(recipe_name)
-    rec_head = {**r.head_overrides, **size}
-    rec_train = {**r.train, **r.train_config, **budget}
-    out = [(f"recipe {r.tag}", rec_head, rec_train)]
-    for a in additions(r):
-        if a.field in (budget if a.train else size):
-            continue  # replaced by the benchmark's size or budget in every row (replaced() names it)
-        head = {k: v for k, v in rec_head.items() if a.train or k != a.key}
-        train = {k: v for k, v in rec_train.items() if not a.train or k != a.field}
-        out.append((f"+ {a.key}={a.egoflow} (recipe {a.recipe})", head, train))
-    out.append(("egoflow defaults (no recipe)", dict(size), dict(budget)))
-    return out
-
-
-def replaced(recipe_name: str, size: dict, budget: dict) -> list[str]:
-    """The recipe's values (where they differ from egoflow's) that the benchmark's size or budget replace."""
-    from egoflow.recipes.additions import additions
-    return [f"{a.key} {a.recipe}" for a in additions(recipe_name) if a.field in (budget if a.train else size)]
-
-
 def run(head: str, seed: int = 0, quick: bool = False) -> tuple[dict, list[dict]]:
     from egoflow.heads import runner
+    from egoflow.recipes.additions import ablation
     res = []
     with tempfile.TemporaryDirectory() as tmp:
         b = BENCH[head](Path(tmp), seed, quick)
-        for i, (name, h, t) in enumerate(rows(b["recipe"], b["size"], b["budget"])):
+        for i, (name, h, t) in enumerate(ablation(b["recipe"], b["size"], b["budget"])):
             t0 = time.perf_counter()
             m = runner.train(head, b["store"], b["feature_set"], b["train"], Path(tmp) / f"run{i}",
                              val_annotations=b["val"], text_set=b["text_set"], head_overrides=h,
@@ -128,6 +105,7 @@ def run(head: str, seed: int = 0, quick: bool = False) -> tuple[dict, list[dict]
 
 
 def table(b: dict, res: list[dict], seed: int) -> str:
+    from egoflow.recipes.additions import replaced
     main = b["metrics"][0]
     base = res[0][main]
     gone = replaced(b["recipe"], b["size"], b["budget"])

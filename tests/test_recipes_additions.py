@@ -7,7 +7,15 @@ import pytest
 
 from egoflow.heads.registry import get_spec
 from egoflow.recipes import Recipe, RecipeError, get_recipe, list_recipes
-from egoflow.recipes.additions import DATA_KEYS, additions, check_head_overrides, field_comments, field_defaults
+from egoflow.recipes.additions import (
+    DATA_KEYS,
+    ablation,
+    additions,
+    check_head_overrides,
+    field_comments,
+    field_defaults,
+    replaced,
+)
 
 
 def _recipe(head: str, over: dict, train_config: dict | None = None) -> Recipe:
@@ -58,3 +66,20 @@ def test_field_comments_read_every_commented_field():
     assert set(com) == {f.name for f in dataclasses.fields(get_spec("vslnet").Config)}
     assert com["dim"] == "common model dim"
     assert field_comments(int) == {}
+
+
+def test_ablation_rows_switch_on_one_addition_each():
+    size, budget = {"dim": 32}, {"epochs": 3, "lr": 5e-3}
+    rows = ablation("ego4d-vslnet", size, budget)
+    names = [r[0] for r in rows]
+    assert names[0] == "recipe ego4d-vslnet@1" and names[-1] == "egoflow defaults (no recipe)"
+    assert replaced("ego4d-vslnet", size, budget) == ["train.epochs 200", "train.lr 0.0001"]
+    adds = [a for a in additions("ego4d-vslnet") if a.field not in ("epochs", "lr")]
+    assert len(rows) == len(adds) + 2
+    _, rec_head, rec_train = rows[0]
+    assert rec_head["mask_conv_padding"] is False and rec_head["dim"] == 32 and rec_train["lr"] == 5e-3
+    for a, (name, head, train) in zip(adds, rows[1:-1]):
+        assert name.startswith(f"+ {a.key}=")
+        assert (set(rec_train) - set(train) if a.train else set(rec_head) - set(head)) == {a.field}
+        assert (head == rec_head) if a.train else (train == rec_train)
+    assert rows[-1][1:] == (size, budget)

@@ -97,3 +97,27 @@ def additions(recipe: Recipe | str) -> list[Addition]:
         if _norm(v) != _norm(train_def.get(k)):
             out.append(Addition(f"train.{k}", v, train_def.get(k), train_com.get(k, "")))
     return out
+
+
+def replaced(recipe: Recipe | str, size: dict, budget: dict) -> list[str]:
+    """The recipe's values (where egoflow's differ) that a benchmark's ``size`` (head keys) or ``budget`` (train
+    keys) replace in every row: ``"key value"`` each."""
+    return [f"{a.key} {a.recipe}" for a in additions(recipe) if a.field in (budget if a.train else size)]
+
+
+def ablation(recipe: Recipe | str, size: dict, budget: dict) -> list[tuple[str, dict, dict]]:
+    """(row name, head overrides, train overrides): the recipe; the recipe with each addition switched on alone
+    (its key dropped, so the head's default applies); egoflow's defaults. ``size`` / ``budget`` go into every
+    row, and an addition they replace has no row of its own (``replaced``)."""
+    r = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec_head = {**r.head_overrides, **size}
+    rec_train = {**r.train, **r.train_config, **budget}
+    out = [(f"recipe {r.tag}", rec_head, rec_train)]
+    for a in additions(r):
+        if a.field in (budget if a.train else size):
+            continue
+        head = {k: v for k, v in rec_head.items() if a.train or k != a.key}
+        train = {k: v for k, v in rec_train.items() if not a.train or k != a.field}
+        out.append((f"+ {a.key}={a.egoflow} (recipe {a.recipe})", head, train))
+    out.append(("egoflow defaults (no recipe)", dict(size), dict(budget)))
+    return out
