@@ -46,7 +46,7 @@ def _vslnet(tmp: Path, seed: int, quick: bool) -> dict:
                 metrics=("R@1 IoU=0.3", "R@1 IoU=0.5", "mIoU"),
                 size=dict(dim=32, num_heads=4, conv_layers=1),
                 size_note="width 32, 4 heads, 1 conv layer (recipe: 128, 8, 4)",
-                budget=dict(epochs=4 if quick else 10, batch_size=16, lr=5e-3),
+                budget=dict(epochs=6 if quick else 25, batch_size=16, lr=5e-3),
                 data_note=f"planted NLQ, {n} videos of 2 clips cut to random lengths (3/4 train, 1/4 val)")
 
 
