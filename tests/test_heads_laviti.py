@@ -22,7 +22,7 @@ from egoflow.heads.laviti.data import (
     training_chunks,
 )
 from egoflow.heads.laviti.temporal import sample_te, sinusoidal_table
-from egoflow.heads.laviti.zeroshot import charades_scores, nlq_zero_shot, span_chunks
+from egoflow.heads.laviti.zeroshot import charades_scores, nlq_zero_shot, rank_moments, span_chunks
 
 TINY = dict(heads=2, head_dim=16, enc_layers=2, dec_layers=2, num_queries=16, num_time_embeddings=64, kernel=3,
             dropout=0.0)
@@ -46,6 +46,16 @@ def test_sample_te_interpolates_the_table():
     assert torch.allclose(got[0], table[0]) and torch.allclose(got[1], table[4])
     assert torch.allclose(got[2], 0.5 * table[0] + 0.5 * table[1])  # 0.125 * 4 = 0.5
     assert torch.allclose(got[3], table[4])  # clamped
+
+
+def test_rank_moments_nms_and_the_papers_plain_ranking():
+    """egoflow's NMS drops a window overlapping a better one (filled up at the end); nms_iou=0 ranks plainly."""
+    moments = {"start": np.array([0.0, 0.5, 10.0, 20.0]), "end": np.array([4.0, 4.0, 12.0, 22.0]),
+               "visual": np.array([[1.0, 0.0], [0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])}
+    q = np.array([1.0, 0.0])
+    assert rank_moments(moments, q, 3, 0.5) == [[0.0, 4.0], [10.0, 12.0], [20.0, 22.0]]
+    assert rank_moments(moments, q, 3, 0.0) == [[0.0, 4.0], [0.5, 4.0], [10.0, 12.0]]
+    assert rank_moments(moments, q, 4, 0.5)[-1] == [0.5, 4.0]  # suppressed, then used to fill up
 
 
 def test_model_shapes_and_padding_invariance():

@@ -67,4 +67,6 @@ def test_egotaskqa_recipe_refuses_a_plain_set(planted, tmp_path, capsys):
                "--feature-set", planted["fs"], "--text-set", planted["ts"], "--annotations",
                planted["egotaskqa_train"], "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "conditioned=True" in err[0] and repr(planted["fs"]) in err[0]
+    # the recipe's fit check (recipes/fit.py) refuses before the head's own conditioned=True check runs
+    assert rc == 2 and len(err) == 1 and f"does not fit feature set {planted['fs']}" in err[0]
+    assert "a query-conditioned set" in err[0] and "not query-conditioned" in err[0]

@@ -21,9 +21,31 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _check_recipe(a, overrides: dict | None = None) -> None:
+    """With ``--recipe``: its head overrides and the ``--set`` keys are the head's, and the feature / text set
+    fit it (``Recipe.needs``) -- one line before anything is loaded or trained."""
+    from egoflow.heads.registry import get_spec
+    from egoflow.heads.spec import open_store
+    from egoflow.recipes import get_recipe
+    from egoflow.recipes.additions import check_head_overrides, field_defaults
+    from egoflow.recipes.fit import check_fit
+
+    r = get_recipe(a.recipe)
+    check_head_overrides(r)
+    keys = field_defaults(get_spec(a.head).Config) if overrides else {}
+    bad = sorted(set(overrides or {}) - set(keys))
+    if bad:
+        raise ValueError(f"--set {', '.join(bad)}: not a config key of head {a.head} (with recipe {r.tag}); "
+                         f"its keys: {', '.join(sorted(keys))}")
+    if a.store and a.feature_set:
+        check_fit(r, open_store(a.store), a.feature_set, a.text_set)
+
+
 def cmd_train(a) -> int:
     from egoflow.heads.runner import train
 
+    if getattr(a, "recipe", None):
+        _check_recipe(a, _parse_overrides(a.set))
     train_over = {**(getattr(a, "train_config", None) or {}),  # a --recipe's settings without a flag
                   **{k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                                            device=a.device).items() if v is not None}}
@@ -40,7 +62,11 @@ def cmd_predict(a) -> int:
 
     spec = get_spec(a.head)
     scorer = a.scorer
-    if a.encoder == "fused":  # the fused backbone scores video-text pairs: a scorer of the zero-shot entries
+    if getattr(a, "recipe", None):
+        _check_recipe(a)
+    # the fused backbone scores video-text pairs: a scorer of the zero-shot entries (a trained head's recipe
+    # names the fused encoder its store features came from: the head still predicts from the store)
+    if a.encoder == "fused" and (spec.zero_shot or not getattr(a, "recipe", None)):
         if not spec.zero_shot:
             raise ValueError(f"--encoder fused scores clips for the zero-shot predictors "
                              f"({', '.join(zero_shot_heads())}); {a.head} predicts with a run from store features")

@@ -295,6 +295,10 @@ class FeatureStore:
     def text_set_info(self, text_set: str) -> dict:
         return self.texts.info(text_set)
 
+    def text_set_has_tokens(self, text_set: str) -> bool | None:
+        """Whether ``text_set`` holds token sequences (not only pooled vectors); None while it is empty."""
+        return self.texts.has_tokens(text_set)
+
     def write_texts(self, text_set: str, strings: list[str], pooled: np.ndarray, tokens: np.ndarray | None = None,
                     lengths: np.ndarray | None = None, config: dict | None = None) -> int:
         """Add embeddings of ``strings`` to ``text_set``; strings already present are skipped. Returns #added."""

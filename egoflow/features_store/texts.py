@@ -111,6 +111,13 @@ class TextSets:
         self._index.pop(text_set, None)
         return len(keep)
 
+    def has_tokens(self, text_set: str) -> bool | None:
+        """Whether the set's strings were stored with token sequences (None: no complete part yet)."""
+        ts = self._text_set(text_set)
+        parts = [ts[p] for p in sorted(ts.group_keys())]
+        done = [p for p in parts if p.attrs.get("complete") is True]
+        return None if not done else all("tokens" in p for p in done)
+
     def lookup(self, text_set: str) -> dict[bytes, tuple[str, int]]:
         """key -> (part name, row) over complete parts; cached per store object."""
         if text_set in self._index:

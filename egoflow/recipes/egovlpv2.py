@@ -37,7 +37,7 @@ VSGN_REFERENCE_HEAD, VSGN_REFERENCE_TRAIN = vsgn_head.REFERENCE_HEAD, vsgn_head.
 
 
 def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, train, commands, differs,
-            version=1, train_config=None):
+            version=1, train_config=None, needs=None):
     cfg_file = "EgoNLQ/configs/nlq.json" if frames == 4 else "EgoVLPv2/configs/eval/mq.json"
     rate = Setting("windows per second", "not stated", "1.87 (fps = 1.87; dur * 1.87 * F frames per clip)",
                    f"{V2}:EgoNLQ/utils/data_gen.py", "1.87")
@@ -54,9 +54,10 @@ def _nlq_mq(name, frames, feature, target, extra, enc, opts, head, overrides, tr
                  "frame_rule": "start-end-decord", "window_rate": 1.87, **enc},
         options={"fps": round(1.87 * frames, 4), "stride": frames, **opts},
         head=head, head_overrides=overrides, train=train, train_config=train_config or {}, checkpoint="EgoVLPv2.pth",
-        commands=commands, differs=differs))
+        commands=commands, differs=differs, needs=needs or {}))
 
 
+FUSED_V2 = {"encoder": "fused", "model": "egovlpv2-"}  # features of the fused EgoVLPv2 backbone
 NLQ = _nlq_mq(
     "egovlpv2-nlq", 4,
     Setting("video feature", "query-conditioned fused video CLS", "fused forward: norm(video tokens)[:, 0], 768-d, "
@@ -89,7 +90,8 @@ NLQ = _nlq_mq(
      "the same fused features per (clip, query) and trains from the store",
      "inputs must be the Ego4D clip files: the reference's windows start at the clip start"),
     version=2, train_config={"optimizer": "adamw-hf", "no_decay_norm_bias": True, "schedule": "linear",
-                             "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0})
+                             "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0},
+    needs={**FUSED_V2, "dim": 768, "conditioned": True, "text_tokens": True, "text_dim": 768})
 
 MQ = _nlq_mq(
     "egovlpv2-mq", 16,
@@ -110,7 +112,7 @@ MQ = _nlq_mq(
      "the reference grid-searches batch, lr, StepLR step and gamma (144 runs) and keeps the best val mAP: "
      "egoflow.heads.grid.grid_search with vsgn.head.EGOVLPV2_GRID; a single train run uses egoflow's defaults "
      "for those four",),
-    version=2, train_config=dict(VSGN_REFERENCE_TRAIN))
+    version=2, train_config=dict(VSGN_REFERENCE_TRAIN), needs={**FUSED_V2, "dim": 4096})
 
 EGOMCQ = register(Recipe(
     name="egovlpv2-egomcq", version=1, paper=PAPER,
@@ -200,6 +202,7 @@ QFVS = register(Recipe(
     differs=("the reference crops at random when extracting (RandomResizedCrop) and reads JPGs made with moviepy "
              "at a rate its code does not give; egoflow decodes at 1 fps and crops the centre square: with the "
              "reference's crop fixed there, the same frames make the same windows and the pixels differ by "
-             "0.024 (normalised units, JPEG q95 and PIL's bicubic; tests/test_extract_reference.py)",)))
+             "0.024 (normalised units, JPEG q95 and PIL's bicubic; tests/test_extract_reference.py)",),
+    needs=dict(FUSED_V2)))
 
 __all__ = ["CHARADES", "EGOMCQ", "EK100", "MQ", "NLQ", "QFVS"]

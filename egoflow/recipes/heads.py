@@ -36,13 +36,14 @@ def _settings(head: str, over: dict, train: dict, source: str, from_paper: bool)
 
 
 def _head_recipe(name: str, head: str, paper: str, target: str, over: dict, train: dict, source: str,
-                 differs: tuple[str, ...], commands: tuple[str, ...], from_paper: bool = False) -> Recipe:
+                 differs: tuple[str, ...], commands: tuple[str, ...], from_paper: bool = False,
+                 needs: dict | None = None, version: int = 1) -> Recipe:
     return register(Recipe(
-        name=name, version=1, paper=paper, target=target, verbs=("train",),
+        name=name, version=version, paper=paper, target=target, verbs=("train",),
         settings=_settings(head, over, train, source, from_paper), head=head, head_overrides=dict(over),
         train={k: v for k, v in train.items() if k in CLI_TRAIN},
         train_config={k: v for k, v in train.items() if k not in CLI_TRAIN},
-        commands=commands, differs=differs))
+        commands=commands, differs=differs, needs=needs or {}))
 
 
 EGO4D_VSLNET = _head_recipe(
@@ -53,7 +54,8 @@ EGO4D_VSLNET = _head_recipe(
     ("its text side is a frozen BERT's token features: use a text set made by the same text model",
      "forward, loss and one optimiser step equal the baseline at tiny size (tests/test_heads_vslnet_reference.py)"),
     ("egoflow train vslnet --recipe ego4d-vslnet --store S --feature-set F --text-set T --annotations "
-     "nlq_train.json --val-annotations nlq_val.json --out runs/vslnet-ego4d",))
+     "nlq_train.json --val-annotations nlq_val.json --out runs/vslnet-ego4d",),
+    needs={"text_tokens": True})  # the baseline reads a text encoder's token sequence (its query encoder)
 
 EGO4D_VSGN = _head_recipe(
     "ego4d-vsgn", "vsgn", "Ego4D MQ baseline (VSGN with xGPN)",
@@ -72,12 +74,12 @@ EGOVLPV2_QFVS_HEAD = _head_recipe(
     ("needs a query-conditioned set with each query's prompt and both concept prompts (extract --recipe "
      "egovlpv2-qfvs --queries ...)", "fp32 (the reference trains with CUDA mixed precision)"),
     ("egoflow train summarizer --recipe egovlpv2-qfvs-head --store S --feature-set F --annotations QFVS/ "
-     "--out runs/qfvs",))
+     "--out runs/qfvs",), needs={"conditioned": True})
 
 LAVITI_HEAD = _head_recipe(
-    "laviti-paper", "laviti", "LAVITI (paper's matcher and schedule)",
+    "laviti-paper", "laviti", "LAVITI (paper's matcher, plain ranking and schedule)",
     "none measured here (no public code)", laviti_head.PAPER_HEAD, laviti_head.PAPER_TRAIN, NOT_FOUND,
     ("no public code: the paper column is the paper's values as issue 21 quotes them; lr and weight decay are "
      "egoflow's (not given in what we read)",),
     ("egoflow train laviti --recipe laviti-paper --store S --feature-set F --text-set T --annotations "
-     "narration.json --out runs/laviti",), from_paper=True)
+     "narration.json --out runs/laviti",), from_paper=True, version=2)  # 2: egoflow's NMS off

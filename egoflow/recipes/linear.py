@@ -36,7 +36,8 @@ EGOVLPV2_EGOTASKQA = _head_recipe(
      "direct/train_qas.json --val-annotations direct/val_qas.json --out runs/taskqa",
      "egoflow predict linear-egotaskqa --run runs/taskqa --store S --annotations direct/test_qas.json "
      "--out taskqa_test.json",
-     "egoflow evaluate egotaskqa --pred taskqa_test.json --gt direct/test_qas.json --out report/"))
+     "egoflow evaluate egotaskqa --pred taskqa_test.json --gt direct/test_qas.json --out report/"),
+    needs={"encoder": "fused", "model": "egovlpv2-", "conditioned": True})
 
 EGOVLP_OSCC = _head_recipe(
     "egovlp-oscc", "linear-oscc", "EgoVLP OSCC head (configs/ft/oscc.json)",

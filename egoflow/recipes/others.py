@@ -41,7 +41,9 @@ def _egovlp(name, head, target, commands):
         checkpoint="egovlp.pth", commands=commands,
         differs=("the released egovlp.pth was not loaded here (no downloads): egovlp-base's architecture and "
                  "loader are proven at tiny size against showlab/EgoVLP@928406c (<= 6.6e-7, "
-                 "tests/test_extract_fused_egovlp.py)",)))
+                 "tests/test_extract_fused_egovlp.py)",),
+        needs={"encoder": "fused", "model": "egovlp-", "dim": 256,
+               **({"text_tokens": True, "text_dim": 256} if head == "nlq" else {})}))
 
 
 EGOVLP_NLQ = _egovlp(
@@ -85,7 +87,7 @@ EGO4D_CLIP = register(Recipe(
              "use); egoflow's frame 16k + 8 lies inside Ego4D's window k (frames 16k .. 16k + 31, its last window "
              "back-padded to end with the video); egoflow has one feature more when the frame count n has n % 16 "
              "= 0 or > 8 (recorded from facebookresearch/Ego4d@a44f40b ego4d/features, "
-             "tests/test_extract_reference.py)")))
+             "tests/test_extract_reference.py)"), needs={"encoder": "open_clip"}))
 
 LAVITI = register(Recipe(
     name="laviti", version=1, paper="Liu, Min, Valdez, Tripathi, Contrastive Language Video Time Pre-training, 2024",
@@ -104,6 +106,7 @@ LAVITI = register(Recipe(
               "egoflow predict laviti --run runs/laviti --store S --annotations nlq_val.json --out laviti_nlq.json",
               "egoflow evaluate nlq --pred laviti_nlq.json --gt nlq_val.json --out report/"),
     differs=("the CLIP variant of the paper is not restated in our copy; ViT-B-32 is egoflow's choice",
-             "no loader-parity test: without public code there is no reference sampler to record")))
+             "no loader-parity test: without public code there is no reference sampler to record"),
+    needs={"encoder": "open_clip"}))
 
 __all__ = ["EGO4D_CLIP", "EGOVLP_MQ", "EGOVLP_NLQ", "LAVITI"]

@@ -26,6 +26,8 @@ def format_recipe(name: str, width: int = 38) -> str:
     if r.head_overrides or r.train or r.train_config:
         lines += ["", f"head overrides: {json.dumps(r.head_overrides)}   train: "
                   f"{json.dumps({**r.train, **r.train_config})}"]
+    if r.needs:
+        lines += ["", f"fits feature / text sets with: {json.dumps(r.needs)} (checked by train / predict)"]
     if r.differs:
         lines += ["", "still differs:"] + [f"  - {d}" for d in r.differs]
     lines += ["", "end to end:"] + [f"  {c}" for c in r.commands]

@@ -45,6 +45,8 @@ class Recipe:
     checkpoint: str = ""  # the released checkpoint file the reference loads
     commands: tuple[str, ...] = ()  # end to end: extract -> encode text -> train/predict -> evaluate
     differs: tuple[str, ...] = ()  # what egoflow still does differently, and why
+    # what the feature / text set of train and predict must be (egoflow.recipes.fit.NEEDS_KEYS); {}: no check
+    needs: dict = field(default_factory=dict)
 
     @property
     def tag(self) -> str:

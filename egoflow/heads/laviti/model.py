@@ -53,7 +53,7 @@ class Config:
     max_temperature: float = 100.0  # clamp of t, as in CLIP, against logit blow-up
     loss_weights: tuple = (1.0, 1.0, 1.0)  # weights of the (visual-text, start-TE, end-TE) sigmoid losses
     top_k: int = 5  # moments returned per NLQ query
-    nms_iou: float = 0.5  # temporal NMS among a query's ranked moments (duplicate queries predict one moment)
+    nms_iou: float = 0.5  # egoflow option: temporal NMS among a query's ranked moments at this IoU (0: off, the paper)
     matcher: str = "learned"  # Hungarian cost: "paper" (sigmoid of plain cosines) | "learned" (of SigLIP logits)
 
     @property

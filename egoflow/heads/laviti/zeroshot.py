@@ -56,14 +56,16 @@ def rank_moments(moments: dict, query: np.ndarray, top_k: int, nms_iou: float) -
 
     Greedy temporal NMS at ``nms_iou`` drops windows overlapping a better one (several queries often predict
     the same moment); if fewer than ``top_k`` survive, suppressed windows fill up in rank order. Two
-    zero-length windows at one time are the same moment (IoU 1).
+    zero-length windows at one time are the same moment (IoU 1). ``nms_iou <= 0``: no NMS (the paper's plain
+    ranking).
     """
     scores = moments["visual"] @ unit(query)
     order = np.argsort(-scores, kind="stable")
     wins = np.stack([moments["start"], moments["end"]], 1)[order]
     kept, rest = [], []
     for w in wins:
-        if len(kept) < top_k and (not kept or temporal_iou(w, np.array(kept), empty=1.0).max() < nms_iou):
+        if len(kept) < top_k and (nms_iou <= 0 or not kept
+                                  or temporal_iou(w, np.array(kept), empty=1.0).max() < nms_iou):
             kept.append(w)
         elif len(rest) < top_k:
             rest.append(w)
