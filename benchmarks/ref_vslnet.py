@@ -191,8 +191,8 @@ class ReferenceVSLNet:
         self.model.train()
         # results[i][j]: IoU (0.3, 0.5, 0.01)[i], R@(1, 3, 5)[j], in percent (display_results scaled the array
         # in place; mIoU, a scalar, stays a fraction)
-        return {"R@1 IoU=0.3": results[0][0] / 100, "R@1 IoU=0.5": results[1][0] / 100,
-                "R@5 IoU=0.3": results[0][2] / 100, "mIoU": float(miou)}
+        return {"R@1 IoU=0.3": float(results[0][0]) / 100, "R@1 IoU=0.5": float(results[1][0]) / 100,
+                "R@5 IoU=0.3": float(results[0][2]) / 100, "mIoU": float(miou)}
 
     def epoch(self, epoch: int) -> dict:
         """main.py's epoch ``epoch`` (0-based): returns train_s (steps only), eval_s, metrics of its last eval."""
