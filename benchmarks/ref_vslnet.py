@@ -5,8 +5,8 @@ never copied into this repository. What runs is the reference's own code: utils/
 its clip features and jsons from Ego4D-format files, utils/data_gen.py builds its dataset, utils/data_loader.py
 its loaders and collate, model/VSLNet.py its model, optimiser groups and linear schedule, utils/runner_utils.py
 its masks and eval_test with utils/evaluate_ego4d_nlq.py. Only main.py's loop body is written out here (main()
-cannot be stopped between epochs); it does what main.py does per step, evaluates at main.py's eval_period (twice
-an epoch) and saves the best checkpoint as main.py does.
+cannot be stopped between epochs); it does what main.py does per step, evaluates at main.py's eval_period (every
+steps_per_epoch // 2 global steps and at each epoch's end) and saves the best checkpoint as main.py does.
 
 Shims (outside the reference tree, all in this file):
 - BERT: ``--predictor bert`` runs a frozen bert-base-uncased (weights: not available offline) on every batch.
