@@ -58,3 +58,9 @@ def test_time_to_metric_counts_training_and_evaluation_until_the_first_epoch_tha
     assert bench.time_to(rows, "m", 0.3) == pytest.approx(5.0)
     assert bench.time_to(rows, "m", 0.05) == pytest.approx(2.5)
     assert bench.time_to(rows, "m", 0.31) is None
+
+
+def test_speed_ratio_pairs_each_egoflow_epoch_with_the_reference_epoch_next_to_it(bench):
+    ref = [{"train_s": 4.0}, {"train_s": 30.0}, {"train_s": 6.0}]
+    ego = [{"train_s": 2.0}, {"train_s": 10.0}, {"train_s": 4.0}]
+    assert bench.paired(ref, ego, lambda r: r["train_s"]) == pytest.approx(2.0)  # ratios 2, 3, 1.5
