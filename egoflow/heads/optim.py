@@ -23,26 +23,35 @@ class AdamWHF(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter with a gradient: a handful of foreach kernels per group instead of
+        eight small ops per parameter (the same element-wise arithmetic, so the same numbers)."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1.0 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1.0 - b2)
-                t = state["step"]
-                step_size = group["lr"] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
-                if group["weight_decay"] > 0.0:
-                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+            m = [self.state[p]["exp_avg"] for p in params]
+            v = [self.state[p]["exp_avg_sq"] for p in params]
+            torch._foreach_mul_(m, b1)
+            torch._foreach_add_(m, grads, alpha=1.0 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1.0 - b2)
+            steps = [self.state[p]["step"] for p in params]
+            sizes = [-group["lr"] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t) for t in steps]
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_addcdiv_(params, m, denom, sizes)
+            if group["weight_decay"] > 0.0:
+                torch._foreach_add_(params, params, alpha=-group["lr"] * group["weight_decay"])
         return loss
 
 
