@@ -16,11 +16,11 @@ def fused_rows(small, out, model: str, pretrained: str, device: str, seed: int, 
     out = Path(out)
     dev = "cpu" if device == "auto" else device
     res = fused_nlq(small.data, out, model=model, pretrained=pretrained, quick=quick, device=dev, seed=seed,
-                    steps=20 if quick else 150)
+                    steps=40 if quick else 150)
     tag = f"clip-fused-{model}"
     rows = {}
     for stage in ("untuned", "tuned"):
-        r = {"benchmark": "nlq", "metrics": {}, **res[stage]}
+        r = {"benchmark": "nlq", "metrics": res["tuning"] if stage == "tuned" else {}, **res[stage]}
         rows[f"fused {tag}, {stage} fusion: zero-shot NLQ (VTM of query-conditioned features)"] = \
             {"nlq": report("nlq", r)}
     pred = out / "egomcq_pred.json"
