@@ -227,7 +227,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
 
         _say("[7/7] every recipe's quick form (tiny model of its family, random init, 1-2 epochs) ...")
         with stage("recipes (quick forms)"):
-            rows, bad = recipe_rows(cli, ctx_for, small, out / "recipes", device, seed, report, _logged)
+            rows, bad = recipe_rows(cli, ctx_for, small, out / "recipes", device, seed, report, _logged, quick)
         results.update(rows)
         failed += bad
     if results:

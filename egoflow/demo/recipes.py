@@ -93,8 +93,9 @@ class RecipeRunner:
     head widths stand for what a user gives on the command line, ``apply`` fills the rest from the recipe; the
     recipe's feature widths (video_dim, text_dim: its full-size model's) come from the tiny model's store."""
 
-    def __init__(self, runner, recipe, form, seed: int, device: str):
+    def __init__(self, runner, recipe, form, seed: int, device: str, epochs: int = 0):
         self.runner, self.recipe, self.form, self.seed, self.device = runner, recipe, form, seed, device
+        self.epochs = epochs or form.epochs  # 1 in `egoflow demo --quick` (tests)
         self.applied: dict = {}
 
     def __getattr__(self, name):
@@ -104,9 +105,9 @@ class RecipeRunner:
               **kw):
         mine = {**(head_overrides or {}), **self.form.head_overrides}
         sets = [f"{k}={json.dumps(v)}" for k, v in mine.items() if not isinstance(v, tuple)]
-        argv = ["train", name, "--epochs", str(self.form.epochs), *(x for s in sets for x in ("--set", s))]
+        argv = ["train", name, "--epochs", str(self.epochs), *(x for s in sets for x in ("--set", s))]
         a = argparse.Namespace(command="train", head=name, recipe=self.recipe.name, set=sets,
-                               epochs=self.form.epochs, lr=None, batch_size=None)
+                               epochs=self.epochs, lr=None, batch_size=None)
         apply(a, argv)
         over = {k: json.loads(v) for k, v in (s.split("=", 1) for s in a.set)}
         over = {k: v for k, v in over.items() if k in mine or k not in DATA_DIMS}
@@ -186,7 +187,8 @@ def _zero_shot(cli, r, qf, small, out: Path, device) -> dict:
     return {"benchmark": bench, "metrics": {}, "predictions": str(pred), "gt": str(ann[qf.head])}
 
 
-def recipe_rows(cli, ctx_for, small: SmallData, out, device: str, seed: int, report, logged) -> tuple[dict, list]:
+def recipe_rows(cli, ctx_for, small: SmallData, out, device: str, seed: int, report, logged,
+                quick: bool = False) -> tuple[dict, list]:
     """``{row label: {benchmark: metrics}}`` of every registered recipe's quick form, and the failed ones.
 
     ``ctx_for(out_dir, store=None, feature_set=None, text_set=None, data=None)``: a demo context (the demo's own
@@ -214,7 +216,8 @@ def recipe_rows(cli, ctx_for, small: SmallData, out, device: str, seed: int, rep
                     res = _zero_shot(cli, r, qf, small, out / name, dev)
                 else:
                     kw = _sets(cli, r, qf, small, store, queries, dev, sets, i)
-                    res = get_spec(qf.head).demo(ctx_for(out / name, **kw), RecipeRunner(runner, r, qf, seed, device))
+                    run = RecipeRunner(runner, r, qf, seed, device, 1 if quick else 0)
+                    res = get_spec(qf.head).demo(ctx_for(out / name, **kw), run)
                 rows[qf.label] = {res["benchmark"]: report(qf.label, res)}
         except Exception:  # noqa: BLE001 - report the recipe, then fail the demo
             print(f"      {name}: FAILED, see {out / name / 'demo.log'}\n{traceback.format_exc()}", flush=True)
