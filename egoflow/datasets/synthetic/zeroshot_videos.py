@@ -21,19 +21,19 @@ def _segments(ds, uids) -> list:
 
 
 def write_video_egomcq(ds, uids: list[str], path, concepts, seed: int = 0) -> Path:
-    """``egomcq.json``: one inter-video item (the query's segment among 4 of other concepts, any video) and one
-    intra-video item (every other segment of its own video) per segment of ``uids``; answer index random,
-    deterministic in ``seed``."""
+    """``egomcq.json``: one inter-video item (the query's segment among 4 segments of other videos, any of the
+    dataset's, and other concepts) and one intra-video item (every other segment of its own video) per segment of
+    ``uids``; answer index random, deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
     by_name = {c.name: c for c in concepts}
-    segs = _segments(ds, uids)
+    segs, pool = _segments(ds, uids), _segments(ds, sorted(ds.segments))
 
     def clip(u, s):
         return {"video_uid": u, "clip_start": round(s.start, 3), "clip_end": round(s.end, 3), "clip_text": ""}
 
     items = {}
     for u, s in segs:
-        others = [x for x in segs if x[1].concept != s.concept]
+        others = [x for x in pool if x[1].concept != s.concept and x[0] != u]
         inter = [others[j] for j in rng.choice(len(others), 4, replace=False)] if len(others) >= 4 else []
         intra = [x for x in segs if x[0] == u and x[1] is not s]
         for kind, cands in ((1, inter), (2, intra)):
