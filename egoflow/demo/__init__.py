@@ -173,7 +173,7 @@ def run_demo(out: str | Path = "demo_out", pretrained: str = "none", model: str 
              f"{BANNER}")
     _say("[1/7] generating synthetic videos and Ego4D-format annotations ...")
     with stage("generate videos"):
-        ds = make_dataset(out / "videos", num_videos=3 if quick else 4, duration_s=40 if quick else 100, seed=seed) \
+        ds = make_dataset(out / "videos", num_videos=3 if quick else 5, duration_s=40 if quick else 80, seed=seed) \
             if "heads" in parts else None
         small = make_small(out / "small", seed, quick) if {"fused", "recipes"} & set(parts) else None
     _say(f"      {len(ds.videos) if ds else 0} videos in {out / 'videos'}, {len(small.data.videos) if small else 0} "
