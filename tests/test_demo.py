@@ -37,6 +37,12 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         verbs.add(qf.verb)
         assert list(row) == [get_spec(qf.head).benchmark]
     assert verbs == {"train", "predict"}
+    # the recipe reached the run as `egoflow train vslnet --recipe egovlpv2-nlq` puts it (recipes.apply), at the
+    # tiny model's widths: its optimiser and head options, the feature widths of the tiny store, 1 epoch (--quick)
+    cfg = json.loads((tmp_path / "demo" / "recipes" / "egovlpv2-nlq" / "config.json").read_text())
+    head, tr = cfg["head_config"], cfg["train_config"]
+    assert (head["conditioned"], head["mask_conv_padding"], head["max_pos_len"]) == (True, False, 256)
+    assert head["video_dim"] != 768 and (tr["optimizer"], tr["epochs"], tr["lr"]) == ("adamw-hf", 1, 0.001)
     report = (tmp_path / "demo" / "report" / "report.md").read_text()
     for bench in ("nlq", "mq", "qfvs", "charades", "egomcq", "ek100-mir"):
         assert bench.upper() in report.upper()
