@@ -4,12 +4,11 @@ generated videos + Ego4D-format annotations -> clip-fused model (frozen CLIP, ra
 given) -> light fusion tuning on the train videos' narrated windows -> query-conditioned extraction of the val
 videos with their NLQ queries (lower layers once per window) -> zero-shot NLQ from the stored per-window VTM
 P(match) -> official-format predictions -> `egoflow evaluate`'s NLQ metrics, untuned vs tuned fusion.
-A trained NLQ head (VSLNet on the conditioned set) is the lead's step after merge; this shows the data path.
+`egoflow demo` puts its rows (and the fused scorer's zero-shot EgoMCQ) into the one demo report (egoflow.demo.fused).
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -71,43 +70,39 @@ def _training_pairs(enc, data, uids, fps):
     return video, ids, mask, torch.tensor(labels)
 
 
-def run_fused_demo(out="demo_fused", model: str = "egoflow-tiny-ViT", pretrained: str = "none", quick: bool = False,
-                   device: str = "cpu", seed: int = 0) -> dict:
-    from egoflow.datasets.synthetic.videos import make_dataset
-    from egoflow.evaluate.benchmarks import get_benchmark
+def fused_nlq(data, out, model: str = "egoflow-tiny-ViT", pretrained: str = "none", quick: bool = False,
+              device: str = "cpu", seed: int = 0, steps: int = 0) -> dict:
+    """The fused path on ``data`` (``videos.make_dataset``): untuned and tuned fusion, each a query-conditioned
+    extraction of the val videos and zero-shot NLQ predictions from its VTM scores.
+
+    Returns ``{"untuned"|"tuned": {"predictions": path, "gt": path}, "tuning": {...}, "encoder": the tuned
+    FusedEncoder}``; scoring is the caller's (`egoflow evaluate`'s code)."""
     from egoflow.extract.fused.encoder import FusedEncoder, FusedEncoderConfig
     from egoflow.extract.fused.tune import TuneConfig, save_fusion, tune_fusion
     from egoflow.extract.pipeline import ExtractConfig
     from egoflow.extract.query import extract_conditioned
     from egoflow.features_store import FeatureStore
-    from egoflow.features_store.conditioned import (
-        read_conditioned,
-        read_conditioned_scores,
-    )
+    from egoflow.features_store.conditioned import read_conditioned, read_conditioned_scores
 
-    t0 = time.perf_counter()
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     F, fps = 4, 2.0
-    data = make_dataset(out / "data", num_videos=2 if quick else 8, duration_s=20 if quick else 100, seed=seed,
-                        fps=10, size=(80, 64) if quick else (160, 120))
     queries, clip_of = _query_map(data.annotations["nlq_val"])
     enc = FusedEncoder(FusedEncoderConfig(f"clip-fused-{model}", pretrained, num_frames=F, precision="fp32",
                                           device=device))
     store = FeatureStore(str(out / "store.zarr"))
-    results = {}
+    results: dict = {"encoder": enc}
     for stage in ("untuned", "tuned"):
         if stage == "tuned":
-            print("tuning the fusion on the train videos' narrated windows ...", flush=True)
             pairs = _training_pairs(enc, data, data.splits["train"], fps)
-            hist = tune_fusion(enc.model, *pairs, cfg=TuneConfig(steps=20 if quick else 300, batch=16, lr=2e-3,
-                                                                 seed=seed))
+            hist = tune_fusion(enc.model, *pairs, cfg=TuneConfig(steps=steps or (20 if quick else 300), batch=16,
+                                                                 lr=2e-3, seed=seed))
             save_fusion(enc.model, out / "fusion.pt")
             results["tuning"] = {"pairs": len(pairs[0]), "vtm_loss_first": hist[0]["vtm"],
                                  "vtm_loss_last": hist[-1]["vtm"]}
         uids = data.splits["val"]
         _, name = extract_conditioned([str(data.videos[u]) for u in uids], store, enc, queries,
-                                            ExtractConfig(fps=fps), feature_set=f"conditioned-{stage}",
-                                            progress=False)
+                                      ExtractConfig(fps=fps), feature_set=f"conditioned-{stage}", progress=False)
         preds = []
         for u in uids:
             clip_uid, ann_uid, qs = clip_of[u]
@@ -118,19 +113,5 @@ def run_fused_demo(out="demo_fused", model: str = "egoflow-tiny-ViT", pretrained
                               "predicted_times": _ground(vf.times, s, F / fps / 2)})
         pred_path = out / f"nlq_{stage}.json"
         pred_path.write_text(json.dumps({"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": preds}))
-        m = get_benchmark("nlq").evaluate(str(data.annotations["nlq_val"]), str(pred_path))
-        results[stage] = {k: v for k, v in m.items() if isinstance(v, (int, float))}
-        print(f"{stage}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[stage].items()
-                                       if isinstance(v, float)), flush=True)
-    results["seconds"] = time.perf_counter() - t0
-    (out / "report.json").write_text(json.dumps(results, indent=1))
-    cols = [k for k in results["tuned"] if not k.startswith("num_")]
-    note = (f"{results['tuned'].get('num_queries', 0)} val queries; fusion tuned on "
-            f"{results['tuning']['pairs']} narrated windows of the train videos.")
-    lines = ["# egoflow fused demo (zero-shot NLQ from VTM scores of query-conditioned features)", "", note, "",
-             "| fusion | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for stage in ("untuned", "tuned"):
-        lines.append(f"| {stage} | " + " | ".join(f"{results[stage].get(k, float('nan')):.3f}" for k in cols) + " |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    print(f"report: {out / 'report.md'}", flush=True)
+        results[stage] = {"predictions": str(pred_path), "gt": str(data.annotations["nlq_val"])}
     return results

@@ -131,13 +131,18 @@ def test_encode_text_with_fused_encoder(setup, tmp_path):
 
 
 def test_fused_demo_quick(tmp_path, one_thread):
-    """egoflow demo --fused --quick: generated videos -> tuning -> conditioned extraction -> zero-shot NLQ."""
+    """egoflow demo --fused --quick: only the demo's fused part (generated videos -> tuning -> conditioned
+    extraction -> zero-shot NLQ; the fused scorer's zero-shot EgoMCQ), into the demo's one report format."""
     assert main(["demo", "--fused", "--quick", "--out", str(tmp_path / "d")]) == 0
-    r = json.loads((tmp_path / "d" / "report.json").read_text())
-    assert r["untuned"]["num_evaluated"] == r["tuned"]["num_evaluated"] > 0
-    assert r["tuning"]["vtm_loss_last"] < r["tuning"]["vtm_loss_first"]
-    assert (tmp_path / "d" / "report.md").read_text().count("|") > 10
-    assert (tmp_path / "d" / "fusion.pt").is_file()
+    r = json.loads((tmp_path / "d" / "demo_summary.json").read_text())["results"]
+    assert r and all(k.startswith("fused ") for k in r)  # no head or recipe rows
+    nlq = {k.split(", ")[1].split(" ")[0]: v["nlq"] for k, v in r.items() if "nlq" in v}
+    assert nlq["untuned"]["num_evaluated"] == nlq["tuned"]["num_evaluated"] > 0
+    assert nlq["tuned"]["vtm_loss_last"] < nlq["tuned"]["vtm_loss_first"]
+    assert [v["egomcq"]["num_missing"] for v in r.values() if "egomcq" in v] == [0]
+    md = (tmp_path / "d" / "report" / "report.md").read_text()
+    assert "## nlq" in md and "## egomcq" in md
+    assert (tmp_path / "d" / "fused" / "fusion.pt").is_file()
 
 
 def test_predict_charades_whole_videos_with_the_fused_scorer(setup, tmp_path):

@@ -134,16 +134,10 @@ def cmd_encode_text(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    if a.fused:
-        from egoflow.fused_demo import run_fused_demo
+    from egoflow.demo import PARTS, run_demo
 
-        model = "egoflow-tiny-ViT" if a.model == "ViT-B-32" else a.model  # CPU-sized unless asked otherwise
-        run_fused_demo(a.out, model=model, pretrained=a.pretrained, quick=a.quick,
-                       device="cpu" if a.device == "auto" else a.device)
-        return 0
-    from egoflow.demo import run_demo
-
-    return run_demo(a.out, pretrained=a.pretrained, model=a.model, quick=a.quick, device=a.device)
+    return run_demo(a.out, pretrained=a.pretrained, model=a.model, quick=a.quick, device=a.device,
+                    parts=("fused",) if a.fused else PARTS, cli=main)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default="none", help="weights for the demo encoder (default: random init)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="tiny model and short videos (seconds, for tests)")
-    p.add_argument("--fused", action="store_true", help="the fused path instead: clip-fused (tiny open_clip "
-                   "unless --model), fusion tuning, query-conditioned extraction, zero-shot NLQ, report")
+    p.add_argument("--fused", action="store_true", help="only the demo's fused part: clip-fused (tiny open_clip "
+                   "unless --model), fusion tuning, query-conditioned extraction, zero-shot NLQ and EgoMCQ, report")
     p.set_defaults(func=cmd_demo)
 
     register_evaluate(sub)
