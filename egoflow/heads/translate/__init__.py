@@ -13,9 +13,11 @@ head                   benchmark       what
 
 See docs/heads_translate.md.
 """
+from functools import partial
+
 from egoflow.heads.spec import HeadSpec
 from egoflow.heads.translate import classify, head, mcq
-from egoflow.heads.translate.demo import demo
+from egoflow.heads.translate.demo import demo, finetune_demo
 from egoflow.heads.translate.model import Config, build
 
 _COMMON = dict(Config=Config, build=build, warmup_fraction=head.WARMUP_FRACTION)
@@ -26,11 +28,13 @@ SPEC = HeadSpec(name="translate", benchmark="captions", description="VideoTransl
 CHARADES = HeadSpec(name="translate-charades", benchmark="charades", description="VideoTranslate CharadesEgo: "
                     "class-name ranking or linear layer (mAP)", task=classify.charades_task,
                     predictor=classify.charades_predictor, train_defaults=classify.TRAIN_DEFAULTS,
-                    options=("init", "classes", "prompt", "fusion"), loads=("translate",), **_COMMON)
+                    options=("init", "classes", "prompt", "fusion"), loads=("translate",),
+                    demo=partial(finetune_demo, "translate-charades"), **_COMMON)
 EK100 = HeadSpec(name="translate-ek100", benchmark="ek100-ar", description="VideoTranslate EK-100 verb/noun/"
                  "action: class-name ranking or linear layers (top-1/5)", task=classify.ek100_task,
                  predictor=classify.ek100_predictor, train_defaults=classify.TRAIN_DEFAULTS,
-                 options=("init", "prompt", "fusion"), loads=("translate",), **_COMMON)
+                 options=("init", "prompt", "fusion"), loads=("translate",),
+                 demo=partial(finetune_demo, "translate-ek100"), **_COMMON)
 EGOMCQ = HeadSpec(name="translate-egomcq", benchmark="egomcq", description="VideoTranslate EgoMCQ: candidate clips "
                   "ranked by the query's likelihood (predict only)", task=mcq.task, predictor=mcq.predictor,
                   loads=("translate", "translate-charades", "translate-ek100"), **_COMMON)

@@ -45,3 +45,27 @@ def demo(ctx, runner) -> dict:
         metrics["zero-shot charades mAP"] = zs["mAP"]
     return {"benchmark": "captions", "metrics": metrics, "predictions": str(out / "predictions.json"),
             "gt": str(val_path), "note": NOTE}
+
+
+def finetune_demo(name: str, ctx, runner) -> dict:
+    """Demo step of ``translate-charades`` / ``translate-ek100``: a tiny random-init T5 fine-tuned from scratch on
+    the demo's CharadesEgo split (the concepts as classes) or the EK-100 files the linear heads' demo derives
+    from the MQ moments, scored by class-name ranking on the held-out split."""
+    from egoflow.datasets.ego4d import load_nlq
+    from egoflow.datasets.synthetic.linear import files_from_mq
+
+    out = Path(ctx.out_dir)
+    print(f"{name}: {NOTE}", flush=True)
+    tr = dict(epochs=2 if ctx.quick else 6, batch_size=16, lr=3e-3, seed=ctx.seed, device=ctx.device,
+              progress=not ctx.quick)
+    if name == "translate-charades":
+        train, val, opts, bench = ctx.charades_train, ctx.charades_val, {"classes": str(ctx.charades_classes)}, \
+            "charades"
+    else:
+        questions = sorted({q.query for q in load_nlq(ctx.nlq_train)})[:4]
+        files = files_from_mq(ctx.mq_train, ctx.mq_val, questions, out / "data")
+        train, val, opts, bench = files["ek100_train"], files["ek100_val"], {}, "ek100-ar"
+    metrics = runner.train(name, ctx.store, ctx.feature_set, train, out, val_annotations=val, head_overrides=TINY,
+                           train_overrides=tr, **opts)
+    return {"benchmark": bench, "metrics": metrics, "predictions": str(out / "predictions.json"), "gt": str(val),
+            "note": NOTE}
