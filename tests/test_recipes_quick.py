@@ -34,6 +34,13 @@ def test_derivation_by_family_verbs_and_head():
     assert (mcq.verb, mcq.head, mcq.extract) == ("predict", "egomcq", False)
     head_only = quick_form(get_recipe("ego4d-vsgn"))  # a head recipe: the demo's own features
     assert (head_only.model, head_only.extract) == ("", False)
+    # a head recipe that needs query-conditioned fused features: the tiny model of the family it needs extracts
+    # the demo videos per question (a plain set would be refused by the recipe's fit check)
+    qa = quick_form(get_recipe("egovlpv2-egotaskqa"))
+    assert (qa.model, qa.extract, qa.queries, qa.encode_text) == ("egovlpv2-tiny", True, True, False)
+    assert qa.extract_key(get_recipe("egovlpv2-egotaskqa")) != nlq.extract_key(get_recipe("egovlpv2-nlq"))
+    # a paper network size (t5-large) gives way to the demo step's tiny widths
+    assert quick_form(get_recipe("videotranslate-paper")).head_overrides == {"size": ""}
 
 
 def test_a_recipe_without_a_quick_form_is_refused():

@@ -20,7 +20,7 @@ from egoflow.datasets.synthetic.videos import CONCEPTS, make_dataset
 from egoflow.datasets.synthetic.zeroshot_videos import write_video_egomcq, write_video_mir
 from egoflow.recipes import get_recipe, list_recipes
 from egoflow.recipes.apply import apply
-from egoflow.recipes.quick import DATA_DIMS, quick_form
+from egoflow.recipes.quick import DATA_DIMS, QUESTION_HEADS, quick_form
 
 SPECIALS_WORDPIECE = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TINY_VOCAB = 320  # egovlpv2-tiny's vocab_size (egoflow.extract.fused.config)
@@ -161,12 +161,27 @@ def _clip_files(small: SmallData, out: Path) -> list[str]:
     return files
 
 
+def _question_files(small: SmallData, out: Path) -> list[str]:
+    """The EgoTaskQA files the linear demo step writes over the small videos (the same function and inputs, so
+    the same questions): the --queries of a per-(video, question) extraction."""
+    from egoflow.heads.linear.demo import demo_files
+
+    a = small.data.annotations
+    files = demo_files(a["nlq_train"], a["moments_train"], a["moments_val"], out)
+    return [str(files["egotaskqa_train"]), str(files["egotaskqa_val"])]
+
+
 def _extract(cli, r, qf, small, store, name, queries_path, device) -> None:
     vids = [str(p) for p in small.data.videos.values()]
-    if qf.queries:
+    q = []
+    if qf.queries and qf.head in QUESTION_HEADS:  # whole videos, one fused feature set per question
+        q = [x for f in _question_files(small, Path(queries_path).parent / "qa") for x in ("--queries", f)]
+    elif qf.queries:  # NLQ: the clips, one per query
         vids = _clip_files(small, Path(queries_path).parent / "clips")
-    q = ["--queries", str(queries_path)] if qf.queries else []
-    _run(cli, ["extract", *vids, "--store", store, "--recipe", r.name, "--model", qf.model, *_tok(small, qf.model),
+        q = ["--queries", str(queries_path)]
+    # a head recipe (train only) names the encoder it needs, not extraction settings: the family's fused default
+    how = ["--recipe", r.name] if "extract" in r.verbs else ["--encoder", r.needs.get("encoder", "fused")]
+    _run(cli, ["extract", *vids, "--store", store, *how, "--model", qf.model, *_tok(small, qf.model),
                "--feature-set", name, "--quiet", "--device", device, *q])
 
 

@@ -23,11 +23,17 @@ TINY_MODEL = {"egovlpv2-": "egovlpv2-tiny", "egovlp-": "egovlp-tiny", "clip-fuse
               "open_clip": "egoflow-tiny-ViT"}
 # Trained heads run their own demo step (tiny widths, the demo's data) with the recipe applied on top; these widths
 # are the recipe values a demo step does not shrink itself (head -> overrides over the recipe's).
-TINY_EXTRA = {"summarizer": {"ffn_dim": 32}}
+# A paper recipe's named network size (VideoTranslate's size=t5-large) is dropped so the demo step's tiny widths
+# stand: the quick form prints that it differs from the recipe there.
+TINY_EXTRA = {"summarizer": {"ffn_dim": 32}, "translate": {"size": ""}, "translate-charades": {"size": ""},
+              "translate-ek100": {"size": ""}}
 # heads whose demo step trains on the demo videos' feature store: an encoder recipe extracts those videos with its
 # tiny model first (the other heads' demo steps generate their own features)
 VIDEO_HEADS = ("vslnet", "vsgn", "laviti")
 TEXT_HEADS = ("vslnet", "laviti")  # ... and of those, the heads that read a text set
+# heads that read a query-conditioned set per (video, question): a recipe that needs one (Recipe.needs) extracts
+# the demo videos with the tiny model of the family it needs and the demo step's questions as --queries
+QUESTION_HEADS = ("linear-egotaskqa",)
 # zero-shot predictors scored on the demo videos by the fused scorer (`egoflow predict HEAD --encoder fused`)
 ZERO_SHOT = ("egomcq", "charades", "ek100-mir")
 DATA_DIMS = ("video_dim", "text_dim")  # head values that describe the features: taken from the tiny model's store
@@ -50,7 +56,8 @@ class QuickForm:
         """Recipes with equal keys share one extraction: the encoder settings that change the video features."""
         enc = {k: v for k, v in r.encoder.items() if k not in ("model", "text_tokens")}
         opts = {k: v for k, v in r.options.items() if k in ("fps", "stride")}
-        return (self.model, self.queries, tuple(sorted(enc.items())), tuple(sorted(opts.items())))
+        # conditioned sets differ by what the head's queries are (NLQ clips and queries, EgoTaskQA questions)
+        return (self.model, self.queries and self.head, tuple(sorted(enc.items())), tuple(sorted(opts.items())))
 
     def text_key(self, r: Recipe) -> tuple:
         """Recipes with equal keys share one text set."""
@@ -73,13 +80,16 @@ def quick_form(r: Recipe) -> QuickForm:
     from egoflow.heads.registry import get_spec, list_heads
 
     head = _head(r)
-    model = TINY_MODEL[_family(r.encoder["model"])] if r.encoder.get("model") else ""
+    needed = r.encoder.get("model") or r.needs.get("model", "")  # the recipe's encoder, else the one it needs
+    model = TINY_MODEL[_family(needed)] if needed else ""
     label = f"{r.tag} (quick form, random init, not comparable to the paper's {r.target})"
     if head in ZERO_SHOT and "predict" in r.verbs and r.encoder.get("kind") == "fused":
         return QuickForm(r.tag, "predict", head, model, False, False, False, 0, label=label)
     if "train" not in r.verbs or head not in list_heads() or get_spec(head).demo is None:
         raise RecipeError(f"recipe {r.tag} has no quick form: it trains no head with a demo step and is no "
                           f"fused zero-shot predictor (head {head or '(none)'!r}; see egoflow.recipes.quick)")
-    extract = bool(model) and "extract" in r.verbs and head in VIDEO_HEADS
-    return QuickForm(r.tag, "train", head, model, extract, extract and head in TEXT_HEADS,
-                     extract and bool(r.head_overrides.get("conditioned")), 2, dict(TINY_EXTRA.get(head, {})), label)
+    questions = head in QUESTION_HEADS and bool(r.needs.get("conditioned")) and bool(model)
+    extract = questions or (bool(model) and "extract" in r.verbs and head in VIDEO_HEADS)
+    conditioned = bool(r.head_overrides.get("conditioned") or r.needs.get("conditioned"))
+    return QuickForm(r.tag, "train", head, model, extract, extract and head in TEXT_HEADS, extract and conditioned,
+                     2, dict(TINY_EXTRA.get(head, {})), label)
