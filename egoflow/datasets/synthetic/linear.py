@@ -213,4 +213,7 @@ def files_from_mq(mq_train, mq_val, questions: list[str], out_dir, window_s: flo
             paths[f"{key}_{split}"] = p
     for kind in ("verb", "noun"):
         _csv(out / "ek100" / f"EPIC_100_{kind}_classes.csv", ["id", "key"], [[i, n] for i, n in enumerate(labels)])
+    # EgoTaskQA ships its answer vocabulary over every split (answer_set.txt beside the QA files): a val answer
+    # that no training question has stays a class instead of an error
+    (out / "egotaskqa" / "direct" / "answer_set.txt").write_text("\n".join(labels) + "\n")
     return paths
