@@ -61,7 +61,7 @@ def planted_nlq(tmp: Path, quick: bool, video_dim: int | None = None, num_videos
     return store, data
 
 
-def egoflow_side(store, data, out: Path, epochs: int, between=None, seed: int = 0) -> dict:
+def egoflow_side(store, data, out: Path, epochs: int, between=None, seed: int = 0, lr: float | None = None) -> dict:
     """`egoflow train vslnet --recipe ego4d-vslnet` for ``epochs``: per-epoch train_s (steps), eval_s, metrics.
 
     ``between(epoch)`` runs after each epoch's evaluation (the reference's epoch) and is not counted.
@@ -87,6 +87,8 @@ def egoflow_side(store, data, out: Path, epochs: int, between=None, seed: int = 
         return real_fit(model, criterion, train_set, collate, tcfg, evaluate=timed, **kw)
 
     train = {**BASELINE_TRAIN, "epochs": epochs, "seed": seed, "progress": False, "device": "cpu"}
+    if lr is not None:  # the same on both sides (run_vslnet)
+        train["lr"] = lr
     with mock.patch.object(runner, "fit", fit):
         final = runner.train("vslnet", store, data.feature_set, data.train, out, val_annotations=data.val,
                              text_set=data.text_set, head_overrides=dict(BASELINE_HEAD), train_overrides=train)
@@ -143,7 +145,8 @@ def _summary(side: list[dict]) -> dict:
             "epoch_s": statistics.median([a + b for a, b in zip(tr, ev)]), "total_s": sum(tr) + sum(ev)}
 
 
-def run_vslnet(ref_dir: Path, tmp: Path, quick: bool, epochs: int, video_dim=None, num_videos=None) -> dict:
+def run_vslnet(ref_dir: Path, tmp: Path, quick: bool, epochs: int, video_dim=None, num_videos=None,
+               lr: float | None = None) -> dict:
     sys.path.insert(0, str(HERE))
     from ref_vslnet import ReferenceVSLNet  # noqa: E402  (benchmarks/ sibling, imports the reference tree)
 
@@ -159,8 +162,9 @@ def run_vslnet(ref_dir: Path, tmp: Path, quick: bool, epochs: int, video_dim=Non
     # the text set's tokens as egoflow's loader keeps them (valid tokens, float16)
     tokens = {s: np.asarray(tf.tokens[i, :max(1, min(int(tf.lengths[i]), BASELINE_HEAD["max_pos_len"]))],
                             dtype=np.float16) for i, s in enumerate(strings)}
+    train = {**BASELINE_TRAIN, **({"lr": lr} if lr is not None else {})}
     ref = ReferenceVSLNet(ref_dir, tmp / "ref", nlq_json, feats, tokens, int(data.video_dim), epochs,
-                          BASELINE_HEAD, BASELINE_TRAIN)
+                          BASELINE_HEAD, train)
     del feats
     ref_rows: list[dict] = []
 
@@ -169,11 +173,11 @@ def run_vslnet(ref_dir: Path, tmp: Path, quick: bool, epochs: int, video_dim=Non
         print(f"reference epoch {epoch}: {ref_rows[-1]} (load {os.getloadavg()[0]:.1f})", flush=True)
 
     ref_first = _Swapped(ref_epoch)
-    ego = egoflow_side(store, data, tmp / "egoflow", epochs, between=ref_first)
+    ego = egoflow_side(store, data, tmp / "egoflow", epochs, between=ref_first, lr=lr)
     ref_final = {k: ref_rows[-1][k] for k in METRICS}
     r, e = _summary(ref_rows), _summary(ego["epochs"])
     return {"head": "vslnet", "num_train": len(data.train), "num_val": len(data.val), "video_dim": data.video_dim,
-            "epochs": epochs, "reference": {**r, "final": ref_final, "per_epoch": ref_rows},
+            "epochs": epochs, "lr": train["lr"], "reference": {**r, "final": ref_final, "per_epoch": ref_rows},
             "egoflow": {**e, "final": {k: ego["epochs"][-1][k] for k in METRICS}, "best_epoch": ego["best_epoch"],
                         "per_epoch": ego["epochs"]},
             # each epoch of egoflow is paired with the reference's epoch run right after it (same load): the
@@ -187,7 +191,8 @@ def run_vslnet(ref_dir: Path, tmp: Path, quick: bool, epochs: int, video_dim=Non
 
 def _print(res: dict) -> None:
     r, e = res["reference"], res["egoflow"]
-    print(f"\n{res['head']}: {res['num_train']} train / {res['num_val']} val queries, {res['epochs']} epochs")
+    print(f"\n{res['head']}: {res['num_train']} train / {res['num_val']} val queries, {res['epochs']} epochs, "
+          f"lr {res['lr']:g} (both sides)")
     print("epoch  ref train_s  ref eval_s  egoflow train_s  egoflow eval_s  ref R@1@0.3  egoflow R@1@0.3")
     for a, b in zip(r["per_epoch"], e["per_epoch"]):
         print(f"{a['epoch']:5d}  {a['train_s']:11.2f}  {a['eval_s']:10.2f}  {b['train_s']:15.2f}  "
@@ -210,13 +215,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="12 small videos, 64-dim features, 2 epochs")
     ap.add_argument("--video-dim", type=int, default=None)
     ap.add_argument("--videos", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="peak lr of both sides (default: the baseline's "
+                    f"{BASELINE_TRAIN['lr']:g}; the planted set needs more to be learned in a few epochs)")
     ap.add_argument("--out", default="bench_out/train_vs_reference.json")
     a = ap.parse_args(argv)
     ref_dir = check_reference(a.reference_dir, a.head)
     epochs = a.epochs or SIZES[a.quick]["epochs"]
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        res = run_vslnet(ref_dir, Path(tmp), a.quick, epochs, a.video_dim, a.videos)
+        res = run_vslnet(ref_dir, Path(tmp), a.quick, epochs, a.video_dim, a.videos, a.lr)
     res.update(load_before=load0, load_after=os.getloadavg(), torch_threads=torch.get_num_threads(),
                cpu_count=os.cpu_count(), torch=torch.__version__)
     _print(res)
