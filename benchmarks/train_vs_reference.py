@@ -1,7 +1,7 @@
 """Training speed and accuracy of egoflow's heads against the public reference code, on the same planted features.
 
     python benchmarks/train_vs_reference.py --reference-dir /tmp/ref/episodic-memory [--head vslnet] [--epochs N]
-        [--quick] [--out bench_out/train_vs_reference.json]
+        [--lr LR] [--quick] [--out bench_out/train_vs_reference.json]
 
 The reference is EGO4D/episodic-memory (NLQ/VSLNet: the Ego4D NLQ baseline), extracted outside this repository:
     git clone https://github.com/EGO4D/episodic-memory /tmp/ref/episodic-memory   (or `git archive` of a mirror)

@@ -40,6 +40,17 @@ def test_egoflow_side_measures_every_epoch_and_runs_the_other_side_between(bench
     assert (tmp_path / "run" / "predictions.json").is_file()  # what `egoflow train` writes
 
 
+def test_lr_option_sets_egoflow_sides_lr_and_leaves_the_rest_of_the_recipe(bench, tmp_path):
+    import json
+
+    store, data = bench.planted_nlq(tmp_path, quick=True, num_videos=4)
+    bench.egoflow_side(store, data, tmp_path / "run", epochs=1, lr=5e-3)
+    tc = json.loads((tmp_path / "run" / "config.json").read_text())["train_config"]
+    assert tc["lr"] == 5e-3
+    assert {k: tc[k] for k in ("optimizer", "schedule", "batch_size")} == \
+        {k: bench.BASELINE_TRAIN[k] for k in ("optimizer", "schedule", "batch_size")}
+
+
 def test_the_reference_side_draws_from_its_own_random_state(bench):
     torch.manual_seed(3)
     alone = [torch.rand(2) for _ in range(3)]
