@@ -5,6 +5,7 @@ reports for the released checkpoints (the paper's tables give the same values)."
 from __future__ import annotations
 
 from egoflow.heads.vsgn import head as vsgn_head
+from egoflow.heads.vslnet.head import DROPOUT_DIFFERS
 from egoflow.recipes.spec import NOT_FOUND, Recipe, Setting, register
 
 V2 = "facebookresearch/EgoVLPv2@550c059"
@@ -88,7 +89,7 @@ NLQ = _nlq_mq(
      "egoflow evaluate nlq --pred nlq_pred.json --gt nlq_val.json --out report/"),
     ("the reference trains on frames of windows it extracts per (clip, query) in one pass; egoflow stores "
      "the same fused features per (clip, query) and trains from the store",
-     "inputs must be the Ego4D clip files: the reference's windows start at the clip start"),
+     "inputs must be the Ego4D clip files: the reference's windows start at the clip start", DROPOUT_DIFFERS),
     version=2, train_config={"optimizer": "adamw-hf", "no_decay_norm_bias": True, "schedule": "linear",
                              "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0},
     needs={**FUSED_V2, "dim": 768, "conditioned": True, "text_tokens": True, "text_dim": 768})

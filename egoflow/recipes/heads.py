@@ -53,8 +53,7 @@ EGO4D_VSLNET = _head_recipe(
     f"{EP}:NLQ/VSLNet/{{run_train.sh,options.py,model/VSLNet.py}}",
     ("its text side is a frozen BERT's token features: use a text set made by the same text model",
      "forward, loss and one optimiser step equal the baseline at tiny size (tests/test_heads_vslnet_reference.py)",
-     "dropout masks on CPU come from torch.rand (fast_dropout: nn.Dropout's keep probability and scale, ~2x "
-     "cheaper draws); --set fast_dropout=false draws nn.Dropout's own masks"),
+     vslnet_head.DROPOUT_DIFFERS),
     ("egoflow train vslnet --recipe ego4d-vslnet --store S --feature-set F --text-set T --annotations "
      "nlq_train.json --val-annotations nlq_val.json --out runs/vslnet-ego4d",),
     needs={"text_tokens": True})  # the baseline reads a text encoder's token sequence (its query encoder)

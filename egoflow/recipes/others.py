@@ -1,6 +1,7 @@
 """EgoVLP (challenge-report features), the frozen-CLIP Ego4D default and LAVITI's inputs."""
 from __future__ import annotations
 
+from egoflow.heads.vslnet.head import DROPOUT_DIFFERS
 from egoflow.recipes.spec import NOT_FOUND, Recipe, Setting, register
 
 V1 = "showlab/EgoVLP@928406c"
@@ -41,7 +42,7 @@ def _egovlp(name, head, target, commands):
         checkpoint="egovlp.pth", commands=commands,
         differs=("the released egovlp.pth was not loaded here (no downloads): egovlp-base's architecture and "
                  "loader are proven at tiny size against showlab/EgoVLP@928406c (<= 6.6e-7, "
-                 "tests/test_extract_fused_egovlp.py)",),
+                 "tests/test_extract_fused_egovlp.py)",) + ((DROPOUT_DIFFERS,) if head == "nlq" else ()),
         needs={"encoder": "fused", "model": "egovlp-", "dim": 256,
                **({"text_tokens": True, "text_dim": 256} if head == "nlq" else {})}))
 

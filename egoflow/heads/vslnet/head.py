@@ -31,6 +31,9 @@ BASELINE_HEAD = dict(predictor="transformer", dim=128, num_heads=8, kernel_size=
 BASELINE_TRAIN = dict(epochs=200, batch_size=32, lr=1e-4, optimizer="adamw-hf", weight_decay=0.01,
                       no_decay_norm_bias=True, schedule="linear", warmup_steps=0, grad_clip=1.0)
 METRIC = "R@1 IoU=0.3"
+# what every VSLNet recipe says of Config.fast_dropout (on: the same masks in distribution, drawn ~2x cheaper)
+DROPOUT_DIFFERS = ("dropout masks on CPU come from torch.rand (fast_dropout: nn.Dropout's keep probability and "
+                   "scale, ~2x cheaper draws); --set fast_dropout=false draws nn.Dropout's own masks")
 
 
 def _queries(annotations, split: str) -> tuple[list[NLQQuery], str | None]:
