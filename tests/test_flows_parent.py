@@ -134,8 +134,10 @@ def test_parent_flow_survives_a_killed_worker(cluster, tmp_path):
     for i, u in enumerate(uids):
         make_video(tmp_path / f"{u}.mp4", [(0, 2, "red kettle")], fps=30, size=(96, 72), seed=i)
     (tmp_path / "list.txt").write_text("\n".join(f"{u}.mp4" for u in uids) + "\n")
-    w0, w1 = _worker(env, tmp, "w0"), _worker(env, tmp, "w1")
-    procs += [w0, w1]
+    # w0 alone first: w1 starts once w0 runs a shard, so w0 always holds one from its first video (with both
+    # started together, a slow-starting w0 could find w1 done with a shard and nothing left to lose)
+    w0, w1 = _worker(env, tmp, "w0"), None
+    procs.append(w0)
     store = str(tmp_path / "s.zarr")
     parent = _start([sys.executable, "-m", "egoflow.cli", "extract", str(tmp_path / "list.txt"), "--store", store,
                      "--submit", "egoflow-extract/extract", "--shards", "2", "--stall-s", "40", *TINY], env,
@@ -143,8 +145,12 @@ def test_parent_flow_survives_a_killed_worker(cluster, tmp_path):
     procs.append(parent)
     fset = "clip-egoflow-tiny-ViT-none-2fps"
     killed = False
-    deadline = time.time() + 300
+    start = time.time()
+    deadline = start + 300
     while parent.poll() is None and time.time() < deadline:
+        if w1 is None and (_busy(w0) or time.time() - start > 120):  # 120 s: never wait forever for w0
+            w1 = _worker(env, tmp, "w1")
+            procs.append(w1)
         done = len(FeatureStore(store, mode="r").videos(fset)) if Path(store, fset).exists() else 0
         # two shards of 6: with fewer than 6 videos complete in all, w0's shard still has work left when it is
         # lost (killing it later could find its shard already finished, and nothing would stall)
