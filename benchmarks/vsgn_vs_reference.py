@@ -9,14 +9,18 @@ benchmarks/ref_vsgn.py (its opts, dataset, model; Train.py's epoch on the CPU). 
 lr, weight decay 1e-4, step decay) on the same clips, 1.875 features/s, 928 steps, the baseline's default sizes.
 Epochs alternate in one process (egoflow, reference, ...), each side on its own random state. Printed: per-epoch
 seconds of each (training steps; its own per-epoch validation: egoflow scores mAP, the reference computes its
-validation loss), the ratios, and egoflow's mAP per epoch. The reference's mAP needs its Infer.py and the
-pandas evaluation: not run here.
+validation loss), the ratios, both sides' validation mAP per epoch (the reference's from its own Infer.py +
+Eval.py after each epoch, timed apart: `pip install pandas` for it, or `--no-reference-map` to time training
+only), and how long egoflow takes to reach the reference's final mAP.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.util
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -30,10 +34,11 @@ from egoflow.datasets.synthetic.mq import make_synthetic_mq
 from egoflow.features_store import FeatureStore
 from egoflow.heads import runner
 from egoflow.heads.vsgn.head import REFERENCE_HEAD, REFERENCE_TRAIN, TRAIN_DEFAULTS
+from egoflow.heads.vsgn.reference import load_reference_state_dict
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from train_vs_reference import _summary, _Swapped, paired  # noqa: E402  (benchmarks/ sibling)
+from train_vs_reference import _summary, _Swapped, paired, time_to  # noqa: E402  (benchmarks/ sibling)
 
 FPS = 1.875  # the Ego4D MQ features' rate (SlowFast/Omnivore windows of 32 frames, stride 16, 30 fps)
 
@@ -45,6 +50,14 @@ def check_reference(ref_dir) -> Path:
               "extract it there, e.g. `git clone https://github.com/EGO4D/episodic-memory`", file=sys.stderr)
         raise SystemExit(2)
     return path
+
+
+def check_pandas(with_map: bool) -> None:
+    """The reference's evaluation (Infer.py, Evaluation/ego4d) is written on pandas: refuse before training."""
+    if with_map and importlib.util.find_spec("pandas") is None:
+        print("vsgn_vs_reference: the reference's mAP (its Infer.py + Eval.py) needs pandas: `pip install pandas`, "
+              "or --no-reference-map to time training only", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def planted(tmp: Path, videos: int, dim: int, batch: int):
@@ -75,7 +88,7 @@ def egoflow_side(store, d, train, val, out: Path, epochs: int, batch: int, lr: f
             rows.append({"epoch": len(rows) + 1, "train_s": t1 - clock["t"], "eval_s": t2 - t1,
                          "mAP": metrics["mAP"]})
             print(f"egoflow epoch {len(rows)}: {rows[-1]}", flush=True)
-            between(len(rows))
+            between(len(rows), m, evaluate)
             clock["t"] = time.perf_counter()
             return metrics
 
@@ -89,6 +102,28 @@ def egoflow_side(store, d, train, val, out: Path, epochs: int, batch: int, lr: f
     return rows
 
 
+def reach(ref_rows: list[dict], ego: list[dict]) -> dict:
+    """Seconds each side needs to show the reference's final mAP: egoflow's train + own mAP per epoch; the
+    reference's training steps + its Infer.py/Eval.py per epoch (what a user runs to see a number)."""
+    target = ref_rows[-1]["mAP"]
+    ref_timed = [{"train_s": r["train_s"], "eval_s": r["map_s"], "mAP": r["mAP"]} for r in ref_rows]
+    return {"egoflow_s_to_reference_final_map": time_to(ego, "mAP", target),
+            "reference_s_to_final_map": time_to(ref_timed, "mAP", target),
+            "reference_map_s_per_epoch": statistics.median(r["map_s"] for r in ref_rows)}
+
+
+def score_reference_weights(ref, model, evaluate) -> float | None:
+    """The reference's current weights in a copy of egoflow's model, scored by egoflow's decoding + mAP: the two
+    sides' mAPs differ by training *and* by post-processing (Infer.py's hard NMS before Soft-NMS); this keeps the
+    training and changes only the post-processing. None if the two class orders differ (ids would not match)."""
+    classes = json.loads(Path(ref.opt["moment_classes"]).read_text())
+    if classes != {"Background": 0, **{name: i + 1 for i, name in enumerate(model.cfg.labels)}}:
+        return None
+    scratch = copy.deepcopy(model)
+    load_reference_state_dict(scratch, ref.model.state_dict())
+    return float(evaluate(scratch)["mAP"])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference-dir", required=True, help="an EGO4D/episodic-memory checkout (outside the repo)")
@@ -97,9 +132,12 @@ def main(argv=None) -> int:
     ap.add_argument("--video-dim", type=int, default=256, help="feature width (the baseline's: 2304)")
     ap.add_argument("--batch-size", type=int, default=4, help="both sides (the baseline's: 32)")
     ap.add_argument("--lr", type=float, default=5e-5, help="both sides (the baseline's default)")
+    ap.add_argument("--no-reference-map", action="store_true", help="skip the reference's Infer.py + Eval.py")
     ap.add_argument("--out", default="bench_out/vsgn_vs_reference.json")
     a = ap.parse_args(argv)
     ref_dir = check_reference(a.reference_dir)
+    with_map = not a.no_reference_map
+    check_pandas(with_map)
     from ref_vsgn import ReferenceVSGN  # noqa: E402  (imports the reference tree's modules when built)
 
     load0 = os.getloadavg()
@@ -113,8 +151,9 @@ def main(argv=None) -> int:
                                  batch_size=a.batch_size, train_lr=a.lr, use_xGPN=True))
         ref_rows: list[dict] = []
 
-        def ref_epoch(epoch: int) -> None:
-            ref_rows.append({"epoch": epoch, **ref.epoch(epoch - 1)})
+        def ref_epoch(epoch: int, model, evaluate) -> None:
+            ref_rows.append({"epoch": epoch, **ref.epoch(epoch - 1, with_map)})
+            ref_rows[-1]["mAP_egoflow_scoring"] = score_reference_weights(ref, model, evaluate)
             print(f"reference epoch {epoch}: {ref_rows[-1]}", flush=True)
 
         ego = egoflow_side(store, d, train, val, tmp / "egoflow", a.epochs, a.batch_size, a.lr, _Swapped(ref_epoch))
@@ -124,6 +163,7 @@ def main(argv=None) -> int:
            "egoflow": {**e, "per_epoch": ego},
            "speedup_train_steps": paired(ref_rows, ego, lambda x: x["train_s"]),
            "speedup_epoch": paired(ref_rows, ego, lambda x: x["train_s"] + x["eval_s"]),
+           **(reach(ref_rows, ego) if with_map else {}),
            "load_before": load0, "load_after": os.getloadavg(), "torch_threads": torch.get_num_threads()}
     print(f"\nvsgn: {len(train)} train / {len(val)} val clips of 900 steps, {a.video_dim}-dim, batch {a.batch_size}, "
           f"lr {a.lr:g}, {a.epochs} epochs")
@@ -132,6 +172,15 @@ def main(argv=None) -> int:
     print(f"egoflow faster (median of epoch-by-epoch ratios): x{res['speedup_epoch']:.2f} per epoch as each runs "
           f"it, x{res['speedup_train_steps']:.2f} on training steps; egoflow mAP by epoch "
           f"{[round(x['mAP'], 3) for x in ego]}")
+    if with_map:
+        print(f"reference mAP by epoch {[round(x['mAP'], 3) for x in ref_rows]} (Infer.py + Eval.py: median "
+              f"{statistics.median(x['map_s'] for x in ref_rows):.1f} s each, apart from its epoch time)")
+        t = res["egoflow_s_to_reference_final_map"]
+        print(f"final mAP: reference {ref_rows[-1]['mAP']:.4f}, egoflow {ego[-1]['mAP']:.4f}; egoflow reaches the "
+              f"reference's final in {'never' if t is None else f'{t:.1f} s'} (reference: "
+              f"{res['reference_s_to_final_map']:.1f} s of training + Infer/Eval per epoch)")
+        print(f"the reference's weights scored by egoflow's post-processing, by epoch "
+              f"{[None if x['mAP_egoflow_scoring'] is None else round(x['mAP_egoflow_scoring'], 3) for x in ref_rows]}")
     print(f"load average before {load0[0]:.2f}, after {res['load_after'][0]:.2f}; torch threads "
           f"{res['torch_threads']}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
