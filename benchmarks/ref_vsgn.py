@@ -15,7 +15,7 @@ Shims (outside the reference tree, all in this file):
 - ``evaluate`` is Infer.py + Eval.py's detection stage on the validation clips, on the CPU: the model's outputs go
   through Infer.py's own ``infer_v_asis`` (its NMS, one CSV per clip), Evaluation/ego4d's ``gen_detection_multicore``
   (Soft-NMS, top 200) and ``ANETdetection`` (mAP over tIoU 0.1..0.5). Their joblib pools (16 processes, one per
-  class) run with one job, as everything else here runs on one thread; ANETdetection's ``activity_idx.json`` and
+  class) run with one job, in this process, as the loaders do; ANETdetection's ``activity_idx.json`` and
   ``ap.npy`` land in the work directory, not the caller's.
 - Evaluation/ego4d/eval_detection.py casts with ``np.float``, an alias numpy 1.24 removed: its module sees a ``np``
   that has it back (``float``, what the alias always was).
@@ -151,9 +151,9 @@ class ReferenceVSGN:
         self.scheduler.step()
         row = {"train_s": t1 - t0, "eval_s": t2 - t1, "train_loss": train_loss, "val_loss": val_loss}
         if with_map:
-            t2 = time.perf_counter()  # the mAP alone, apart from the scheduler step
+            t3 = time.perf_counter()  # the mAP alone, apart from the scheduler step
             row["mAP"] = self.evaluate()
-            row["map_s"] = time.perf_counter() - t2
+            row["map_s"] = time.perf_counter() - t3
         return row
 
     def evaluate(self) -> float:

@@ -174,7 +174,7 @@ def main(argv=None) -> int:
           f"{[round(x['mAP'], 3) for x in ego]}")
     if with_map:
         print(f"reference mAP by epoch {[round(x['mAP'], 3) for x in ref_rows]} (Infer.py + Eval.py: median "
-              f"{statistics.median(x['map_s'] for x in ref_rows):.1f} s each, apart from its epoch time)")
+              f"{res['reference_map_s_per_epoch']:.1f} s each, apart from its epoch time)")
         t = res["egoflow_s_to_reference_final_map"]
         print(f"final mAP: reference {ref_rows[-1]['mAP']:.4f}, egoflow {ego[-1]['mAP']:.4f}; egoflow reaches the "
               f"reference's final in {'never' if t is None else f'{t:.1f} s'} (reference: "

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from test_heads_vsgn_reference import FIXTURE, _config  # the recorded baseline state dict and its sizes
@@ -100,7 +101,6 @@ def test_reach_counts_the_references_infer_eval_and_egoflows_own_map(bench):
 
 
 def test_numpy_shim_gives_the_removed_float_alias_back(ref):
-    import numpy as np
     shim = ref._numpy_with_float()
     assert shim.float is float and shim.cumsum is np.cumsum
     assert shim.cumsum(np.array([1, 2]), axis=0).astype(shim.float).dtype == np.float64
